@@ -1,0 +1,175 @@
+"""The gated recurrent unit, in its PyTorch/cuDNN form and in Cho et al.'s 2014 form."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from . import _cell
+from ._cell import Array, Cell, Fused
+
+_RZN = ("r", "z", "n")
+
+
+class GRUParams(NamedTuple):
+    """GRU weights, gate blocks fused on the last axis in PyTorch's order ``(r, z, n)``.
+
+    Attributes:
+      w_x: input kernel ``[I, 3H]``.
+      w_h: recurrent kernel ``[H, 3H]``.
+      b: bias ``[3H]``: PyTorch's ``b_ir + b_hr``, ``b_iz + b_hz`` and ``b_in``; the update
+        block starts at ``update_bias``.
+      b_hn: ``[H]``, the recurrent bias of the candidate, inside the reset product
+        (``reset_after=True`` only; ``None`` otherwise).
+    """
+
+    w_x: Array
+    w_h: Array
+    b: Array
+    b_hn: Array | None = None
+
+
+class GRUGates(NamedTuple):
+    """GRU gate activations of one step, each ``[*B, H]``: reset ``r``, update ``z`` (the
+    share of the old state kept) and candidate ``n``."""
+
+    r: Array
+    z: Array
+    n: Array
+
+
+def gru_update(
+    params: GRUParams, h: Array, x_proj: Array, h_proj: Array
+) -> tuple[Array, Array, GRUGates]:
+    """One GRU step (``reset_after=True``) after the recurrent matmul. See :func:`gru`."""
+    with jax.named_scope("gatedcells.gru"):
+        dtype = h.dtype
+        x = _cell.split(x_proj.astype(dtype), _RZN)
+        hh = _cell.split(h_proj.astype(dtype), _RZN)
+        r = jax.nn.sigmoid(x["r"] + hh["r"])
+        z = jax.nn.sigmoid(x["z"] + hh["z"])
+        n = jnp.tanh(x["n"] + r * (hh["n"] + _cell.along_last(params.b_hn, hh["n"])))
+        h = (1 - z) * n + z * h
+    return h, h, GRUGates(r, z, n)
+
+
+def gru_reset_before_trace(
+    dtype: Any, params: GRUParams, h: Array, x_proj: Array
+) -> tuple[Array, Array, GRUGates]:
+    """One GRU step (``reset_after=False``, Cho et al. 2014). See :func:`gru`."""
+    with jax.named_scope("gatedcells.gru"):
+        H = h.shape[-1]
+        x = _cell.split(x_proj.astype(h.dtype), _RZN)
+        w_rz, w_n = params.w_h[:, : 2 * H], params.w_h[:, 2 * H :]
+        hh = _cell.split(_cell.matmul(h, w_rz, dtype).astype(h.dtype), ("r", "z"))
+        r = jax.nn.sigmoid(x["r"] + hh["r"])
+        z = jax.nn.sigmoid(x["z"] + hh["z"])
+        n = jnp.tanh(x["n"] + _cell.matmul(r * h, w_n, dtype).astype(h.dtype))
+        h = (1 - z) * n + z * h
+    return h, h, GRUGates(r, z, n)
+
+
+def gru(
+    hidden_size: int,
+    *,
+    reset_after: bool = True,
+    update_bias: float = 1.0,
+    kernel_init: Callable = jax.nn.initializers.lecun_normal(),
+    recurrent_init: Callable = jax.nn.initializers.orthogonal(),
+    bias_init: Callable = jax.nn.initializers.zeros,
+    param_dtype: Any = jnp.float32,
+    dtype: Any = None,
+) -> Cell:
+    r"""Gated recurrent unit (Cho et al. 2014).
+
+    ``reset_after=True`` (default) is the form of PyTorch, Flax, Keras and cuDNN, the reset
+    applied after the recurrent matmul:
+
+    .. math::
+
+       r &= \sigma(x W_{xr} + h W_{hr} + b_r) \qquad z = \sigma(x W_{xz} + h W_{hz} + b_z) \\
+       n &= \tanh(x W_{xn} + b_n + r \odot (h W_{hn} + b_{hn})) \\
+       h' &= (1 - z) \odot n + z \odot h
+
+    ``reset_after=False`` is Cho et al.'s form (and Chung et al. 2014, Haiku), the reset
+    applied before it: :math:`n = \tanh(x W_{xn} + (r \odot h) W_{hn} + b_n)`.
+
+    ``z`` is the share of the old state kept, so :math:`\partial h'/\partial h` has the
+    identity path :math:`\mathrm{diag}(z)`. A positive ``update_bias`` starts the GRU
+    remembering, as the forget bias does an LSTM, but not too high: with ``z`` near 1 the
+    GRU ignores its inputs. The default, 1, keeps ``z`` at about 0.73 at init.
+
+    Parameter count: ``3*(I*H + H*H + H)``, 3x a simple RNN's, plus ``H`` for ``b_hn`` with
+    ``reset_after=True``.
+
+    Args:
+      hidden_size: size ``H`` of the hidden state.
+      reset_after: the PyTorch/cuDNN form (``True``) or Cho et al.'s (``False``).
+      update_bias: added to the update-gate bias at init, visible in ``params.b``.
+      kernel_init: initializer of each ``[I, H]`` block of ``w_x`` (default LeCun normal).
+      recurrent_init: initializer of each ``[H, H]`` block of ``w_h`` (default orthogonal).
+      bias_init: initializer of ``b`` (before the offset) and of ``b_hn`` (default zeros).
+      param_dtype: dtype of the params and of the default carry.
+      dtype: compute dtype of the matmuls (``None``: the params' dtype).
+
+    Returns:
+      A :class:`gatedcells.Cell` with :class:`GRUParams`, carry ``h [*B, H]`` and gates
+      :class:`GRUGates`.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, gatedcells as gc
+      >>> cell = gc.gru(8)
+      >>> params = cell.init(jax.random.key(0), 3)
+      >>> params.w_h.shape, params.b_hn.shape, float(params.b[8])
+      ((8, 24), (8,), 1.0)
+      >>> h, ys = gc.unroll(cell, params, jnp.ones((5, 3)))
+      >>> ys.shape, h.shape
+      ((5, 8), (8,))
+
+    References:
+      Cho et al., "Learning Phrase Representations using RNN Encoder-Decoder for Statistical
+      Machine Translation", EMNLP 2014.
+      Chung, Gulcehre, Cho & Bengio, "Empirical Evaluation of Gated Recurrent Neural
+      Networks on Sequence Modeling", 2014.
+    """
+    _cell.check_hidden_size(hidden_size)
+    H = hidden_size
+
+    def init(key: Array, input_size: int) -> GRUParams:
+        kx, kh, kb, kn = jax.random.split(key, 4)
+        return GRUParams(
+            w_x=_cell.init_blocks(kernel_init, kx, input_size, H, 3, param_dtype),
+            w_h=_cell.init_blocks(recurrent_init, kh, H, H, 3, param_dtype),
+            b=_cell.gate_biases(bias_init, kb, H, _RZN, {"z": update_bias}, param_dtype),
+            b_hn=_cell.init_param(bias_init, kn, (H,), param_dtype) if reset_after else None,
+        )
+
+    def input_size(params: GRUParams) -> int:
+        shapes = {"w_x": (None, 3 * H), "w_h": (H, 3 * H), "b": (3 * H,)}
+        if reset_after:
+            shapes["b_hn"] = (H,)
+        name = f"gru({H}, reset_after={reset_after})"
+        size = _cell.check_param_shapes(name, params, shapes)
+        if not reset_after and getattr(params, "b_hn", None) is not None:
+            raise ValueError(f"params do not belong to this {name}: b_hn must be None")
+        return size
+
+    if reset_after:
+        fused = Fused(hidden=lambda h: h, update=gru_update, dtype=dtype)
+        trace = _cell.fused_trace(fused)
+    else:
+        fused, trace = None, functools.partial(gru_reset_before_trace, dtype)
+    return Cell(
+        init=init,
+        initial_carry=_cell.zeros_carry(H, param_dtype),
+        project=functools.partial(_cell.project_affine, dtype=dtype),
+        trace=trace,
+        input_size=input_size,
+        output_size=H,
+        name=f"gru({H})" if reset_after else f"gru({H}, reset_after=False)",
+        fused=fused,
+    )

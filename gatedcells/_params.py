@@ -1,0 +1,20 @@
+"""Utilities over parameter pytrees."""
+
+from __future__ import annotations
+
+import jax
+
+from ._cell import Params
+
+
+def count_params(params: Params) -> int:
+    """The number of scalars in a params pytree (any cell, stack or model).
+
+    Examples:
+      >>> import jax, gatedcells as gc
+      >>> I, H = 3, 8
+      >>> [gc.count_params(c.init(jax.random.key(0), I)) // (I * H + H * H + H)
+      ...  for c in (gc.simple_rnn(H), gc.lstm(H), gc.lstm(H, forget_gate=False))]
+      [1, 4, 3]
+    """
+    return sum(int(leaf.size) for leaf in jax.tree.leaves(params))

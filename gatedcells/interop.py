@@ -1,0 +1,309 @@
+"""Weight converters between gatedcells and PyTorch (``nn.RNN/LSTM/GRU`` and their cells)
+or Flax linen (``LSTMCell``, ``OptimizedLSTMCell``, ``GRUCell``, ``SimpleCell``).
+
+The layouts, written once:
+
+=========================  ==========================================  =====================
+gatedcells                 PyTorch (``weight_ih_l0`` ...)              Flax linen
+=========================  ==========================================  =====================
+``w_x [I, G*H]``           ``weight_ih.T`` (same gate order)           ``i?`` kernels, concat
+``w_h [H, G*H]``           ``weight_hh.T``                             ``h?`` kernels, concat
+LSTM ``b [4H]``            ``bias_ih + bias_hh``                       ``h?`` biases
+GRU ``b [3H]``             ``bias_ih + (bias_hh[:2H], 0)``             ``i?`` biases
+GRU ``b_hn [H]``           ``bias_hh[2H:]``                            ``hn`` bias
+simple RNN ``b [H]``       ``bias_ih + bias_hh``                       ``i`` bias
+=========================  ==========================================  =====================
+
+Gate orders: LSTM ``(i, f, g, o)`` and GRU ``(r, z, n)`` in all three. Going to PyTorch, the
+summed bias goes to ``bias_ih`` and ``bias_hh`` holds zeros (and ``b_hn`` for the GRU), so a
+round trip is exact. torch and flax are imported only inside these functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._cell import Cell
+from ._gru import GRUParams, gru
+from ._lstm import LSTMParams, lstm
+from ._simple import SimpleRNNParams, simple_rnn
+from ._stack import bidirectional as _bidirectional
+from ._stack import stack
+
+__all__ = ["from_flax", "from_torch", "from_torch_state_dict", "to_flax", "to_torch"]
+
+_TORCH_MODES = ("LSTM", "GRU", "RNN_TANH", "RNN_RELU")
+
+
+def _torch_cell(
+    mode: str, hidden_size: int, *, num_layers: int = 1, bidirectional: bool = False
+) -> Cell:
+    """The gatedcells cell with the architecture of a PyTorch module of ``mode``."""
+    if mode not in _TORCH_MODES:
+        raise ValueError(f"mode must be one of {_TORCH_MODES}, got {mode!r}")
+
+    def one():
+        if mode == "LSTM":
+            return lstm(hidden_size)
+        if mode == "GRU":
+            return gru(hidden_size)
+        return simple_rnn(hidden_size, activation=jnp.tanh if mode == "RNN_TANH" else jax.nn.relu)
+
+    layers = [_bidirectional(one()) if bidirectional else one() for _ in range(num_layers)]
+    return layers[0] if num_layers == 1 else stack(*layers)
+
+
+def from_torch_state_dict(
+    state_dict: Mapping[str, Any],
+    *,
+    mode: str,
+    num_layers: int = 1,
+    bidirectional: bool = False,
+) -> tuple[Cell, Any]:
+    """Convert a PyTorch recurrent ``state_dict`` (tensors or numpy arrays) to gatedcells.
+
+    Works without torch when the values are numpy arrays (e.g. loaded from an ``.npz``).
+
+    Args:
+      state_dict: ``module.state_dict()`` of an ``nn.RNN/LSTM/GRU`` (keys ``weight_ih_l0``,
+        ...) or of an ``nn.RNNCell/LSTMCell/GRUCell`` (keys ``weight_ih``, ...).
+      mode: ``"LSTM"``, ``"GRU"``, ``"RNN_TANH"`` or ``"RNN_RELU"`` (PyTorch's ``module.mode``).
+      num_layers: PyTorch's ``num_layers``.
+      bidirectional: PyTorch's ``bidirectional``.
+
+    Returns:
+      ``(cell, params)``: a cell of the same architecture (a :func:`gatedcells.stack` of
+      :func:`gatedcells.bidirectional` layers where PyTorch has them) and its params.
+    """
+    arrays = {k: _to_numpy(v) for k, v in state_dict.items()}
+    is_cell = "weight_ih" in arrays
+    hidden = arrays["weight_hh" if is_cell else "weight_hh_l0"].shape[1]
+    if any(k.startswith("weight_hr") for k in arrays):
+        raise NotImplementedError("LSTM with proj_size > 0 is not supported yet")
+    if is_cell:
+        return _torch_cell(mode, hidden), _layer_from_torch(arrays, "", mode)
+    layers = []
+    for k in range(num_layers):
+        sfxs = [f"_l{k}", f"_l{k}_reverse"] if bidirectional else [f"_l{k}"]
+        directions = tuple(_layer_from_torch(arrays, s, mode) for s in sfxs)
+        layers.append(directions if bidirectional else directions[0])
+    params = layers[0] if num_layers == 1 else tuple(layers)
+    cell = _torch_cell(mode, hidden, num_layers=num_layers, bidirectional=bidirectional)
+    return cell, params
+
+
+def from_torch(module) -> tuple[Cell, Any]:
+    """Convert a PyTorch ``nn.RNN/LSTM/GRU`` or ``nn.RNNCell/LSTMCell/GRUCell`` to gatedcells.
+
+    Inter-layer ``dropout`` of the module is a training-time option and is not part of the
+    params; ``batch_first`` is a layout option (see ``unroll(time_major=...)``).
+
+    Returns:
+      ``(cell, params)`` that compute what ``module`` computes (to float tolerance).
+
+    Examples:
+      >>> import torch, gatedcells as gc                          # doctest: +SKIP
+      >>> cell, params = gc.interop.from_torch(torch.nn.LSTM(3, 8, num_layers=2))  # doctest: +SKIP
+    """
+    import torch
+
+    state = module.state_dict()
+    if isinstance(module, torch.nn.RNNBase):
+        if getattr(module, "proj_size", 0):
+            raise NotImplementedError("LSTM with proj_size > 0 is not supported yet")
+        return from_torch_state_dict(
+            state,
+            mode=module.mode,
+            num_layers=module.num_layers,
+            bidirectional=module.bidirectional,
+        )
+    return from_torch_state_dict(state, mode=_torch_cell_mode(module))
+
+
+def to_torch(params: Any, module):
+    """Copy gatedcells ``params`` into a PyTorch recurrent ``module`` (in place); return it.
+
+    The module fixes the architecture: ``params`` must have the structure and shapes of
+    ``from_torch(module)[1]`` (a tuple per layer, a pair per bidirectional layer).
+
+    Raises:
+      ValueError: params of another architecture or size, or non-zero biases for a module
+        built with ``bias=False``.
+    """
+    import torch
+
+    if isinstance(module, torch.nn.RNNBase):
+        if getattr(module, "proj_size", 0):
+            raise NotImplementedError("LSTM with proj_size > 0 is not supported yet")
+        mode, n, bidi = module.mode, module.num_layers, module.bidirectional
+        cell = _torch_cell(mode, module.hidden_size, num_layers=n, bidirectional=bidi)
+        cell.input_size(params)
+        layers = (params,) if n == 1 else tuple(params)
+        arrays = {}
+        for k, layer in enumerate(layers):
+            directions = (
+                zip((f"_l{k}", f"_l{k}_reverse"), layer, strict=True)
+                if bidi
+                else [(f"_l{k}", layer)]
+            )
+            for sfx, p in directions:
+                arrays.update(_layer_to_torch(p, sfx, mode, module.bias))
+    else:
+        mode = _torch_cell_mode(module)
+        _torch_cell(mode, module.hidden_size).input_size(params)
+        arrays = _layer_to_torch(params, "", mode, module.bias)
+    current = module.state_dict()
+    new = {k: torch.tensor(np.array(v), dtype=current[k].dtype) for k, v in arrays.items()}
+    module.load_state_dict(new, strict=True)
+    return module
+
+
+def _torch_cell_mode(module) -> str:
+    import torch
+
+    if isinstance(module, torch.nn.LSTMCell):
+        return "LSTM"
+    if isinstance(module, torch.nn.GRUCell):
+        return "GRU"
+    if isinstance(module, torch.nn.RNNCell):
+        return "RNN_TANH" if module.nonlinearity == "tanh" else "RNN_RELU"
+    raise TypeError(
+        "from_torch/to_torch take torch.nn.RNN/LSTM/GRU or RNNCell/LSTMCell/GRUCell, "
+        f"got {type(module).__name__}"
+    )
+
+
+def _to_numpy(value) -> np.ndarray:
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def _layer_from_torch(arrays: dict, sfx: str, mode: str):
+    w_ih, w_hh = arrays[f"weight_ih{sfx}"], arrays[f"weight_hh{sfx}"]
+    hidden = w_hh.shape[1]
+    zeros = np.zeros(w_ih.shape[0], w_ih.dtype)
+    b_ih = arrays.get(f"bias_ih{sfx}", zeros)
+    b_hh = arrays.get(f"bias_hh{sfx}", zeros)
+    w_x, w_h = jnp.asarray(w_ih.T), jnp.asarray(w_hh.T)
+    if mode == "GRU":
+        b = b_ih + np.concatenate([b_hh[: 2 * hidden], np.zeros(hidden, b_hh.dtype)])
+        return GRUParams(w_x, w_h, jnp.asarray(b), jnp.asarray(b_hh[2 * hidden :]))
+    params_type = LSTMParams if mode == "LSTM" else SimpleRNNParams
+    return params_type(w_x, w_h, jnp.asarray(b_ih + b_hh))
+
+
+def _layer_to_torch(params, sfx: str, mode: str, bias: bool) -> dict:
+    w_x, w_h, b = (np.asarray(params.w_x), np.asarray(params.w_h), np.asarray(params.b))
+    out = {f"weight_ih{sfx}": w_x.T, f"weight_hh{sfx}": w_h.T}
+    b_hh = np.zeros_like(b)
+    if mode == "GRU":
+        b_hh[2 * w_h.shape[0] :] = np.asarray(params.b_hn)
+    if bias:
+        out[f"bias_ih{sfx}"], out[f"bias_hh{sfx}"] = b, b_hh
+    elif np.any(b) or np.any(b_hh):
+        raise ValueError(
+            "params have non-zero biases, but the torch module was built with bias=False"
+        )
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Flax linen
+
+
+def from_flax(module, params: Mapping[str, Any]) -> tuple[Cell, Any]:
+    """Convert the params of a Flax linen recurrent cell to gatedcells.
+
+    Args:
+      module: the ``flax.linen`` cell instance (``LSTMCell``, ``OptimizedLSTMCell``,
+        ``GRUCell`` or ``SimpleCell``); it fixes the architecture and hidden size.
+      params: its params (``variables["params"]``, or the whole ``variables``).
+
+    Returns:
+      ``(cell, params)`` computing what ``module.apply`` computes. Flax's LSTM carry is the
+      tuple ``(c, h)``; ours is :class:`gatedcells.LSTMCarry` with the same field order.
+
+    Raises:
+      ValueError: a module with non-default activations or ``residual=True``.
+    """
+    p = params.get("params", params)
+    kind = type(module).__name__
+    _check_flax_activations(module, kind)
+
+    def cat(names, field):
+        return jnp.concatenate([p[n][field] for n in names], axis=-1)
+
+    if kind in ("LSTMCell", "OptimizedLSTMCell"):
+        cell = lstm(module.features)
+        ps = LSTMParams(
+            cat(["ii", "if", "ig", "io"], "kernel"),
+            cat(["hi", "hf", "hg", "ho"], "kernel"),
+            cat(["hi", "hf", "hg", "ho"], "bias"),
+        )
+    elif kind == "GRUCell":
+        cell = gru(module.features)
+        ps = GRUParams(
+            cat(["ir", "iz", "in"], "kernel"),
+            cat(["hr", "hz", "hn"], "kernel"),
+            cat(["ir", "iz", "in"], "bias"),
+            p["hn"]["bias"],
+        )
+    elif kind == "SimpleCell":
+        cell = simple_rnn(module.features, activation=module.activation_fn)
+        ps = SimpleRNNParams(p["i"]["kernel"], p["h"]["kernel"], p["i"]["bias"])
+    else:
+        raise TypeError(
+            "from_flax takes flax.linen LSTMCell, OptimizedLSTMCell, GRUCell or SimpleCell, "
+            f"got {kind}"
+        )
+    return cell, jax.tree.map(jnp.asarray, ps)
+
+
+def to_flax(params: Any, module) -> dict:
+    """The Flax linen ``{"params": ...}`` of ``module`` holding gatedcells ``params``.
+
+    The inverse of :func:`from_flax`, for the same module kinds. An LSTM's summed bias goes to
+    Flax's recurrent (``h?``) biases, a GRU's to its input (``i?``) biases.
+    """
+    kind = type(module).__name__
+    _check_flax_activations(module, kind)
+    H = module.features
+
+    def blocks(w, names):
+        return {n: w[..., k * H : (k + 1) * H] for k, n in enumerate(names)}
+
+    if kind in ("LSTMCell", "OptimizedLSTMCell"):
+        lstm(H).input_size(params)
+        wx = blocks(params.w_x, "ifgo")
+        wh, b = blocks(params.w_h, "ifgo"), blocks(params.b, "ifgo")
+        out = {f"i{g}": {"kernel": wx[g]} for g in "ifgo"}
+        out.update({f"h{g}": {"kernel": wh[g], "bias": b[g]} for g in "ifgo"})
+    elif kind == "GRUCell":
+        gru(H).input_size(params)
+        wx, wh, b = (blocks(w, "rzn") for w in (params.w_x, params.w_h, params.b))
+        out = {f"i{g}": {"kernel": wx[g], "bias": b[g]} for g in "rzn"}
+        out.update({f"h{g}": {"kernel": wh[g]} for g in "rz"})
+        out["hn"] = {"kernel": wh["n"], "bias": params.b_hn}
+    elif kind == "SimpleCell":
+        simple_rnn(H).input_size(params)
+        out = {"i": {"kernel": params.w_x, "bias": params.b}, "h": {"kernel": params.w_h}}
+    else:
+        raise TypeError(f"to_flax takes the module kinds of from_flax, got {kind}")
+    return {"params": out}
+
+
+def _check_flax_activations(module, kind: str) -> None:
+    if kind in ("LSTMCell", "OptimizedLSTMCell", "GRUCell"):
+        if module.gate_fn is not jax.nn.sigmoid or module.activation_fn is not jnp.tanh:
+            raise ValueError(
+                f"{kind} with a non-default gate_fn or activation_fn has no gatedcells "
+                "equivalent (sigmoid gates and tanh are required)"
+            )
+    if kind == "SimpleCell" and getattr(module, "residual", False):
+        raise ValueError("SimpleCell(residual=True) has no gatedcells equivalent")

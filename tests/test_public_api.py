@@ -1,0 +1,26 @@
+"""The public surface: names exported, and ``import gatedcells`` needs only jax."""
+
+import subprocess
+import sys
+
+import gatedcells as gc
+
+
+def test_import_needs_only_jax():
+    code = (
+        "import sys, gatedcells; "
+        "print(sorted(m for m in ('flax', 'optax', 'torch', 'sklearn', 'matplotlib') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_exported_names():
+    assert set(gc.__all__) == {
+        "Cell", "Fused", "GRUGates", "GRUParams", "LSTMCarry", "LSTMGates", "LSTMParams",
+        "SimpleRNNGates", "SimpleRNNParams", "bidirectional", "count_params", "gru", "lstm",
+        "simple_rnn", "stack", "unroll",
+    }  # fmt: skip
+    for name in gc.__all__:
+        assert getattr(gc, name).__doc__, f"{name} has no docstring"
