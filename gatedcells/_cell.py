@@ -23,7 +23,8 @@ InitFn = Callable[[Array, int], Params]
 CarryFn = Callable[..., Carry]
 ProjectFn = Callable[[Params, Array], Array]
 TraceFn = Callable[[Params, Carry, Array], tuple[Carry, Array, Gates]]
-# scan(params, carry, xs [T, *B, I], valid [T, *B] | None, reverse, unroll) -> (carry, ys [T, *B, O])
+# scan(params, carry, xs [T, *B, I], *, valid [T, *B] | None, reverse, unroll, grad)
+#   -> (carry, ys [T, *B, O]); overrides should pass unknown keywords on to their layers.
 ScanFn = Callable[..., tuple[Carry, Array]]
 
 
@@ -41,11 +42,15 @@ class Fused(NamedTuple):
         after the recurrent matmul. ``x_proj`` is ``project(params, x)`` and ``h_proj`` is
         ``hidden(carry) @ w_h``, both ``[*B, G*H]``.
       dtype: compute dtype of the matmuls, or ``None`` for the params' own dtype.
+      additive: ``update`` reads ``x_proj`` and ``h_proj`` only through their sum (LSTM,
+        simple RNN; not the GRU, whose reset multiplies ``h_proj``'s candidate block). The
+        backward pass then keeps one pre-activation per step instead of two.
     """
 
     hidden: Callable[[Carry], Array]
     update: Callable[[Params, Carry, Array, Array], tuple[Carry, Array, Gates]]
     dtype: Any = None
+    additive: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +78,9 @@ class Cell:
       name: a short description used in messages and ``repr``.
       fused: the split of ``trace`` around its recurrent matmul (:class:`Fused`), or ``None``.
       scan: a sequence driver of the cell's own, or ``None`` for the generic one. Stacks and
-        bidirectional layers bring their own.
+        bidirectional layers bring their own. It is called as ``scan(params, carry, xs,
+        *, valid, reverse, unroll, grad)`` with time-major ``xs [T, *B, I]`` and ``valid
+        [T, *B]`` (or ``None``), and returns ``(carry, ys [T, *B, O])``.
     """
 
     init: InitFn

@@ -107,7 +107,10 @@ def simple_rnn(
         return _cell.check_param_shapes(f"simple_rnn({H})", params, shapes)
 
     fused = Fused(
-        hidden=lambda h: h, update=functools.partial(simple_rnn_update, activation), dtype=dtype
+        hidden=lambda h: h,
+        update=functools.partial(simple_rnn_update, activation),
+        dtype=dtype,
+        additive=True,
     )
     act = getattr(activation, "__name__", "?")
     return Cell(

@@ -85,11 +85,10 @@ def stack(*cells: Cell) -> Cell:
             all_gates.append(g)
         return tuple(new_carry), y, tuple(all_gates)
 
-    def scan(params, carry, xs, *, valid, reverse, unroll):
+    def scan(params, carry, xs, *, reverse, **options):
         new_carry = []
         for k, cell in enumerate(cells):
-            c, xs = scan_cell(cell, params[k], carry[k], xs, valid=valid, reverse=reverse,
-                              unroll=unroll)  # fmt: skip
+            c, xs = scan_cell(cell, params[k], carry[k], xs, reverse=reverse, **options)
             new_carry.append(c)
         return tuple(new_carry), xs
 
@@ -184,13 +183,9 @@ def bidirectional(
             "use gatedcells.unroll"
         )
 
-    def scan(params, carry, xs, *, valid, reverse, unroll):
-        cf, yf = scan_cell(
-            forward, params[0], carry[0], xs, valid=valid, reverse=reverse, unroll=unroll
-        )
-        cb, yb = scan_cell(
-            backward, params[1], carry[1], xs, valid=valid, reverse=not reverse, unroll=unroll
-        )
+    def scan(params, carry, xs, *, reverse, **options):
+        cf, yf = scan_cell(forward, params[0], carry[0], xs, reverse=reverse, **options)
+        cb, yb = scan_cell(backward, params[1], carry[1], xs, reverse=not reverse, **options)
         return (cf, cb), merge_fn(yf, yb)
 
     name = f"bidirectional({forward.name}" + (")" if backward is forward else f", {backward.name})")

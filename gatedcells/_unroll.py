@@ -8,6 +8,9 @@ import numpy as np
 
 from . import _cell
 from ._cell import Array, Carry, Cell, Params
+from ._fused_scan import fused_scan
+
+GRADS = ("auto", "autodiff")
 
 
 def unroll(
@@ -20,6 +23,7 @@ def unroll(
     reverse: bool = False,
     time_major: bool = False,
     unroll: int | bool = 1,
+    grad: str = "auto",
 ) -> tuple[Carry, Array]:
     r"""Run ``cell`` over the sequence ``xs``; return the final carry and every output.
 
@@ -44,6 +48,13 @@ def unroll(
       reverse: run from the last step to the first.
       time_major: ``xs`` and ``ys`` are ``[T, *B, ...]`` instead of ``[*B, T, ...]``.
       unroll: steps per loop iteration of the scan (``jax.lax.scan``'s ``unroll``).
+      grad: how reverse-mode autodiff goes through the loop. ``"auto"``: cells with a
+        :class:`gatedcells.Fused` split (LSTM, GRU, simple RNN) use a custom gradient that
+        keeps only the pointwise part of the step in the backward loop and forms the
+        weight gradients as single large matmuls after it (faster, same math); other cells
+        use plain autodiff. ``"autodiff"``: plain autodiff of the scan everywhere, needed
+        for forward-mode ``jax.jvp``/``jax.jacfwd`` of ``unroll`` itself (``jvp`` of
+        ``grad``, e.g. Hessian-vector products, works with either).
 
     Returns:
       ``(carry, ys)``: the final carry and the outputs ``[*B, T, O]`` (or ``[T, *B, O]``).
@@ -84,7 +95,9 @@ def unroll(
     valid = None if lengths is None else valid_mask(lengths, steps, batch_shape)
     if not time_major:
         xs = jnp.moveaxis(xs, -2, 0)
-    carry, ys = scan_cell(cell, params, carry, xs, valid=valid, reverse=reverse, unroll=unroll)
+    carry, ys = scan_cell(
+        cell, params, carry, xs, valid=valid, reverse=reverse, unroll=unroll, grad=grad
+    )
     if not time_major:
         ys = jnp.moveaxis(ys, 0, -2)
     return carry, ys
@@ -99,17 +112,22 @@ def scan_cell(
     valid: Array | None = None,
     reverse: bool = False,
     unroll: int | bool = 1,
+    grad: str = "auto",
 ) -> tuple[Carry, Array]:
     """The time-major driver behind :func:`unroll`, without its argument checks.
 
     Args:
       xs: ``[T, *B, I]``. valid: boolean ``[T, *B]`` (``t < length``) or ``None``.
+      reverse, unroll, grad: as in :func:`unroll`.
 
     Returns:
-      ``(carry, ys [T, *B, O])``. Combinators call this for their layers.
+      ``(carry, ys [T, *B, O])``. Combinators call this for their layers; a cell's own
+      ``scan`` receives ``valid``, ``reverse``, ``unroll`` and ``grad`` as keywords.
     """
     if cell.scan is not None:
-        return cell.scan(params, carry, xs, valid=valid, reverse=reverse, unroll=unroll)
+        return cell.scan(params, carry, xs, valid=valid, reverse=reverse, unroll=unroll, grad=grad)
+    if cell.fused is not None and grad == "auto":
+        return fused_scan(cell, params, carry, xs, valid, reverse, unroll)
     x_proj = cell.project(params, xs)
 
     def body(carry, inputs):
@@ -141,7 +159,8 @@ def valid_mask(lengths: Array, steps: int, batch_shape: tuple[int, ...]) -> Arra
             f"got shape {tuple(lengths.shape)}"
         )
     if not isinstance(lengths, jax.core.Tracer) and np.size(lengths):
-        low, high = int(np.min(lengths)), int(np.max(lengths))
+        concrete = np.asarray(lengths)
+        low, high = int(concrete.min()), int(concrete.max())
         if low < 0 or high > steps:
             raise ValueError(
                 f"lengths must lie in [0, T] = [0, {steps}], got values from {low} to {high}"
