@@ -1,4 +1,5 @@
-"""The gated recurrent unit, in its PyTorch/cuDNN form and in Cho et al.'s 2014 form."""
+"""The gated recurrent unit, in its PyTorch/cuDNN form and in Cho et al.'s 2014 form, and
+layer-normalised."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import _cell
+from . import _cell, _ops
 from ._cell import Array, Cell, Fused
 
 _RZN = ("r", "z", "n")
@@ -25,12 +26,16 @@ class GRUParams(NamedTuple):
         block starts at ``update_bias``.
       b_hn: ``[H]``, the recurrent bias of the candidate, inside the reset product
         (``reset_after=True`` only; ``None`` otherwise).
+      ln_x, ln_h: layer-norm gains ``[3H]`` of the input and recurrent pre-activations
+        (``layer_norm=True`` only; ``None`` otherwise).
     """
 
     w_x: Array
     w_h: Array
     b: Array
     b_hn: Array | None = None
+    ln_x: Array | None = None
+    ln_h: Array | None = None
 
 
 class GRUGates(NamedTuple):
@@ -43,13 +48,18 @@ class GRUGates(NamedTuple):
 
 
 def gru_update(
-    params: GRUParams, h: Array, x_proj: Array, h_proj: Array
+    params: GRUParams, h: Array, x_proj: Array, h_proj: Array, layer_norm_eps: float = 1e-5
 ) -> tuple[Array, Array, GRUGates]:
-    """One GRU step (``reset_after=True``) after the recurrent matmul. See :func:`gru`."""
+    """One GRU step (``reset_after=True``) after the recurrent matmul. See :func:`gru`.
+
+    With layer norm (``params.ln_h`` set), ``h_proj`` is normalised first."""
     with jax.named_scope("gatedcells.gru"):
         dtype = h.dtype
         x = _cell.split(x_proj.astype(dtype), _RZN)
-        hh = _cell.split(h_proj.astype(dtype), _RZN)
+        h_proj = h_proj.astype(dtype)
+        if params.ln_h is not None:
+            h_proj = _ops.layer_norm(h_proj, params.ln_h, None, layer_norm_eps)
+        hh = _cell.split(h_proj, _RZN)
         r = jax.nn.sigmoid(x["r"] + hh["r"])
         z = jax.nn.sigmoid(x["z"] + hh["z"])
         n = jnp.tanh(x["n"] + r * (hh["n"] + _cell.along_last(params.b_hn, hh["n"])))
@@ -78,6 +88,9 @@ def gru(
     *,
     reset_after: bool = True,
     update_bias: float = 1.0,
+    chrono: float | None = None,
+    layer_norm: bool = False,
+    layer_norm_eps: float = 1e-5,
     kernel_init: Callable = jax.nn.initializers.lecun_normal(),
     recurrent_init: Callable = jax.nn.initializers.orthogonal(),
     bias_init: Callable = jax.nn.initializers.zeros,
@@ -102,14 +115,27 @@ def gru(
     identity path :math:`\mathrm{diag}(z)`. A positive ``update_bias`` starts the GRU
     remembering, as the forget bias does an LSTM, but not too high: with ``z`` near 1 the
     GRU ignores its inputs. The default, 1, keeps ``z`` at about 0.73 at init.
+    ``chrono=T_max`` draws the update bias as :math:`\log \mathcal{U}(1, T_{max} - 1)`
+    instead (Tallec & Ollivier 2018), spreading the units' memory times up to ``T_max``.
+
+    ``layer_norm=True`` (Ba et al. 2016; ``reset_after=True`` only) normalises the input and
+    the recurrent pre-activations separately, each over its ``3H`` entries:
+    :math:`\hat x = \mathrm{LN}(x W_x) \odot \gamma_x + b`,
+    :math:`\hat h = \mathrm{LN}(h W_h) \odot \gamma_h`, then
+    :math:`r = \sigma(\hat x_r + \hat h_r)`, :math:`z = \sigma(\hat x_z + \hat h_z)`,
+    :math:`n = \tanh(\hat x_n + r \odot (\hat h_n + b_{hn}))`.
 
     Parameter count: ``3*(I*H + H*H + H)``, 3x a simple RNN's, plus ``H`` for ``b_hn`` with
-    ``reset_after=True``.
+    ``reset_after=True``, plus ``6H`` for the gains with ``layer_norm=True``.
 
     Args:
       hidden_size: size ``H`` of the hidden state.
       reset_after: the PyTorch/cuDNN form (``True``) or Cho et al.'s (``False``).
       update_bias: added to the update-gate bias at init, visible in ``params.b``.
+      chrono: ``T_max`` for chrono initialisation of the update bias (replacing
+        ``update_bias``), or ``None``.
+      layer_norm: layer-normalise the pre-activations (Ba et al. 2016).
+      layer_norm_eps: the :math:`\epsilon` of the layer norms.
       kernel_init: initializer of each ``[I, H]`` block of ``w_x`` (default LeCun normal).
       recurrent_init: initializer of each ``[H, H]`` block of ``w_h`` (default orthogonal).
       bias_init: initializer of ``b`` (before the offset) and of ``b_hn`` (default zeros).
@@ -119,6 +145,10 @@ def gru(
     Returns:
       A :class:`gatedcells.Cell` with :class:`GRUParams`, carry ``h [*B, H]`` and gates
       :class:`GRUGates`.
+
+    Raises:
+      ValueError: a non-positive ``hidden_size``, ``layer_norm`` with ``reset_after=False``,
+        or ``chrono`` not above 2.
 
     Examples:
       >>> import jax, jax.numpy as jnp, gatedcells as gc
@@ -135,41 +165,63 @@ def gru(
       Machine Translation", EMNLP 2014.
       Chung, Gulcehre, Cho & Bengio, "Empirical Evaluation of Gated Recurrent Neural
       Networks on Sequence Modeling", 2014.
+      Ba, Kiros & Hinton, "Layer Normalization", 2016.
+      Tallec & Ollivier, "Can Recurrent Neural Networks Warp Time?", ICLR 2018.
     """
     _cell.check_hidden_size(hidden_size)
+    _ops.check_t_max(chrono)
+    if layer_norm and not reset_after:
+        raise ValueError("layer_norm=True needs reset_after=True (the PyTorch/cuDNN form)")
     H = hidden_size
 
     def init(key: Array, input_size: int) -> GRUParams:
-        kx, kh, kb, kn = jax.random.split(key, 4)
+        kx, kh, kb, kn, kc = jax.random.split(key, 5)
+        b = _cell.gate_biases(bias_init, kb, H, _RZN, {"z": update_bias}, param_dtype)
+        if chrono is not None:
+            b = _ops.set_block(b, 1, H, _ops.chrono_bias(kc, H, chrono, param_dtype))
+        gains = jnp.ones((3 * H,), param_dtype) if layer_norm else None
         return GRUParams(
             w_x=_cell.init_blocks(kernel_init, kx, input_size, H, 3, param_dtype),
             w_h=_cell.init_blocks(recurrent_init, kh, H, H, 3, param_dtype),
-            b=_cell.gate_biases(bias_init, kb, H, _RZN, {"z": update_bias}, param_dtype),
+            b=b,
             b_hn=_cell.init_param(bias_init, kn, (H,), param_dtype) if reset_after else None,
+            ln_x=gains,
+            ln_h=gains,
         )
 
+    shapes = {"w_x": (None, 3 * H), "w_h": (H, 3 * H), "b": (3 * H,)}
+    if reset_after:
+        shapes["b_hn"] = (H,)
+    if layer_norm:
+        shapes.update(ln_x=(3 * H,), ln_h=(3 * H,))
+    name = f"gru({H}" + ("" if reset_after else ", reset_after=False")
+    name += ", layer_norm=True)" if layer_norm else ")"
+
     def input_size(params: GRUParams) -> int:
-        shapes = {"w_x": (None, 3 * H), "w_h": (H, 3 * H), "b": (3 * H,)}
-        if reset_after:
-            shapes["b_hn"] = (H,)
-        name = f"gru({H}, reset_after={reset_after})"
         size = _cell.check_param_shapes(name, params, shapes)
-        if not reset_after and getattr(params, "b_hn", None) is not None:
-            raise ValueError(f"params do not belong to this {name}: b_hn must be None")
+        _ops.check_absent(name, params, tuple(f for f in GRUParams._fields if f not in shapes))
         return size
 
+    def project(params: GRUParams, xs: Array) -> Array:
+        if not layer_norm:
+            return _cell.project_affine(params, xs, dtype)
+        out = _cell.matmul(xs, params.w_x, dtype).astype(params.b.dtype)
+        out = _ops.layer_norm(out, params.ln_x, None, layer_norm_eps)
+        return out + _cell.along_last(params.b, out)
+
     if reset_after:
-        fused = Fused(hidden=lambda h: h, update=gru_update, dtype=dtype)
+        update = functools.partial(gru_update, layer_norm_eps=layer_norm_eps)
+        fused = Fused(hidden=lambda h: h, update=update, dtype=dtype)
         trace = _cell.fused_trace(fused)
     else:
         fused, trace = None, functools.partial(gru_reset_before_trace, dtype)
     return Cell(
         init=init,
         initial_carry=_cell.zeros_carry(H, param_dtype),
-        project=functools.partial(_cell.project_affine, dtype=dtype),
+        project=project,
         trace=trace,
         input_size=input_size,
         output_size=H,
-        name=f"gru({H})" if reset_after else f"gru({H}, reset_after=False)",
+        name=name,
         fused=fused,
     )

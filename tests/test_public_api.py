@@ -21,6 +21,12 @@ def test_exported_names():
         "Cell", "Fused", "GRADS", "GRUGates", "GRUParams", "LSTMCarry", "LSTMGates", "LSTMParams",
         "SimpleRNNGates", "SimpleRNNParams", "bidirectional", "count_params", "gru", "lstm",
         "simple_rnn", "stack", "unroll",
+        # the variant zoo
+        "FullGateCarry", "GREFF_VARIANTS", "IndRNNGates", "IndRNNParams", "LSTM_VARIANTS",
+        "LearnedCarry", "LearnedCarryParams", "MGUGates", "MGUParams", "MUTGates", "MUTParams",
+        "MinGRUGates", "MinLSTMGates", "MinimalParams", "ZoneoutCarry", "indrnn",
+        "learned_initial_carry", "linear_recurrence", "mgu", "min_gru", "min_lstm", "mut1",
+        "mut2", "mut3", "recurrent_dropout", "resettable", "weight_drop", "zoneout",
     }  # fmt: skip
     for name in set(gc.__all__) - {"GRADS"}:
         assert getattr(gc, name).__doc__, f"{name} has no docstring"
