@@ -28,6 +28,7 @@ PRNG key per step for dropout (ignore it when unused). With a Flax module::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -39,7 +40,7 @@ import numpy as np
 import optax
 
 from . import tasks as _tasks
-from ._cell import Cell
+from ._cell import Cell, along_last
 from ._unroll import unroll
 
 Array = jax.Array
@@ -69,7 +70,9 @@ class TrainState(NamedTuple):
         cls, params: Params, optimizer: optax.GradientTransformation, key: Array
     ) -> TrainState:
         """The state before the first step: ``optimizer.init(params)``, ``step = 0``."""
-        return cls(params, optimizer.init(params), jnp.zeros((), jnp.int32), key)
+        with _standard_promotion():
+            opt_state = optimizer.init(params)
+        return cls(params, opt_state, jnp.zeros((), jnp.int32), key)
 
 
 class History(NamedTuple):
@@ -131,8 +134,9 @@ def train_step(
         key, loss_key = jax.random.split(state.key)
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
         (loss, metrics), grads = grad_fn(state.params, batch, loss_key)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
+        with _standard_promotion():  # optax's own code relies on implicit promotion
+            updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+            params = optax.apply_updates(state.params, updates)
         metrics = {"loss": loss, **metrics, "grad_norm": _global_norm(grads)}
         return TrainState(params, opt_state, state.step + 1, key), metrics
 
@@ -178,7 +182,8 @@ def fit(
       eval_every: steps between evaluations (default: ``steps // 10``, at least 1).
       clip_norm: clip the gradient to this global norm before the optimizer (``None``: no
         clipping).
-      log_every: steps per compiled call, and between progress-bar updates.
+      log_every: steps per compiled call (at most; fewer if ``eval_every`` is smaller), and
+        between progress-bar updates.
       progress: show a tqdm progress bar with the loss and the metrics.
       desc: the progress bar's label.
 
@@ -229,22 +234,20 @@ def fit(
             seconds.append(time.perf_counter() - start)
 
     record_eval(0)
-    done = 0
+    done, chunk = 0, min(log_every, eval_every)  # equal chunks: one compilation
     with tqdm(total=steps, desc=desc, disable=not progress, leave=True) as bar:
         while done < steps:
-            n = min(log_every - done % log_every, eval_every - done % eval_every, steps - done)
+            n = min(chunk - done % chunk, eval_every - done % eval_every, steps - done)
             stacked = None if batches is None else _take(batches, n, done)
             state, metrics = run(state, stacked, n)
             records.append(jax.tree.map(np.asarray, metrics))
             done += n
-            bar.update(n)
-            bar.set_postfix({k: f"{float(v[-n:].mean()):.4g}" for k, v in records[-1].items()})
             if done % eval_every == 0 or done == steps:
                 record_eval(done)
-                if progress and evals:
-                    bar.write(
-                        f"step {done}: " + ", ".join(f"{k} {v:.4g}" for k, v in evals[-1].items())
-                    )
+            postfix = {k: v[-n:].mean() for k, v in records[-1].items() if k != "grad_norm"}
+            postfix.update({f"eval_{k}": v for k, v in (evals[-1] if evals else {}).items()})
+            bar.set_postfix({k: f"{float(v):.4g}" for k, v in postfix.items()}, refresh=False)
+            bar.update(n)
     names = list(records[0]) if records else []
     history = History(
         step=np.arange(1, steps + 1),
@@ -254,6 +257,15 @@ def fit(
         seconds=np.asarray(seconds),
     )
     return state.params, history
+
+
+@contextlib.contextmanager
+def _standard_promotion():
+    """JAX's default promotion rules, whatever the user's config (optax's adam computes
+    ``decay ** count`` with an int32 count, an error under ``jax_numpy_dtype_promotion=
+    "strict"``)."""
+    with jax.numpy_dtype_promotion("standard"), jax.numpy_rank_promotion("allow"):
+        yield
 
 
 def _global_norm(tree: Any) -> Array:
@@ -346,7 +358,8 @@ def task_model(cell: Cell, task: _tasks.Task) -> Model:
         if not task.per_step:
             ys = ys[..., -1, :]
         w, b = params["readout"]["w"], params["readout"]["b"]
-        return jnp.matmul(ys.astype(w.dtype), w) + b
+        out = jnp.matmul(ys.astype(w.dtype), w)
+        return out + along_last(b, out)
 
     return Model(init, apply)
 
