@@ -174,7 +174,7 @@ def _sequential(log_a: Array, b: Array, h0: Array, reverse: bool, unroll) -> Arr
 
 def _associative(log_a: Array, b: Array, h0: Array, reverse: bool) -> Array:
     dtype = h0.dtype
-    wide = jnp.promote_types(dtype, jnp.float32)
+    wide = dtype if jnp.finfo(dtype).bits >= 32 else jnp.float32
     log_a, b, h0 = log_a.astype(wide), b.astype(wide), h0.astype(wide)
     if reverse:
         log_a, b = log_a[::-1], b[::-1]

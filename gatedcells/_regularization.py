@@ -92,15 +92,17 @@ def recurrent_dropout(
         fused = inner._replace(hidden=hidden)
         return dataclasses.replace(cell, trace=_cell.fused_trace(fused), fused=fused, scan=None)
 
-    stepped = masked(lambda h: _keep_mask(key, rate, h.shape, h.dtype))
-
     def scan(params, carry, xs, *, reverse, **options):
         h = inner.hidden(carry)
         mask = _keep_mask(key, rate, h.shape, h.dtype)  # once, outside the scan
         return scan_cell(masked(lambda _: mask), params, carry, xs, reverse=reverse, **options)
 
+    # A step draws the mask of its batch shape; the cell declares no Fused split of its own
+    # (its hidden would be called on carries stacked over time, of another shape): its scan
+    # uses the fused path of the masked cell instead.
+    stepped = masked(lambda h: _keep_mask(key, rate, h.shape, h.dtype))
     name = f"recurrent_dropout({cell.name}, {rate})"
-    return dataclasses.replace(stepped, name=name, scan=scan)
+    return dataclasses.replace(stepped, name=name, fused=None, scan=scan)
 
 
 def weight_drop(

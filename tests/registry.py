@@ -28,3 +28,50 @@ CELLS = {
 
 # Cells whose matmuls run in bfloat16 agree with themselves only to bfloat16 precision.
 LOOSE = {"lstm_bf16_compute": dict(rtol=2e-2, atol=2e-2)}
+# Layer norm divides by the spread of its inputs: its gradients agree to a few ulps less.
+LOOSE["lstm_peepholes_layer_norm"] = LOOSE["gru_layer_norm_chrono"] = dict(rtol=1e-4, atol=1e-5)
+
+# The variant zoo (issue 7): factories taking the keywords the bfloat16 test rebuilds them
+# with (param_dtype). Flags and combinators are combined so that each entry covers several
+# code paths; the equations of each variant are checked one by one in tests/test_variants.py.
+_KEY = jax.random.key(42)
+_PEEP = jax.nn.initializers.normal(0.5)  # non-zero peepholes and initial carries
+REBUILD = {
+    "lstm_peepholes_layer_norm": lambda **kw: gc.lstm(
+        H, peepholes=True, layer_norm=True, peephole_init=_PEEP, **kw
+    ),
+    "lstm_fgr_proj": lambda **kw: gc.lstm(
+        H, variant="fgr", proj_size=H - 2, peephole_init=_PEEP, **kw
+    ),
+    "lstm_janet_chrono": lambda **kw: gc.lstm(H, variant="janet", chrono=20, **kw),
+    "gru_layer_norm_chrono": lambda **kw: gc.gru(H, layer_norm=True, chrono=20, **kw),
+    "min_gru": lambda **kw: gc.min_gru(H, method="sequential", **kw),
+    "min_lstm_associative": lambda **kw: gc.min_lstm(H, method="associative", **kw),
+    "weight_drop_mgu": lambda **kw: gc.weight_drop(gc.mgu(H, **kw), 0.3, key=_KEY),
+    "resettable_learned_lstm": lambda **kw: gc.resettable(
+        gc.learned_initial_carry(gc.lstm(H, **kw), init=_PEEP, **kw)
+    ),
+}
+CELLS.update(
+    REBUILD,
+    stack_mutants_indrnn=lambda: gc.stack(gc.mut1(H), gc.mut2(H), gc.mut3(H), gc.indrnn(H)),
+    # zoneout's step counter stays float32 (exact to 2**24 steps): no bfloat16 rebuild
+    recurrent_dropout_zoneout_lstm=lambda: gc.recurrent_dropout(
+        gc.zoneout(gc.lstm(H), gc.LSTMCarry(0.5, 0.1), key=_KEY), 0.3, key=_KEY
+    ),
+)
+
+# Random masks are drawn for the batch shape a cell sees, so a cell applied to one example
+# (vmapped, or unbatched) draws other masks than the batched cell.
+PER_BATCH_MASKS = {"recurrent_dropout_zoneout_lstm"}
+
+
+def _shift_resets(xs):
+    """The reset flags (last input channel, ``[B, T, I]``) of a backward loop of steps: a
+    segment read backwards starts where the next one (forwards) starts."""
+    flags = jnp.concatenate([xs[:, 1:, -1], jnp.zeros_like(xs[:, :1, -1])], axis=1)
+    return jnp.concatenate([xs[..., :-1], flags[..., None]], axis=-1)
+
+
+# unroll(reverse=True) equals a backward loop of steps on these inputs.
+REVERSE_INPUTS = {"resettable_learned_lstm": _shift_resets}
