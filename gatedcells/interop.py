@@ -9,6 +9,7 @@ gatedcells                 PyTorch (``weight_ih_l0`` ...)              Flax line
 ``w_x [I, G*H]``           ``weight_ih.T`` (same gate order)           ``i?`` kernels, concat
 ``w_h [H, G*H]``           ``weight_hh.T``                             ``h?`` kernels, concat
 LSTM ``b [4H]``            ``bias_ih + bias_hh``                       ``h?`` biases
+LSTM ``w_r [H, P]``        ``weight_hr.T`` (``proj_size=P``)           (none)
 GRU ``b [3H]``             ``bias_ih + (bias_hh[:2H], 0)``             ``i?`` biases
 GRU ``b_hn [H]``           ``bias_hh[2H:]``                            ``hn`` bias
 simple RNN ``b [H]``       ``bias_ih + bias_hh``                       ``i`` bias
@@ -41,15 +42,22 @@ _TORCH_MODES = ("LSTM", "GRU", "RNN_TANH", "RNN_RELU")
 
 
 def _torch_cell(
-    mode: str, hidden_size: int, *, num_layers: int = 1, bidirectional: bool = False
+    mode: str,
+    hidden_size: int,
+    *,
+    num_layers: int = 1,
+    bidirectional: bool = False,
+    proj_size: int = 0,
 ) -> Cell:
     """The gatedcells cell with the architecture of a PyTorch module of ``mode``."""
     if mode not in _TORCH_MODES:
         raise ValueError(f"mode must be one of {_TORCH_MODES}, got {mode!r}")
+    if proj_size and mode != "LSTM":
+        raise ValueError(f"proj_size applies to mode='LSTM' only, got mode={mode!r}")
 
     def one():
         if mode == "LSTM":
-            return lstm(hidden_size)
+            return lstm(hidden_size, proj_size=proj_size or None)
         if mode == "GRU":
             return gru(hidden_size)
         return simple_rnn(hidden_size, activation=jnp.tanh if mode == "RNN_TANH" else jax.nn.relu)
@@ -71,7 +79,8 @@ def from_torch_state_dict(
 
     Args:
       state_dict: ``module.state_dict()`` of an ``nn.RNN/LSTM/GRU`` (keys ``weight_ih_l0``,
-        ...) or of an ``nn.RNNCell/LSTMCell/GRUCell`` (keys ``weight_ih``, ...).
+        ...; an LSTM with ``proj_size`` also has ``weight_hr_l0``, ...) or of an
+        ``nn.RNNCell/LSTMCell/GRUCell`` (keys ``weight_ih``, ...).
       mode: ``"LSTM"``, ``"GRU"``, ``"RNN_TANH"`` or ``"RNN_RELU"`` (PyTorch's ``module.mode``).
       num_layers: PyTorch's ``num_layers``.
       bidirectional: PyTorch's ``bidirectional``.
@@ -83,8 +92,9 @@ def from_torch_state_dict(
     arrays = {k: _to_numpy(v) for k, v in state_dict.items()}
     is_cell = "weight_ih" in arrays
     hidden = arrays["weight_hh" if is_cell else "weight_hh_l0"].shape[1]
-    if any(k.startswith("weight_hr") for k in arrays):
-        raise NotImplementedError("LSTM with proj_size > 0 is not supported yet")
+    proj_size = 0
+    if "weight_hr_l0" in arrays:  # weight_hr [P, H]; weight_hh [4H, P]
+        proj_size, hidden = arrays["weight_hr_l0"].shape
     if is_cell:
         return _torch_cell(mode, hidden), _layer_from_torch(arrays, "", mode)
     layers = []
@@ -93,7 +103,9 @@ def from_torch_state_dict(
         directions = tuple(_layer_from_torch(arrays, s, mode) for s in sfxs)
         layers.append(directions if bidirectional else directions[0])
     params = layers[0] if num_layers == 1 else tuple(layers)
-    cell = _torch_cell(mode, hidden, num_layers=num_layers, bidirectional=bidirectional)
+    cell = _torch_cell(
+        mode, hidden, num_layers=num_layers, bidirectional=bidirectional, proj_size=proj_size
+    )
     return cell, params
 
 
@@ -101,7 +113,8 @@ def from_torch(module) -> tuple[Cell, Any]:
     """Convert a PyTorch ``nn.RNN/LSTM/GRU`` or ``nn.RNNCell/LSTMCell/GRUCell`` to gatedcells.
 
     Inter-layer ``dropout`` of the module is a training-time option and is not part of the
-    params; ``batch_first`` is a layout option (see ``unroll(time_major=...)``).
+    params; ``batch_first`` is a layout option (see ``unroll(time_major=...)``). An LSTM with
+    ``proj_size=P`` becomes ``gatedcells.lstm(H, proj_size=P)`` layers.
 
     Returns:
       ``(cell, params)`` that compute what ``module`` computes (to float tolerance).
@@ -114,8 +127,6 @@ def from_torch(module) -> tuple[Cell, Any]:
 
     state = module.state_dict()
     if isinstance(module, torch.nn.RNNBase):
-        if getattr(module, "proj_size", 0):
-            raise NotImplementedError("LSTM with proj_size > 0 is not supported yet")
         return from_torch_state_dict(
             state,
             mode=module.mode,
@@ -138,10 +149,11 @@ def to_torch(params: Any, module):
     import torch
 
     if isinstance(module, torch.nn.RNNBase):
-        if getattr(module, "proj_size", 0):
-            raise NotImplementedError("LSTM with proj_size > 0 is not supported yet")
         mode, n, bidi = module.mode, module.num_layers, module.bidirectional
-        cell = _torch_cell(mode, module.hidden_size, num_layers=n, bidirectional=bidi)
+        cell = _torch_cell(
+            mode, module.hidden_size, num_layers=n, bidirectional=bidi,
+            proj_size=getattr(module, "proj_size", 0),
+        )  # fmt: skip
         cell.input_size(params)
         layers = (params,) if n == 1 else tuple(params)
         arrays = {}
@@ -194,13 +206,18 @@ def _layer_from_torch(arrays: dict, sfx: str, mode: str):
     if mode == "GRU":
         b = b_ih + np.concatenate([b_hh[: 2 * hidden], np.zeros(hidden, b_hh.dtype)])
         return GRUParams(w_x, w_h, jnp.asarray(b), jnp.asarray(b_hh[2 * hidden :]))
-    params_type = LSTMParams if mode == "LSTM" else SimpleRNNParams
-    return params_type(w_x, w_h, jnp.asarray(b_ih + b_hh))
+    if mode == "LSTM":
+        w_hr = arrays.get(f"weight_hr{sfx}")
+        w_r = None if w_hr is None else jnp.asarray(w_hr.T)
+        return LSTMParams(w_x, w_h, jnp.asarray(b_ih + b_hh), w_r=w_r)
+    return SimpleRNNParams(w_x, w_h, jnp.asarray(b_ih + b_hh))
 
 
 def _layer_to_torch(params, sfx: str, mode: str, bias: bool) -> dict:
     w_x, w_h, b = (np.asarray(params.w_x), np.asarray(params.w_h), np.asarray(params.b))
     out = {f"weight_ih{sfx}": w_x.T, f"weight_hh{sfx}": w_h.T}
+    if getattr(params, "w_r", None) is not None:
+        out[f"weight_hr{sfx}"] = np.asarray(params.w_r).T
     b_hh = np.zeros_like(b)
     if mode == "GRU":
         b_hh[2 * w_h.shape[0] :] = np.asarray(params.b_hn)
