@@ -113,15 +113,41 @@ def plot_runs(runs: Sequence[Run], task, path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def train_one(cell, task, *, lr: float, steps: int, seed: int, batch_size: int,
+              eval_every: int | None, clip: float, quiet: bool):  # fmt: skip
+    """Train ``cell`` on ``task`` with Adam (:func:`gatedcells.training.fit_task`), timed.
+
+    Returns:
+      ``(params, Run)``; ``clip <= 0`` disables gradient clipping.
+    """
+    import jax
+    import optax
+
+    import gatedcells as gc
+    from gatedcells import training
+
+    start = time.perf_counter()
+    params, history = training.fit_task(
+        cell,
+        task,
+        optax.adam(lr),
+        steps=steps,
+        key=jax.random.key(seed),
+        batch_size=batch_size,
+        eval_every=eval_every,
+        clip_norm=clip if clip > 0 else None,
+        progress=not quiet,
+    )
+    seconds = time.perf_counter() - start
+    return params, Run(cell.name, gc.count_params(params), history, seconds)
+
+
 # --------------------------------------------------------------------------------------
 # gatedcells train
 
 
 def _train(args: argparse.Namespace) -> int:
-    import jax
-    import optax
 
-    import gatedcells as gc
     from gatedcells import tasks, training
 
     try:
@@ -132,21 +158,11 @@ def _train(args: argparse.Namespace) -> int:
                      update_bias=args.update_bias, layers=args.layers)  # fmt: skip
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    params, history = training.fit_task(
-        cell,
-        task,
-        optax.adam(args.lr),
-        steps=args.steps,
-        key=jax.random.key(args.seed),
-        batch_size=args.batch_size,
-        eval_every=args.eval_every,
-        clip_norm=args.clip if args.clip > 0 else None,
-        progress=not args.quiet,
-    )
-    seconds = time.perf_counter() - start
+    params, run = train_one(cell, task, lr=args.lr, steps=args.steps, seed=args.seed,
+                            batch_size=args.batch_size, eval_every=args.eval_every,
+                            clip=args.clip, quiet=args.quiet)  # fmt: skip
+    history, n_params = run.history, run.params
     final = float(history.eval[task.metric_name][-1])
-    n_params = gc.count_params(params)
     record = {
         "config": {k: v for k, v in vars(args).items() if k != "run"},
         "task": task.name,
@@ -155,16 +171,16 @@ def _train(args: argparse.Namespace) -> int:
         "metric": task.metric_name,
         "final": final,
         "baseline": task.baseline_metric,
-        "seconds": seconds,
+        "seconds": run.seconds,
         **history.to_dict(),
     }
     (out / "history.json").write_text(json.dumps(record))
     training.save_params(out / "params.npz", params)
-    label = f"{cell.name}, {n_params:,} params"
-    plot_runs([Run(label, n_params, history, seconds)], task, out / "curves.png", task.name)
+    plot_runs([run._replace(label=f"{run.label}, {n_params:,} params")], task,
+              out / "curves.png", task.name)  # fmt: skip
     print(
         f"{cell.name} on {task.name}: {task.metric_name} {final:.4g} "
-        f"(chance {task.baseline_metric:.4g}), {n_params:,} params, {seconds:.0f} s"
+        f"(chance {task.baseline_metric:.4g}), {n_params:,} params, {run.seconds:.0f} s"
     )
     print(f"wrote {out / 'history.json'}, {out / 'params.npz'}, {out / 'curves.png'}")
     return 0
@@ -190,11 +206,8 @@ QUICK = DemoConfig(20, 60, 32, 1e-2, (("simple_rnn", 16), ("lstm", 8), ("gru", 9
 
 
 def _demo(args: argparse.Namespace) -> int:
-    import jax
-    import optax
 
-    import gatedcells as gc
-    from gatedcells import tasks, training
+    from gatedcells import tasks
 
     config = QUICK if args.quick else DEMO
     config = config._replace(steps=args.steps or config.steps, length=args.length or config.length)
@@ -210,21 +223,10 @@ def _demo(args: argparse.Namespace) -> int:
     )
     runs = []
     for name, hidden in config.hidden:
-        cell = make_cell(name, hidden)
-        start = time.perf_counter()
-        params, history = training.fit_task(
-            cell,
-            task,
-            optax.adam(config.learning_rate),
-            steps=config.steps,
-            key=jax.random.key(args.seed),
-            batch_size=config.batch_size,
-            eval_every=config.eval_every,
-            progress=not args.quiet,
-        )
-        seconds = time.perf_counter() - start
-        n = gc.count_params(params)
-        runs.append(Run(cell.name, n, history, seconds))
+        _, run = train_one(make_cell(name, hidden), task, lr=config.learning_rate,
+                           steps=config.steps, seed=args.seed, batch_size=config.batch_size,
+                           eval_every=config.eval_every, clip=1.0, quiet=args.quiet)  # fmt: skip
+        runs.append(run)
     table = demo_table(runs, task)
     print("\n" + table)
     title = f"Adding problem, T={config.length}: {config.steps} steps, batch {config.batch_size}"

@@ -50,7 +50,7 @@ def test_demo_quick(tmp_path, capsys):
 
 def test_demo_models_are_of_similar_size():
     counts = [
-        gc.count_params(cli.make_cell(name, hidden).init(jax.random.key(0), 2))
+        gc.count_params(jax.eval_shape(cli.make_cell(name, hidden).init, jax.random.key(0), 2))
         for name, hidden in cli.DEMO.hidden
     ]
     assert max(counts) < 1.1 * min(counts)

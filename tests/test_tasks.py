@@ -67,7 +67,7 @@ def test_copy_memory_by_hand():
     assert (ys[:, : T + 10] == 0).all() and (ys[:, T + 10 :] == data).all()
 
 
-@pytest.mark.parametrize("T", [1, 6, 100])
+@pytest.mark.parametrize("T", [1, 100])
 def test_copy_memory_baseline(T):
     """The memoryless strategy (blank, then uniform over the 8 symbols) scores 10 ln 8/(T+20)."""
     task = tasks.copy_memory(T)

@@ -1,114 +1,16 @@
-r"""Long-range sequence tasks as pure, jittable generators, and a real offline data set.
-
-Each factory returns a :class:`Task`: a pure sampler ``task.sample(key, batch_size) ->
-(inputs, targets)`` with batch-major inputs ``[B, T, I]``, plus what a training loop needs to
-know: the loss and the metric of the task's predictions, the sizes of the readout, and the
-chance-level baseline a model that learned nothing reaches.
-
-- :func:`adding`: inputs ``[B, T, 2]``, targets ``[B]`` float (the sum); chance MSE ``1/6``.
-- :func:`copy_memory`: inputs ``[B, T+20, 10]``, targets ``[B, T+20]`` int; chance
-  cross-entropy ``10 ln 8 / (T+20)``.
-- :func:`temporal_order`: inputs ``[B, T, 8]``, targets ``[B]`` int in ``0..3``; chance
-  accuracy ``1/4``.
-- :func:`digits`: inputs ``[B, 8, 8]``, targets ``[B]`` int in ``0..9``; chance accuracy
-  about ``1/10``.
-
-The synthetic tasks need only jax; :func:`digits` reads scikit-learn's bundled copy of the
-UCI 8x8 digits (shipped inside the package: nothing is ever downloaded).
-
-Shape legend: ``B`` batch, ``T`` time, ``I`` input size, ``C`` classes.
-"""
+"""The classic long-range benchmarks as pure, jittable generators."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-Array = jax.Array
+from ._task import Array, Task, accuracy, check_batch_size, check_length, cross_entropy, mse
 
 COPY_SYMBOLS = 8  # copy memory: symbols 1..8 are copied; 0 is blank, 9 the delimiter
 COPY_LENGTH = 10  # copy memory: how many symbols are copied
-
-
-class Task(NamedTuple):
-    """A supervised sequence task: a pure sampler and what a training loop needs.
-
-    A model reads ``inputs [B, T, I]`` and emits ``predictions``: ``[B, O]`` read out after the
-    last step, or ``[B, T, O]`` at every step when ``per_step`` is true (``O`` =
-    ``output_size``). ``loss`` and ``metric`` take ``(predictions, targets)``.
-
-    Attributes:
-      name: short name, e.g. ``"adding(T=100)"``.
-      sample: ``(key, batch_size) -> (inputs, targets)``, pure and jittable; ``batch_size``
-        must be static (a Python int).
-      input_size: ``I``.
-      output_size: ``O``, the size of the readout (1 for regression, ``C`` classes).
-      length: ``T``, the number of time steps of the inputs.
-      per_step: predictions at every step (``[B, T, O]``) instead of after the last one.
-      loss: ``(predictions, targets) -> scalar``, the training objective (mean over the batch).
-      metric: ``(predictions, targets) -> scalar``, the figure reported.
-      metric_name: e.g. ``"mse"`` or ``"accuracy"``.
-      higher_is_better: whether the metric improves upwards (accuracy) or downwards (MSE).
-      baseline_loss: the loss at chance level (the best a model that ignores the
-        long-range dependency can do).
-      baseline_metric: the metric at chance level.
-      test: a fixed held-out ``(inputs, targets)`` for data sets, or ``None`` for generated
-        tasks (evaluate on fresh samples).
-    """
-
-    name: str
-    sample: Callable[[Array, int], tuple[Array, Array]]
-    input_size: int
-    output_size: int
-    length: int
-    per_step: bool
-    loss: Callable[[Array, Array], Array]
-    metric: Callable[[Array, Array], Array]
-    metric_name: str
-    higher_is_better: bool
-    baseline_loss: float
-    baseline_metric: float
-    test: tuple[Array, Array] | None = None
-
-
-# --------------------------------------------------------------------------------------
-# Losses and metrics (pure, mean over every leading axis).
-
-
-def mse(predictions: Array, targets: Array) -> Array:
-    """Mean squared error of ``predictions [..., 1]`` against ``targets [...]``."""
-    return jnp.mean(jnp.square(predictions[..., 0] - targets.astype(predictions.dtype)))
-
-
-def cross_entropy(logits: Array, labels: Array) -> Array:
-    """Mean softmax cross-entropy (nats) of ``logits [..., C]`` against int ``labels [...]``."""
-    log_p = jax.nn.log_softmax(logits, axis=-1)
-    picked = jnp.take_along_axis(log_p, labels[..., None].astype(jnp.int32), axis=-1)
-    return -jnp.mean(picked)
-
-
-def accuracy(logits: Array, labels: Array) -> Array:
-    """Share of ``argmax(logits [..., C]) == labels [...]``, as float32."""
-    hits = jnp.argmax(logits, axis=-1) == labels.astype(jnp.int32)
-    return jnp.mean(hits.astype(jnp.float32))
-
-
-def _check_batch_size(batch_size: int) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
-        raise TypeError(f"batch_size must be a Python int (static), got {batch_size!r}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
-
-
-def _check_length(length: int, minimum: int) -> int:
-    if isinstance(length, bool) or not isinstance(length, int | np.integer) or length < minimum:
-        raise ValueError(f"length must be an int >= {minimum}, got {length!r}")
-    return int(length)
 
 
 # --------------------------------------------------------------------------------------
@@ -152,10 +54,10 @@ def adding(length: int = 100) -> Task:
       Units", arXiv:1504.00941, 2015.
       Arjovsky, Shah & Bengio, "Unitary Evolution Recurrent Neural Networks", ICML 2016.
     """
-    T = _check_length(length, 2)
+    T = check_length(length, 2)
 
     def sample(key: Array, batch_size: int) -> tuple[Array, Array]:
-        _check_batch_size(batch_size)
+        check_batch_size(batch_size)
         kv, k1, k2 = jax.random.split(key, 3)
         values = jax.random.uniform(kv, (batch_size, T), jnp.float32)
         first = jax.random.randint(k1, (batch_size,), 0, T // 2)
@@ -224,12 +126,12 @@ def copy_memory(delay: int = 100) -> Task:
       Arjovsky, Shah & Bengio, "Unitary Evolution Recurrent Neural Networks", ICML 2016.
       Hochreiter & Schmidhuber, "Long Short-Term Memory", Neural Computation 1997.
     """
-    T = _check_length(delay, 1)
+    T = check_length(delay, 1)
     n, total = COPY_LENGTH, T + 2 * COPY_LENGTH
     delimiter = COPY_SYMBOLS + 1
 
     def sample(key: Array, batch_size: int) -> tuple[Array, Array]:
-        _check_batch_size(batch_size)
+        check_batch_size(batch_size)
         data = jax.random.randint(key, (batch_size, n), 1, COPY_SYMBOLS + 1)
         blanks = jnp.zeros((batch_size, T - 1), jnp.int32)
         mark = jnp.full((batch_size, 1), delimiter, jnp.int32)
@@ -301,10 +203,10 @@ def temporal_order(length: int = 100) -> Task:
     References:
       Hochreiter & Schmidhuber, "Long Short-Term Memory", Neural Computation 1997.
     """
-    T = _check_length(length, 10)
+    T = check_length(length, 10)
 
     def sample(key: Array, batch_size: int) -> tuple[Array, Array]:
-        _check_batch_size(batch_size)
+        check_batch_size(batch_size)
         kd, k1, k2, kc = jax.random.split(key, 4)
         symbols = jax.random.randint(kd, (batch_size, T), 0, 4)
         t1 = jax.random.randint(k1, (batch_size,), T // 10, 2 * T // 10 + 1)
@@ -331,107 +233,3 @@ def temporal_order(length: int = 100) -> Task:
         baseline_loss=math.log(4),
         baseline_metric=1 / 4,
     )
-
-
-# --------------------------------------------------------------------------------------
-# scikit-learn's 8x8 digits, read row by row.
-
-DIGITS_TEST = 360  # the last 360 of the 1797 images are the test set (about 20%)
-
-
-def digits() -> Task:
-    r"""scikit-learn's bundled 8x8 handwritten digits, read row by row: 8 steps of 8 pixels.
-
-    The 1,797 images of the UCI optical-recognition data set ship inside scikit-learn
-    (``sklearn.datasets.load_digits``); nothing is downloaded. Pixels ``0..16`` are scaled
-    to ``[0, 1]``. The split is fixed and unshuffled: the first 1,437 images train, the last
-    360 test (as scikit-learn's own digits example splits in order, so test digits come
-    largely from other writers). ``sample`` draws training images uniformly with
-    replacement; ``test`` holds the test set.
-
-    Chance level: accuracy of the most frequent test class (about 1/10) and cross-entropy
-    ``ln 10``.
-
-    Returns:
-      A :class:`Task` with inputs ``[B, 8, 8]`` float32, int32 labels ``[B]``, 10 outputs,
-      ``test = (inputs [360, 8, 8], labels [360])``.
-
-    Raises:
-      ImportError: when scikit-learn is not installed (``pip install gatedcells[train]``).
-
-    Examples:
-      >>> import jax, gatedcells.tasks as tasks
-      >>> task = tasks.digits()
-      >>> xs, ys = task.sample(jax.random.key(0), 5)
-      >>> xs.shape, task.test[0].shape, float(task.test[0].max())
-      ((5, 8, 8), (360, 8, 8), 1.0)
-
-    References:
-      Alpaydin & Kaynak, "Optical Recognition of Handwritten Digits", UCI Machine Learning
-      Repository, 1998.
-    """
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "gatedcells.tasks.digits needs scikit-learn: pip install 'gatedcells[train]'"
-        ) from err
-    bunch = load_digits()
-    images = np.asarray(bunch.images, np.float32) / np.float32(16.0)  # [N, 8, 8]
-    labels = np.asarray(bunch.target, np.int32)
-    x_train, y_train = jnp.asarray(images[:-DIGITS_TEST]), jnp.asarray(labels[:-DIGITS_TEST])
-    x_test, y_test = jnp.asarray(images[-DIGITS_TEST:]), jnp.asarray(labels[-DIGITS_TEST:])
-    majority = float(np.bincount(labels[-DIGITS_TEST:]).max() / DIGITS_TEST)
-
-    def sample(key: Array, batch_size: int) -> tuple[Array, Array]:
-        _check_batch_size(batch_size)
-        idx = jax.random.randint(key, (batch_size,), 0, x_train.shape[0])
-        return x_train[idx], y_train[idx]
-
-    return Task(
-        name="digits",
-        sample=sample,
-        input_size=8,
-        output_size=10,
-        length=8,
-        per_step=False,
-        loss=cross_entropy,
-        metric=accuracy,
-        metric_name="accuracy",
-        higher_is_better=True,
-        baseline_loss=math.log(10),
-        baseline_metric=majority,
-        test=(x_test, y_test),
-    )
-
-
-TASKS: dict[str, Callable[..., Task]] = {
-    "adding": adding,
-    "copy": copy_memory,
-    "order": temporal_order,
-    "digits": digits,
-}
-"""The tasks by the names the ``gatedcells`` command uses."""
-
-
-def get(name: str, length: int | None = None) -> Task:
-    """The task called ``name`` (a key of :data:`TASKS`) at ``length`` (its default if None).
-
-    ``length`` is the sequence length ``T`` (the delay for ``"copy"``); ``"digits"`` has a
-    fixed length of 8 and accepts only ``None`` or 8.
-
-    Raises:
-      ValueError: for an unknown name, or a length the task does not accept.
-
-    Examples:
-      >>> import gatedcells.tasks as tasks
-      >>> tasks.get("adding", 30).name
-      'adding(T=30)'
-    """
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}")
-    if name == "digits":
-        if length not in (None, 8):
-            raise ValueError(f"the digits task has a fixed length of 8, got length={length}")
-        return digits()
-    return TASKS[name]() if length is None else TASKS[name](length)

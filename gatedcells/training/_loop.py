@@ -1,35 +1,8 @@
-r"""Training with optax: a pure train step, a ``fit`` loop, and models for the tasks.
-
-The pieces, from the bottom up:
-
-- :class:`TrainState` ``(params, opt_state, step, key)`` is everything a training run
-  carries from one step to the next: a pytree, so it can be jitted over, sharded and saved.
-- :func:`train_step` builds a pure, jittable ``step(state, batch) -> (state, metrics)`` from
-  a loss function and an optax optimizer.
-- :func:`fit` runs that step (many steps per compiled call, with ``jax.lax.scan``) with a
-  tqdm progress bar, periodic evaluation and optional gradient clipping, and returns the
-  trained params and a :class:`History` of arrays ready to plot. It is deterministic: the
-  same ``key`` gives bit-identical params.
-- :func:`task_model` and :func:`fit_task` train any cell on any :mod:`gatedcells.tasks`
-  task with a linear readout: what ``gatedcells train`` and ``gatedcells demo`` run.
-
-A loss function has the signature ``loss_fn(params, batch, key) -> (loss, metrics)``: a
-scalar loss to minimise, a dict of scalar metrics to record (may be empty), and a fresh
-PRNG key per step for dropout (ignore it when unused). With a Flax module::
-
-    def loss_fn(params, batch, key):
-        xs, ys = batch
-        logits = model.apply({"params": params}, xs, rngs={"dropout": key})
-        return task.loss(logits, ys), {"accuracy": task.metric(logits, ys)}
-
-``import gatedcells`` does not import this module; it needs optax and tqdm
-(``pip install 'gatedcells[train]'``).
-"""
+"""The training loop: ``TrainState``, a pure ``train_step``, and ``fit``."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
@@ -38,10 +11,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-
-from . import tasks as _tasks
-from ._cell import Cell, along_last
-from ._unroll import unroll
 
 Array = jax.Array
 Params = Any
@@ -206,10 +175,10 @@ def fit(
       >>> [round(float(p), 2) for p in params], history.train["loss"].shape
       ([1.0, -2.0], (200,))
     """
-    _check_positive_int("steps", steps)
+    check_positive_int("steps", steps)
     eval_every = max(1, steps // 10) if eval_every is None else eval_every
-    _check_positive_int("eval_every", eval_every)
-    _check_positive_int("log_every", log_every)
+    check_positive_int("eval_every", eval_every)
+    check_positive_int("log_every", log_every)
     if clip_norm is not None:
         if not clip_norm > 0:
             raise ValueError(f"clip_norm must be positive or None, got {clip_norm!r}")
@@ -273,7 +242,7 @@ def _global_norm(tree: Any) -> Array:
     return jnp.sqrt(sum(leaves, jnp.zeros((), jnp.float32)))
 
 
-def _check_positive_int(name: str, value: Any) -> None:
+def check_positive_int(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
 
@@ -307,207 +276,3 @@ def _take(batches: Iterator[Batch], n: int, done: int) -> Batch:
                 f"data ran out after {done + len(chunk)} batches; fit needs one per step"
             ) from None
     return jax.tree.map(lambda *leaves: jnp.stack(leaves), *chunk)
-
-
-# --------------------------------------------------------------------------------------
-# A cell with a linear readout, for the tasks.
-
-
-class Model(NamedTuple):
-    """A recurrent model as a pair of pure functions (params ``{"cell", "readout"}``).
-
-    Attributes:
-      init: ``key -> params``, ``{"cell": cell params, "readout": {"w": [O_cell, O],
-        "b": [O]}}``.
-      apply: ``(params, inputs [B, T, I]) -> predictions``: ``[B, O]`` from the last step,
-        or ``[B, T, O]`` at every step for a ``per_step`` task.
-    """
-
-    init: Callable[[Array], Params]
-    apply: Callable[[Params, Array], Array]
-
-
-def task_model(cell: Cell, task: _tasks.Task) -> Model:
-    """``cell`` unrolled over ``task``'s inputs, with a linear readout of ``task.output_size``.
-
-    The readout reads the output of the last step (every step for a ``per_step`` task); its
-    kernel starts LeCun-normal and its bias at zero.
-
-    Examples:
-      >>> import jax, gatedcells as gc, gatedcells.tasks as tasks
-      >>> from gatedcells import training
-      >>> task = tasks.adding(length=10)
-      >>> model = training.task_model(gc.gru(8), task)
-      >>> params = model.init(jax.random.key(0))
-      >>> xs, ys = task.sample(jax.random.key(1), 4)
-      >>> model.apply(params, xs).shape
-      (4, 1)
-    """
-    if not isinstance(cell, Cell):
-        raise TypeError(f"cell must be a gatedcells.Cell, got {cell!r}")
-
-    def init(key: Array) -> Params:
-        k_cell, k_out = jax.random.split(key)
-        shape = (cell.output_size, task.output_size)
-        w = jax.nn.initializers.lecun_normal()(k_out, shape, jnp.float32)
-        readout = {"w": w, "b": jnp.zeros((task.output_size,), jnp.float32)}
-        return {"cell": cell.init(k_cell, task.input_size), "readout": readout}
-
-    def apply(params: Params, inputs: Array) -> Array:
-        _, ys = unroll(cell, params["cell"], inputs)
-        if not task.per_step:
-            ys = ys[..., -1, :]
-        w, b = params["readout"]["w"], params["readout"]["b"]
-        out = jnp.matmul(ys.astype(w.dtype), w)
-        return out + along_last(b, out)
-
-    return Model(init, apply)
-
-
-def task_loss(model: Model, task: _tasks.Task) -> LossFn:
-    """``loss_fn(params, (inputs, targets), key) -> (task.loss, {task.metric_name: ...})``."""
-
-    def loss_fn(params: Params, batch: tuple[Array, Array], key: Array):
-        del key  # the task models have no dropout
-        inputs, targets = batch
-        predictions = model.apply(params, inputs)
-        return task.loss(predictions, targets), {
-            task.metric_name: task.metric(predictions, targets)
-        }
-
-    return loss_fn
-
-
-def task_eval(model: Model, task: _tasks.Task, key: Array, size: int = 1000) -> EvalFn:
-    """``eval_fn(params) -> {"loss", task.metric_name}`` on ``task.test``, or on ``size``
-    fresh samples drawn once from ``key`` for a generated task (the same every call)."""
-    inputs, targets = task.test if task.test is not None else task.sample(key, size)
-
-    def eval_fn(params: Params) -> dict[str, Array]:
-        predictions = model.apply(params, inputs)
-        return {
-            "loss": task.loss(predictions, targets),
-            task.metric_name: task.metric(predictions, targets),
-        }
-
-    return eval_fn
-
-
-def fit_task(
-    cell: Cell,
-    task: _tasks.Task,
-    optimizer: optax.GradientTransformation,
-    *,
-    steps: int,
-    key: Array,
-    batch_size: int = 64,
-    eval_every: int | None = None,
-    eval_size: int = 1000,
-    clip_norm: float | None = 1.0,
-    progress: bool = True,
-    desc: str | None = None,
-) -> tuple[Params, History]:
-    """Train ``cell`` with a linear readout (:func:`task_model`) on ``task``.
-
-    ``key`` is split into the params' initialisation, the evaluation set (generated tasks)
-    and the run, so one key determines everything. Evaluation is on ``task.test`` for a
-    data set, or on ``eval_size`` fresh samples for a generated task, and reports the loss
-    and ``task.metric_name``.
-
-    Args:
-      cell: any :class:`gatedcells.Cell` (stacks and bidirectional layers included).
-      task: a :class:`gatedcells.tasks.Task`.
-      optimizer: an optax optimizer, e.g. ``optax.adam(1e-3)``.
-      steps: the number of updates.
-      key: the PRNG key of the whole run.
-      batch_size: sequences per step.
-      eval_every: steps between evaluations (default: ``steps // 10``).
-      eval_size: the size of the evaluation set of a generated task.
-      clip_norm: global-norm gradient clipping (``None``: none).
-      progress: show a progress bar.
-      desc: the progress bar's label (default: the cell's name).
-
-    Returns:
-      ``(params, history)``: ``params = {"cell": ..., "readout": ...}`` and a :class:`History`
-      whose ``eval`` holds ``"loss"`` and ``task.metric_name``.
-    """
-    _check_positive_int("batch_size", batch_size)
-    _check_positive_int("eval_size", eval_size)
-    k_init, k_eval, k_run = jax.random.split(key, 3)
-    model = task_model(cell, task)
-
-    def sampler(data_key: Array) -> tuple[Array, Array]:
-        return task.sample(data_key, batch_size)
-
-    return fit(
-        task_loss(model, task),
-        model.init(k_init),
-        optimizer,
-        sampler,
-        steps=steps,
-        key=k_run,
-        eval_fn=task_eval(model, task, k_eval, eval_size),
-        eval_every=eval_every,
-        clip_norm=clip_norm,
-        progress=progress,
-        desc=cell.name if desc is None else desc,
-    )
-
-
-# --------------------------------------------------------------------------------------
-# Params on disk (a plain .npz; orbax checkpoints of a whole TrainState belong elsewhere).
-
-
-def save_params(path: str | os.PathLike, params: Params) -> None:
-    """Save a params pytree as an ``.npz``, one array per leaf named by its path.
-
-    Leaves are named like ``cell/w_x`` or ``cell/0/w_h`` (a stack's layer 0), so the file
-    reads without gatedcells: ``numpy.load(path)["cell/w_x"]``.
-    """
-    leaves = jax.tree_util.tree_flatten_with_path(params)[0]
-    arrays = {_path_name(p): np.asarray(v) for p, v in leaves}
-    with open(path, "wb") as f:
-        np.savez(f, **arrays)
-
-
-def load_params(path: str | os.PathLike, like: Params) -> Params:
-    """Load params saved by :func:`save_params` into the structure of ``like``.
-
-    Args:
-      path: the ``.npz`` file.
-      like: a params pytree of the same structure (e.g. ``model.init(key)``, or its
-        ``jax.eval_shape``).
-
-    Raises:
-      ValueError: when the file's arrays do not match ``like``'s leaves (names or shapes).
-
-    Examples:
-      >>> import jax, tempfile, os, gatedcells as gc
-      >>> from gatedcells import training
-      >>> params = gc.lstm(4).init(jax.random.key(0), 2)
-      >>> path = os.path.join(tempfile.mkdtemp(), "params.npz")
-      >>> training.save_params(path, params)
-      >>> back = training.load_params(path, params)
-      >>> type(back).__name__, bool((back.w_h == params.w_h).all())
-      ('LSTMParams', True)
-    """
-    leaves, treedef = jax.tree_util.tree_flatten_with_path(like)
-    with np.load(path) as data:
-        names = [_path_name(p) for p, _ in leaves]
-        if sorted(names) != sorted(data.files):
-            raise ValueError(
-                f"{path} holds {sorted(data.files)}, but the params expect {sorted(names)}"
-            )
-        arrays = []
-        for name, (_, leaf) in zip(names, leaves, strict=True):
-            array = data[name]
-            if array.shape != tuple(leaf.shape):
-                raise ValueError(
-                    f"{path}: {name} has shape {array.shape}, expected {tuple(leaf.shape)}"
-                )
-            arrays.append(jnp.asarray(array, leaf.dtype))
-    return jax.tree_util.tree_unflatten(treedef, arrays)
-
-
-def _path_name(path: tuple) -> str:
-    return jax.tree_util.keystr(path, simple=True, separator="/")

@@ -1,0 +1,210 @@
+"""``RNN`` and ``Bidirectional``: a cell over a sequence, as a Flax linen module."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+from flax.linen.recurrent import flip_sequences
+
+from .. import _cell
+from .._cell import Array, Carry
+from .._stack import bidirectional
+from .._unroll import unroll
+
+Merge = str | Callable[[Array, Array], Array]
+
+
+def run(
+    module: nn.Module,
+    cell: _cell.Cell,
+    xs: Array,
+    initial_carry: Carry | None,
+    seq_lengths: Array | None,
+    *,
+    time_major: bool,
+    reverse: bool,
+    keep_order: bool,
+    unroll_steps: int | bool,
+) -> tuple[Carry, Array]:
+    """Fetch ``cell``'s params once as ``module``'s param ``"cell"`` and unroll it."""
+    xs = _cell.check_float_array("xs", xs)
+    params = module.param("cell", cell.init, xs.shape[-1])
+    carry, ys = unroll(
+        cell,
+        params,
+        xs,
+        initial_carry,
+        lengths=seq_lengths,
+        reverse=reverse,
+        time_major=time_major,
+        unroll=unroll_steps,
+    )
+    if reverse and not keep_order:  # flax's order: outputs in processing order
+        batch_dims = ys.ndim - 2
+        ys = flip_sequences(ys, seq_lengths, num_batch_dims=batch_dims, time_major=time_major)
+    return carry, ys
+
+
+def _pick(override: Any, default: Any) -> Any:
+    return default if override is None else override
+
+
+class RNN(nn.Module):
+    r"""Runs a :class:`gatedcells.Cell` over a sequence: ``flax.linen.RNN``'s options, no math.
+
+    ``variables["params"]["cell"]`` is exactly ``cell.init(key, I)``'s pytree, so
+    ``RNN(cell).apply(variables, xs)`` equals
+    ``gatedcells.unroll(cell, variables["params"]["cell"], xs)[1]``.
+
+    Differences from ``flax.linen.RNN``, on purpose:
+
+    - ``reverse=True`` reads the sequence backwards (each one within its own
+      ``seq_lengths``). As in Flax, with ``keep_order=False`` (the default) the outputs come
+      back in processing order: ``ys[..., t, :]`` is the output after reading input
+      ``L - 1 - t`` for a sequence of length ``L``, padding still at the end. With
+      ``keep_order=True`` they are aligned with the inputs (``ys[..., t, :]`` is the output
+      at input ``t``): that is :func:`gatedcells.unroll`'s native ``reverse=True`` and what a
+      bidirectional layer uses.
+    - Outputs past each sequence's length are exactly zero (Flax leaves the values of the
+      cell run over the padding), and the returned carry is always the one at the last valid
+      step (Flax slices it only when ``return_carry=True``; the result is the same).
+    - The carry starts at zeros (``cell.initial_carry``): ``init_key`` is accepted for
+      compatibility with ``flax.linen.Bidirectional`` and ignored.
+
+    Attributes:
+      cell: a :class:`gatedcells.Cell` (stacks and bidirectional layers included).
+      time_major: inputs and outputs ``[T, *B, ...]`` instead of ``[*B, T, ...]``.
+      reverse: read the sequence from its end (see above).
+      keep_order: with ``reverse``, return the outputs aligned with the inputs.
+      return_carry: return ``(carry, ys)`` instead of ``ys``.
+      unroll: time steps per loop iteration of the scan.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, gatedcells as gc, gatedcells.linen as gl
+      >>> model = gl.RNN(gc.lstm(16), return_carry=True)
+      >>> xs = jnp.ones((4, 10, 3))                              # [B, T, I]
+      >>> variables = model.init(jax.random.key(0), xs)
+      >>> type(variables["params"]["cell"]).__name__
+      'LSTMParams'
+      >>> carry, ys = model.apply(variables, xs, seq_lengths=jnp.array([10, 7, 3, 1]))
+      >>> ys.shape, carry.h.shape, float(abs(ys[3, 1:]).max())
+      ((4, 10, 16), (4, 16), 0.0)
+    """
+
+    cell: _cell.Cell
+    time_major: bool = False
+    reverse: bool = False
+    keep_order: bool = False
+    return_carry: bool = False
+    unroll: int | bool = 1
+
+    @nn.compact
+    def __call__(
+        self,
+        xs: Array,
+        *,
+        initial_carry: Carry | None = None,
+        seq_lengths: Array | None = None,
+        init_key: Array | None = None,
+        return_carry: bool | None = None,
+        time_major: bool | None = None,
+        reverse: bool | None = None,
+        keep_order: bool | None = None,
+    ) -> Array | tuple[Carry, Array]:
+        """Run the cell over ``xs``.
+
+        Args:
+          xs: ``[*B, T, I]`` (``[T, *B, I]`` when time-major), any floating dtype.
+          initial_carry: the carry to start from (``cell.initial_carry(B)``); zeros if None.
+          seq_lengths: integer ``[*B]``, the valid length of each right-padded sequence.
+          init_key: ignored (the carry starts at zeros); for ``flax.linen.RNNBase``.
+          return_carry, time_major, reverse, keep_order: override the attributes of the
+            same names for this call (as ``flax.linen.RNN`` allows).
+
+        Returns:
+          ``ys [*B, T, O]`` (``[T, *B, O]``), or ``(carry, ys)`` with ``return_carry``.
+
+        Raises:
+          TypeError, ValueError: as :func:`gatedcells.unroll` (``seq_lengths`` is its
+            ``lengths``).
+        """
+        del init_key
+        carry, ys = run(
+            self,
+            self.cell,
+            xs,
+            initial_carry,
+            seq_lengths,
+            time_major=_pick(time_major, self.time_major),
+            reverse=_pick(reverse, self.reverse),
+            keep_order=_pick(keep_order, self.keep_order),
+            unroll_steps=self.unroll,
+        )
+        return (carry, ys) if _pick(return_carry, self.return_carry) else ys
+
+    @nn.nowrap
+    def as_cell(self) -> _cell.Cell:
+        """The cell whose params are ``variables["params"]["cell"]``: ``self.cell``."""
+        return self.cell
+
+
+class Bidirectional(nn.Module):
+    r"""A bidirectional layer: ``forward`` reads the sequence forwards, ``backward`` backwards.
+
+    The module form of :func:`gatedcells.bidirectional`: both directions read the same
+    input, each sequence within its own ``seq_lengths``; their outputs, aligned with the
+    input steps, are merged (concatenated by default: ``[*B, T, O_f + O_b]``).
+    ``variables["params"]["cell"]`` is the pair ``(forward's params, backward's params)``.
+
+    Attributes:
+      forward: the forward cell.
+      backward: the backward cell (default: ``forward``'s architecture, own params).
+      merge: ``"concat"``, ``"sum"``, ``"mean"``, or ``(y_fwd, y_bwd) -> y``.
+      time_major: inputs and outputs ``[T, *B, ...]``.
+      return_carry: return ``((carry_fwd, carry_bwd), ys)`` instead of ``ys``.
+      unroll: time steps per loop iteration of the scans.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, gatedcells as gc, gatedcells.linen as gl
+      >>> layer = gl.Bidirectional(gc.gru(8))
+      >>> xs = jnp.ones((2, 5, 3))
+      >>> variables = layer.init(jax.random.key(0), xs)
+      >>> layer.apply(variables, xs, seq_lengths=jnp.array([5, 2])).shape
+      (2, 5, 16)
+    """
+
+    forward: _cell.Cell
+    backward: _cell.Cell | None = None
+    merge: Merge = "concat"
+    time_major: bool = False
+    return_carry: bool = False
+    unroll: int | bool = 1
+
+    @nn.compact
+    def __call__(
+        self,
+        xs: Array,
+        *,
+        initial_carry: tuple[Carry, Carry] | None = None,
+        seq_lengths: Array | None = None,
+    ) -> Array | tuple[tuple[Carry, Carry], Array]:
+        """Run both directions over ``xs [*B, T, I]``; see :class:`RNN` for the arguments."""
+        carry, ys = run(
+            self,
+            self.as_cell(),
+            xs,
+            initial_carry,
+            seq_lengths,
+            time_major=self.time_major,
+            reverse=False,
+            keep_order=True,
+            unroll_steps=self.unroll,
+        )
+        return (carry, ys) if self.return_carry else ys
+
+    @nn.nowrap
+    def as_cell(self) -> _cell.Cell:
+        """``gatedcells.bidirectional(forward, backward, merge=merge)``."""
+        return bidirectional(self.forward, self.backward, merge=self.merge)

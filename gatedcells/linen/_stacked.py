@@ -1,0 +1,159 @@
+"""``StackedRNN``: PyTorch's ``nn.LSTM(num_layers, bidirectional, dropout)`` for any cells."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from .. import _cell
+from .._cell import Array
+from .._stack import bidirectional, stack
+from .._unroll import unroll
+from ._rnn import Merge
+
+
+class StackedRNN(nn.Module):
+    r"""A deep RNN, PyTorch's ``nn.LSTM(num_layers, bidirectional, dropout)`` for any cells.
+
+    Layer ``k`` reads the outputs of layer ``k - 1``. ``cells`` is one cell used for every
+    layer (``num_layers`` of them, each with its own params; input sizes chain by
+    themselves) or a sequence of cells, one per layer, types mixed as you like (the lecture's
+    advice: GRU layers under an LSTM on top). With ``bidirectional`` every layer is a
+    :func:`gatedcells.bidirectional` layer whose merged outputs (concatenated by default)
+    feed the next. As in PyTorch, dropout with rate ``dropout`` is applied to the outputs of
+    every layer but the last, elementwise and independently at each step, driven by Flax's
+    ``"dropout"`` RNG stream; it is off when ``deterministic`` (the attribute, or the call
+    argument, as for ``flax.linen.Dropout``).
+
+    ``variables["params"]["cell"]`` is the tuple of the layers' params, exactly
+    ``self.as_cell().init(key, I)``: the params of :func:`gatedcells.stack`, so
+    ``gatedcells.unroll(model.as_cell(), params, xs)`` equals the deterministic module. The
+    carry is the stack's: a tuple with one carry per layer (a ``(forward, backward)`` pair for
+    bidirectional layers).
+
+    Attributes:
+      cells: a :class:`gatedcells.Cell` for every layer, or a sequence of cells (a tuple),
+        bottom first.
+      num_layers: the number of layers when ``cells`` is a single cell (default 1); with a
+        sequence it must be ``None`` or its length.
+      bidirectional: make every layer bidirectional.
+      dropout: the dropout rate between layers, in ``[0, 1)``.
+      merge: how a bidirectional layer merges its directions (``"concat"``, ...).
+      deterministic: disable dropout (may be given at call time instead).
+      time_major: inputs and outputs ``[T, *B, ...]``.
+      return_carry: return ``(carry, ys)`` instead of ``ys``.
+      unroll: time steps per loop iteration of the scans.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, gatedcells as gc, gatedcells.linen as gl
+      >>> model = gl.StackedRNN(gc.lstm(16), num_layers=2, bidirectional=True, dropout=0.1)
+      >>> xs = jnp.ones((4, 10, 3))
+      >>> variables = model.init(jax.random.key(0), xs, deterministic=True)
+      >>> [p.w_x.shape for p, _ in variables["params"]["cell"]]  # forward halves
+      [(3, 64), (32, 64)]
+      >>> ys = model.apply(variables, xs, deterministic=False,
+      ...                  rngs={"dropout": jax.random.key(1)})
+      >>> ys.shape
+      (4, 10, 32)
+    """
+
+    cells: _cell.Cell | Sequence[_cell.Cell]
+    num_layers: int | None = None
+    bidirectional: bool = False
+    dropout: float = 0.0
+    merge: Merge = "concat"
+    deterministic: bool | None = None
+    time_major: bool = False
+    return_carry: bool = False
+    unroll: int | bool = 1
+
+    @nn.compact
+    def __call__(
+        self,
+        xs: Array,
+        *,
+        initial_carry: tuple | None = None,
+        seq_lengths: Array | None = None,
+        deterministic: bool | None = None,
+    ) -> Array | tuple[tuple, Array]:
+        """Run the layers over ``xs [*B, T, I]``.
+
+        Args:
+          xs: ``[*B, T, I]`` (``[T, *B, I]`` when time-major).
+          initial_carry: a tuple of one carry per layer (``as_cell().initial_carry(B)``).
+          seq_lengths: integer ``[*B]``, the valid length of each right-padded sequence.
+          deterministic: overrides the attribute; required (here or there) when
+            ``dropout > 0``.
+
+        Returns:
+          ``ys [*B, T, O]``, or ``(carry, ys)`` with ``return_carry``.
+
+        Raises:
+          ValueError: for a ``dropout`` outside ``[0, 1)``, or ``deterministic`` given
+            neither as an attribute nor at call time while ``dropout > 0``; and as
+            :func:`gatedcells.unroll`.
+        """
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout!r}")
+        layers = self._layers()
+        xs = _cell.check_float_array("xs", xs)
+        params = self.param("cell", stack(*layers).init, xs.shape[-1])
+        drop = self.dropout > 0 and not nn.merge_param(
+            "deterministic", self.deterministic, deterministic
+        )
+        if initial_carry is None:
+            initial_carry = (None,) * len(layers)
+        elif not isinstance(initial_carry, tuple) or len(initial_carry) != len(layers):
+            raise ValueError(
+                f"initial_carry must be a tuple of {len(layers)} carries (one per layer), "
+                f"got {type(initial_carry).__name__}"
+            )
+        if not self.time_major:  # one transpose in, one out; the layers run time-major
+            xs = jnp.moveaxis(xs, -2, 0)
+        carries = []
+        for k, layer in enumerate(layers):
+            carry, xs = unroll(
+                layer,
+                params[k],
+                xs,
+                initial_carry[k],
+                lengths=seq_lengths,
+                time_major=True,
+                unroll=self.unroll,
+            )
+            carries.append(carry)
+            if drop and k < len(layers) - 1:
+                xs = nn.Dropout(self.dropout, name=f"dropout_{k}")(xs, deterministic=False)
+        ys = xs if self.time_major else jnp.moveaxis(xs, 0, -2)
+        return (tuple(carries), ys) if self.return_carry else ys
+
+    @nn.nowrap
+    def _layers(self) -> tuple[_cell.Cell, ...]:
+        cells = self.cells
+        if isinstance(cells, _cell.Cell):
+            n = 1 if self.num_layers is None else self.num_layers
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise ValueError(f"num_layers must be a positive int, got {self.num_layers!r}")
+            cells = (cells,) * n
+        else:
+            cells = tuple(cells)
+            if not cells or not all(isinstance(c, _cell.Cell) for c in cells):
+                raise TypeError(
+                    f"cells must be a gatedcells.Cell or a non-empty sequence of them, got "
+                    f"{self.cells!r}"
+                )
+            if self.num_layers not in (None, len(cells)):
+                raise ValueError(
+                    f"num_layers={self.num_layers} but {len(cells)} cells were given; pass "
+                    "one cell with num_layers, or one cell per layer"
+                )
+        if self.bidirectional:
+            cells = tuple(bidirectional(c, merge=self.merge) for c in cells)
+        return cells
+
+    @nn.nowrap
+    def as_cell(self) -> _cell.Cell:
+        """The :func:`gatedcells.stack` of the layers (bidirectional ones if so)."""
+        return stack(*self._layers())

@@ -1,0 +1,88 @@
+"""The :class:`Task` value, and the losses and metrics of the tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = jax.Array
+
+
+class Task(NamedTuple):
+    """A supervised sequence task: a pure sampler and what a training loop needs.
+
+    A model reads ``inputs [B, T, I]`` and emits ``predictions``: ``[B, O]`` read out after the
+    last step, or ``[B, T, O]`` at every step when ``per_step`` is true (``O`` =
+    ``output_size``). ``loss`` and ``metric`` take ``(predictions, targets)``.
+
+    Attributes:
+      name: short name, e.g. ``"adding(T=100)"``.
+      sample: ``(key, batch_size) -> (inputs, targets)``, pure and jittable; ``batch_size``
+        must be static (a Python int).
+      input_size: ``I``.
+      output_size: ``O``, the size of the readout (1 for regression, ``C`` classes).
+      length: ``T``, the number of time steps of the inputs.
+      per_step: predictions at every step (``[B, T, O]``) instead of after the last one.
+      loss: ``(predictions, targets) -> scalar``, the training objective (mean over the batch).
+      metric: ``(predictions, targets) -> scalar``, the figure reported.
+      metric_name: e.g. ``"mse"`` or ``"accuracy"``.
+      higher_is_better: whether the metric improves upwards (accuracy) or downwards (MSE).
+      baseline_loss: the loss at chance level (the best a model that ignores the
+        long-range dependency can do).
+      baseline_metric: the metric at chance level.
+      test: a fixed held-out ``(inputs, targets)`` for data sets, or ``None`` for generated
+        tasks (evaluate on fresh samples).
+    """
+
+    name: str
+    sample: Callable[[Array, int], tuple[Array, Array]]
+    input_size: int
+    output_size: int
+    length: int
+    per_step: bool
+    loss: Callable[[Array, Array], Array]
+    metric: Callable[[Array, Array], Array]
+    metric_name: str
+    higher_is_better: bool
+    baseline_loss: float
+    baseline_metric: float
+    test: tuple[Array, Array] | None = None
+
+
+# --------------------------------------------------------------------------------------
+# Losses and metrics (pure, mean over every leading axis).
+
+
+def mse(predictions: Array, targets: Array) -> Array:
+    """Mean squared error of ``predictions [..., 1]`` against ``targets [...]``."""
+    return jnp.mean(jnp.square(predictions[..., 0] - targets.astype(predictions.dtype)))
+
+
+def cross_entropy(logits: Array, labels: Array) -> Array:
+    """Mean softmax cross-entropy (nats) of ``logits [..., C]`` against int ``labels [...]``."""
+    log_p = jax.nn.log_softmax(logits, axis=-1)
+    picked = jnp.take_along_axis(log_p, labels[..., None].astype(jnp.int32), axis=-1)
+    return -jnp.mean(picked)
+
+
+def accuracy(logits: Array, labels: Array) -> Array:
+    """Share of ``argmax(logits [..., C]) == labels [...]``, as float32."""
+    hits = jnp.argmax(logits, axis=-1) == labels.astype(jnp.int32)
+    return jnp.mean(hits.astype(jnp.float32))
+
+
+def check_batch_size(batch_size: int) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
+        raise TypeError(f"batch_size must be a Python int (static), got {batch_size!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+
+
+def check_length(length: int, minimum: int) -> int:
+    if isinstance(length, bool) or not isinstance(length, int | np.integer) or length < minimum:
+        raise ValueError(f"length must be an int >= {minimum}, got {length!r}")
+    return int(length)
