@@ -93,6 +93,8 @@ def test_reverse_order_matches_flax(lengths, xs):
     flax_vars = {"params": {"cell": {"cell": variables["params"]["cell"]}}}
     carry, ys = ours.apply(variables, xs, seq_lengths=lengths)
     ref_carry, ref_ys = theirs.apply(flax_vars, xs, seq_lengths=lengths)
+    if lengths is not None:  # plain lists work too
+        close(ours.apply(variables, xs, seq_lengths=lengths.tolist()), (carry, ys))
     close(carry, ref_carry)
     mask = jnp.ones_like(ys, bool) if lengths is None else valid(lengths, ys)
     close(jnp.where(mask, ys, 0), jnp.where(mask, ref_ys, 0))
@@ -253,6 +255,13 @@ def test_jit_and_nn_jit(xs):
     jit_vars = jitted.init(jax.random.key(0), xs)  # nn.jit folds the init RNG its own way
     assert jax.tree.structure(jit_vars) == jax.tree.structure(variables)
     close(jitted.apply(variables, xs, seq_lengths=LENGTHS), eager)
+    # dropout under nn.jit: deterministic is an attribute there (call arguments are traced)
+    cells = (CELLS["gru"], CELLS["lstm"])
+    noisy = nn.jit(gl.StackedRNN)(cells, dropout=0.5, deterministic=False)
+    stack_vars = gl.StackedRNN(cells).init(jax.random.key(0), xs)
+    a = noisy.apply(stack_vars, xs, rngs={"dropout": jax.random.key(1)})
+    b = noisy.apply(stack_vars, xs, rngs={"dropout": jax.random.key(2)})
+    assert a.shape == (B, T, 6) and not np.allclose(a, b)
 
 
 def test_tabulate_and_serialization(xs):

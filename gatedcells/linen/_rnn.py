@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
+import jax.numpy as jnp
 from flax.linen.recurrent import flip_sequences
 
 from .. import _cell
@@ -42,8 +43,9 @@ def run(
         unroll=unroll_steps,
     )
     if reverse and not keep_order:  # flax's order: outputs in processing order
+        lengths = None if seq_lengths is None else jnp.asarray(seq_lengths, jnp.int32)
         batch_dims = ys.ndim - 2
-        ys = flip_sequences(ys, seq_lengths, num_batch_dims=batch_dims, time_major=time_major)
+        ys = flip_sequences(ys, lengths, num_batch_dims=batch_dims, time_major=time_major)
     return carry, ys
 
 

@@ -41,7 +41,8 @@ class StackedRNN(nn.Module):
       bidirectional: make every layer bidirectional.
       dropout: the dropout rate between layers, in ``[0, 1)``.
       merge: how a bidirectional layer merges its directions (``"concat"``, ...).
-      deterministic: disable dropout (may be given at call time instead).
+      deterministic: disable dropout (may be given at call time instead; under ``nn.jit``,
+        whose call arguments are traced, give it here).
       time_major: inputs and outputs ``[T, *B, ...]``.
       return_carry: return ``(carry, ys)`` instead of ``ys``.
       unroll: time steps per loop iteration of the scans.

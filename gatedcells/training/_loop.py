@@ -187,7 +187,7 @@ def fit(
     batches = None if callable(data) else iter(data)
     evaluate = None if eval_fn is None else jax.jit(eval_fn)
 
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # the text bar: it also works in notebooks without ipywidgets
 
     start = time.perf_counter()
     state = TrainState.create(params, optimizer, key)
