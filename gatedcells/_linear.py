@@ -10,10 +10,15 @@ Two paths compute the same recurrence (to float tolerance):
 The log-space path keeps ``log a`` (never forming products of many ``a``) and splits ``b``
 and ``h_0`` into positive and negative parts, each a positive linear recurrence whose
 logarithm composes with ``logaddexp``; ``h = exp(P) - exp(N)``. It needs ``a > 0`` only,
-which is why the recurrence takes ``log a``.
+which is why the recurrence takes ``log a``. The two parts travel as one stacked array, which
+halves the compile time of the unrolled tree of ``associative_scan`` (about 5 s forward and
+10 s with its gradient at ``T = 4096`` on a 2-core CPU; the sequential path compiles in
+well under a second).
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -134,11 +139,14 @@ def linear_scan(
     reverse: bool = False,
     method: str = "sequential",
     unroll: int | bool = 1,
+    grad: str = "auto",
 ) -> tuple[Array, Array]:
     """The time-major driver of :func:`linear_recurrence`, without its checks.
 
     Args:
       log_a, b: ``[T, *B, H]``. h0: ``[*B, H]``. valid: boolean ``[T, *B]`` or ``None``.
+      grad: ``"auto"``: the gradient is the adjoint recurrence, run by the same ``method``;
+        ``"autodiff"``: plain autodiff (needed for forward mode).
 
     Returns:
       ``(h_last, hs [T, *B, H])`` in ``h0``'s dtype; outputs at invalid steps are zero.
@@ -151,49 +159,78 @@ def linear_scan(
         keep = valid[..., None]
         log_a = jnp.where(keep, log_a, jnp.zeros_like(log_a))
         b = jnp.where(keep, b, jnp.zeros_like(b))
-    if method == "sequential":
-        hs = _sequential(log_a, b, h0, reverse, unroll)
-    else:
-        hs = _associative(log_a, b, h0, reverse)
+    if reverse:
+        log_a, b = log_a[::-1], b[::-1]
+    run = _recurrence if grad == "auto" else _forward
+    hs = run(method, unroll, log_a, b, h0)
+    if reverse:
+        hs = hs[::-1]
     h_last = hs[0] if reverse else hs[-1]
     if valid is not None:
         hs = jnp.where(valid[..., None], hs, jnp.zeros_like(hs))
     return h_last, hs
 
 
-def _sequential(log_a: Array, b: Array, h0: Array, reverse: bool, unroll) -> Array:
+def _forward(method: str, unroll, log_a: Array, b: Array, h0: Array) -> Array:
+    """Every ``h_t`` of ``h_t = exp(log_a_t) * h_{t-1} + b_t`` from ``h_{-1} = h0``."""
+    with jax.named_scope("gatedcells.linear_recurrence"):
+        if method == "sequential":
+            return _sequential(log_a, b, h0, unroll)
+        return _associative(log_a, b, h0)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _recurrence(method: str, unroll, log_a: Array, b: Array, h0: Array) -> Array:
+    """:func:`_forward` whose gradient is its adjoint, another linear recurrence run
+    backwards by the same method: ``g_t = dL/dh_t + a_{t+1} g_{t+1}``. Autodiff through the
+    associative scan's tree costs twice the compile time and memory."""
+    return _forward(method, unroll, log_a, b, h0)
+
+
+def _recurrence_fwd(method, unroll, log_a, b, h0):
+    hs = _forward(method, unroll, log_a, b, h0)
+    return hs, (log_a, hs, h0)
+
+
+def _recurrence_bwd(method, unroll, residuals, d_hs):
+    log_a, hs, h0 = residuals
+    # g_t = d_hs_t + a_{t+1} g_{t+1}: the same recurrence, time reversed, a shifted by one
+    log_a_next = jnp.concatenate([log_a[1:], jnp.zeros_like(log_a[:1])], axis=0)
+    g = _forward(method, unroll, log_a_next[::-1], d_hs[::-1], jnp.zeros_like(h0))[::-1]
+    h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
+    d_log_a = g * jnp.exp(log_a) * h_prev  # dh_t / dlog a_t = a_t h_{t-1}
+    return d_log_a, g, jnp.exp(log_a[0]) * g[0]
+
+
+_recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
+
+
+def _sequential(log_a: Array, b: Array, h0: Array, unroll) -> Array:
     def body(h, inputs):
         a_t, b_t = inputs
         h = a_t * h + b_t
         return h, h
 
-    with jax.named_scope("gatedcells.linear_recurrence"):
-        _, hs = jax.lax.scan(body, h0, (jnp.exp(log_a), b), reverse=reverse, unroll=unroll)
+    _, hs = jax.lax.scan(body, h0, (jnp.exp(log_a), b), unroll=unroll)
     return hs
 
 
-def _associative(log_a: Array, b: Array, h0: Array, reverse: bool) -> Array:
+def _associative(log_a: Array, b: Array, h0: Array) -> Array:
     dtype = h0.dtype
     wide = dtype if jnp.finfo(dtype).bits >= 32 else jnp.float32
     log_a, b, h0 = log_a.astype(wide), b.astype(wide), h0.astype(wide)
-    if reverse:
-        log_a, b = log_a[::-1], b[::-1]
     # h_0 enters through the first step: b_1 <- a_1 * h_0 + b_1
     b = b.at[0].add(jnp.exp(log_a[0]) * h0)
-    with jax.named_scope("gatedcells.linear_recurrence"):
-        elems = (log_a, _log_or_floor(b), _log_or_floor(-b))
-        _, log_pos, log_neg = jax.lax.associative_scan(_compose, elems, axis=0)
-        hs = jnp.exp(log_pos) - jnp.exp(log_neg)
-    if reverse:
-        hs = hs[::-1]
-    return hs.astype(dtype)
+    log_b = jnp.stack([_log_or_floor(b), _log_or_floor(-b)], axis=1)  # [T, 2, *B, H]
+    _, log_h = jax.lax.associative_scan(_compose, (log_a, log_b), axis=0)
+    return (jnp.exp(log_h[:, 0]) - jnp.exp(log_h[:, 1])).astype(dtype)
 
 
 def _compose(earlier, later):
-    """``(log a, log b+, log b-)`` of two consecutive segments composed into one."""
-    la1, p1, n1 = earlier
-    la2, p2, n2 = later
-    return la1 + la2, _logaddexp(p1 + la2, p2), _logaddexp(n1 + la2, n2)
+    """``(log a, [log b+, log b-])`` of two consecutive segments composed into one."""
+    la1, lb1 = earlier
+    la2, lb2 = later
+    return la1 + la2, _logaddexp(lb1 + la2[:, None], lb2)
 
 
 # log(0): a finite floor instead of -inf keeps every gradient finite (exp(_LOG_ZERO) == 0).

@@ -30,7 +30,7 @@ _GREFF = {
     "nog": {"peepholes": True, "fixed_gates": {"o": 1.0}},
     "niaf": {"peepholes": True, "candidate_activation": jax.nn.identity},
     "noaf": {"peepholes": True, "output_activation": jax.nn.identity},
-    "np": {},
+    "np": {"peepholes": False},
     "cifg": {"peepholes": True, "cifg": True},
     "fgr": {"peepholes": True, "full_gate_recurrence": True},
 }

@@ -109,8 +109,9 @@ def _minimal_cell(
     def scan(params, carry, xs, *, valid, reverse, unroll, **options):
         log_a, b, _ = coefficients(project(params, xs).astype(carry.dtype))
         chosen = _linear.check_method(method)
+        grad = options.get("grad", "auto")
         return _linear.linear_scan(
-            log_a, b, carry, valid=valid, reverse=reverse, method=chosen, unroll=unroll
+            log_a, b, carry, valid=valid, reverse=reverse, method=chosen, unroll=unroll, grad=grad
         )
 
     return Cell(
