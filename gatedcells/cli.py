@@ -1,10 +1,10 @@
-"""The ``gatedcells`` command: the lecture's experiment, and training any cell on any task.
+"""The gatedcells command: the lecture's experiment, and training any cell on any task.
 
   gatedcells demo              simple RNN vs LSTM vs GRU on the adding problem (a few minutes)
   gatedcells demo --quick      the same, reduced to seconds
   gatedcells train --task adding --cell lstm --hidden 32 --length 100 --steps 2000 --out run/
 
-Run ``gatedcells COMMAND --help`` for the options of each command.
+Run 'gatedcells COMMAND --help' for the options of each command.
 """
 
 from __future__ import annotations
