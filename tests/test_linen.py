@@ -288,6 +288,6 @@ def test_inside_a_flax_model(xs):
 
     model = Classifier()
     variables = model.init(jax.random.key(0), xs, LENGTHS)
-    grads = jax.grad(lambda v: model.apply(v, xs, LENGTHS).sum())(variables)
+    grads = jax.jit(jax.grad(lambda v: model.apply(v, xs, LENGTHS).sum()))(variables)
     norms = jax.tree.leaves(jax.tree.map(lambda g: float(jnp.abs(g).sum()), grads))
     assert all(np.isfinite(norms)) and all(v > 0 for v in norms)
