@@ -3,6 +3,7 @@
   gatedcells demo              simple RNN vs LSTM vs GRU on the adding problem (a few minutes)
   gatedcells demo --quick      the same, reduced to seconds
   gatedcells train --task adding --cell lstm --hidden 32 --length 100 --steps 2000 --out run/
+  gatedcells bench             speed against Flax, Equinox and PyTorch on this machine
 
 Run 'gatedcells COMMAND --help' for the options of each command.
 """
@@ -344,7 +345,22 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="output folder (created if missing)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(run=_train)
+
+    bench = sub.add_parser(
+        "bench",
+        help="speed against Flax, Equinox and PyTorch (the installed ones), side by side",
+        description="See 'gatedcells bench --help' (options are passed to gatedcells.bench).",
+        add_help=False,
+    )
+    bench.add_argument("args", nargs=argparse.REMAINDER, help="options of gatedcells.bench")
+    bench.set_defaults(run=_bench)
     return parser
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from .bench import main as bench_main
+
+    return bench_main(args.args)
 
 
 def _positive_of(kind: type, noun: str) -> Callable[[str], Any]:
@@ -369,7 +385,10 @@ _positive_float = _positive_of(float, "number")
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
+        if argv[:1] == ["bench"]:  # its options (--help included) belong to gatedcells.bench
+            return _bench(argparse.Namespace(args=argv[1:]))
         args = build_parser().parse_args(argv)
         return args.run(args)
     except UsageError as err:

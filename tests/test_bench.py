@@ -43,3 +43,12 @@ def test_unknown_names_are_one_line_errors(capsys):
     with pytest.raises(SystemExit):
         bench.main(["--cells", "transformer"])
     assert "unknown cell 'transformer'" in capsys.readouterr().err
+
+
+def test_the_gatedcells_command_dispatches_bench(tiny, monkeypatch, capsys):
+    from gatedcells import cli
+
+    monkeypatch.setattr(bench, "matmul_peak", lambda: 100.0)
+    argv = ["bench", "--shapes", "tiny", "--cells", "lstm", "--systems", "gatedcells"]
+    assert cli.main([*argv, "--min-time", "0"]) == 0
+    assert "| lstm | gatedcells |" in capsys.readouterr().out
