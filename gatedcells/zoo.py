@@ -1,0 +1,175 @@
+"""Every cell variant of gatedcells by name, and a comparison of them all on one task.
+
+``python -m gatedcells.zoo`` trains each variant of :func:`variants` on one task of
+:mod:`gatedcells.tasks` with the same budget and prints one table (parameters, final test
+metric and loss, wall-clock seconds). :func:`compare` returns the rows for a notebook.
+``import gatedcells`` does not import this module; it needs optax (``gatedcells[train]``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from ._cell import Cell
+from ._gru import gru
+from ._indrnn import indrnn
+from ._lstm import lstm
+from ._lstm_variants import GREFF_VARIANTS
+from ._minimal import min_gru, min_lstm
+from ._mutants import mgu, mut1, mut2, mut3
+from ._params import count_params
+from ._simple import simple_rnn
+
+__all__ = ["Row", "compare", "main", "table", "variants"]
+
+
+def variants(hidden_size: int) -> dict[str, Cell]:
+    """Every cell variant of the library at hidden size ``H``, by a short name.
+
+    The LSTM entries ``lstm_<name>`` are Greff et al.'s grid (``lstm_np`` is the default
+    :func:`gatedcells.lstm`), then JANET, the layer-normalised LSTM and LSTMP (``P = H/2``);
+    the GRU in both forms and layer-normalised; MGU, MUT1-3, IndRNN, minGRU, minLSTM and the
+    simple RNN as the baseline without gates.
+
+    Examples:
+      >>> from gatedcells import zoo
+      >>> cells = zoo.variants(8)
+      >>> len(cells), cells["lstm_cifg"].name
+      (23, "lstm(8, variant='cifg')")
+    """
+    H = hidden_size
+    cells = {"simple_rnn": simple_rnn(H)}
+    cells.update({f"lstm_{name}": lstm(H, variant=name) for name in GREFF_VARIANTS})
+    cells.update(
+        lstm_janet=lstm(H, variant="janet"),
+        lstm_layer_norm=lstm(H, layer_norm=True),
+        lstm_proj=lstm(H, proj_size=max(1, H // 2)),
+        gru=gru(H),
+        gru_reset_before=gru(H, reset_after=False),
+        gru_layer_norm=gru(H, layer_norm=True),
+        mgu=mgu(H),
+        mut1=mut1(H),
+        mut2=mut2(H),
+        mut3=mut3(H),
+        indrnn=indrnn(H),
+        min_gru=min_gru(H),
+        min_lstm=min_lstm(H),
+    )
+    return cells
+
+
+class Row(NamedTuple):
+    """One trained variant: its name, parameter count (readout included), final evaluation
+    ``metric`` and ``loss``, and wall-clock ``seconds`` of training (compilation included)."""
+
+    name: str
+    params: int
+    metric: float
+    loss: float
+    seconds: float
+
+
+def compare(
+    task=None,
+    *,
+    hidden_size: int = 32,
+    steps: int = 600,
+    batch_size: int = 64,
+    learning_rate: float = 3e-3,
+    seed: int = 0,
+    names: Sequence[str] | None = None,
+    progress: bool = False,
+) -> list[Row]:
+    """Train every variant (or those in ``names``) on ``task`` with Adam and the same budget.
+
+    Args:
+      task: a :class:`gatedcells.tasks.Task` (default: the adding problem, ``T = 50``).
+      hidden_size: ``H`` of every cell.
+      steps, batch_size, learning_rate, seed: the training budget, the same for all.
+      names: a subset of :func:`variants`' names, in the order wanted.
+      progress: show a progress bar per variant.
+
+    Returns:
+      One :class:`Row` per variant, in the order trained.
+    """
+    import jax
+    import optax
+
+    from . import tasks, training
+
+    task = tasks.adding(50) if task is None else task
+    cells = variants(hidden_size)
+    unknown = sorted(set(names or ()) - set(cells))
+    if unknown:
+        raise ValueError(f"names: unknown variants {unknown}; choose among {sorted(cells)}")
+    rows = []
+    for name in names or cells:
+        start = time.perf_counter()
+        params, history = training.fit_task(
+            cells[name],
+            task,
+            optax.adam(learning_rate),
+            steps=steps,
+            key=jax.random.key(seed),
+            batch_size=batch_size,
+            progress=progress,
+            desc=name,
+        )
+        seconds = time.perf_counter() - start
+        final = {k: float(v[-1]) for k, v in history.eval.items()}
+        rows.append(
+            Row(name, count_params(params), final[task.metric_name], final["loss"], seconds)
+        )
+    return rows
+
+
+def table(rows: Sequence[Row], task) -> str:
+    """The rows as a Markdown table, with the task's chance-level baseline."""
+    best = max if task.higher_is_better else min
+    top = best(r.metric for r in rows)
+    lines = [
+        f"{task.name}: {task.metric_name} (chance level {task.baseline_metric:.4g})",
+        "",
+        f"| variant | params | {task.metric_name} | loss | seconds |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        metric = f"**{r.metric:.4g}**" if r.metric == top else f"{r.metric:.4g}"
+        lines.append(f"| {r.name} | {r.params} | {metric} | {r.loss:.4g} | {r.seconds:.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m gatedcells.zoo [--task adding --length 50 --hidden 32 --steps 600 ...]``."""
+    from . import tasks
+
+    parser = argparse.ArgumentParser(prog="python -m gatedcells.zoo", description=__doc__)
+    parser.add_argument("--task", default="adding", choices=sorted(tasks.TASKS))
+    parser.add_argument("--length", type=int, default=50)
+    parser.add_argument("--hidden", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", nargs="*", help="a subset of the variants' names")
+    args = parser.parse_args(argv)
+    task = tasks.get(args.task, None if args.task == "digits" else args.length)
+    rows = compare(
+        task,
+        hidden_size=args.hidden,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        seed=args.seed,
+        names=args.only,
+        progress=False,
+    )
+    print(table(rows, task))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,31 @@
+"""gatedcells.zoo: every variant by name, and the comparison table."""
+
+import pytest
+
+import gatedcells as gc
+from gatedcells import tasks, zoo
+
+
+def test_every_factory_and_greff_variant_is_in_the_zoo():
+    cells = zoo.variants(4)
+    factories = {c.name.split("(")[0] for c in cells.values()}
+    assert factories == {
+        "simple_rnn", "lstm", "gru", "mgu", "mut1", "mut2", "mut3", "indrnn", "min_gru",
+        "min_lstm",
+    }  # fmt: skip
+    assert {f"lstm_{name}" for name in gc.GREFF_VARIANTS} <= set(cells)
+    assert cells["lstm_proj"].output_size == 2 and cells["lstm_np"].name == "lstm(4, variant='np')"
+
+
+def test_table_marks_the_best_and_the_baseline():
+    task = tasks.adding(5)
+    rows = [zoo.Row("gru", 100, 0.01, 0.01, 3.2), zoo.Row("simple_rnn", 40, 0.15, 0.15, 2.0)]
+    lines = zoo.table(rows, task).splitlines()
+    assert lines[0] == "adding(T=5): mse (chance level 0.1667)"
+    assert lines[4] == "| gru | 100 | **0.01** | 0.01 | 3 |"
+    assert lines[5] == "| simple_rnn | 40 | 0.15 | 0.15 | 2 |"
+
+
+def test_compare_refuses_unknown_names():
+    with pytest.raises(ValueError, match="unknown variants"):
+        zoo.compare(tasks.adding(5), names=["lstm", "gru"])
