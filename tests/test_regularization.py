@@ -116,3 +116,24 @@ def test_weight_drop_refuses_params_without_a_recurrent_kernel():
     params = cell.init(jax.random.key(0), 2)
     with pytest.raises(ValueError, match="recurrent kernel w_h"):
         gc.unroll(cell, params, jnp.ones((1, 3, 2)))
+
+
+def test_flax_rnn_draws_the_regulariser_key_from_the_dropout_stream():
+    import functools
+
+    gl = pytest.importorskip("gatedcells.linen")
+    cell = gc.lstm(8)
+    model = gl.RNN(cell, regularizer=functools.partial(gc.zoneout, rate=RATE))
+    xs = jax.random.normal(jax.random.key(1), (2, T, 3))
+    variables = model.init(jax.random.key(0), xs, deterministic=True)
+    params = variables["params"]["cell"]
+    assert isinstance(params, gc.LSTMParams)  # the regulariser keeps the cell's params
+    # off: zoneout's expectation; on: masks from the "dropout" stream, the same key twice
+    close(model.apply(variables, xs, deterministic=True),
+          gc.unroll(gc.zoneout(cell, RATE, deterministic=True), params, xs)[1])  # fmt: skip
+    run = functools.partial(model.apply, variables, xs, deterministic=False)
+    a, b = run(rngs={"dropout": jax.random.key(5)}), run(rngs={"dropout": jax.random.key(5)})
+    close(a, b)
+    assert not np.allclose(a, run(rngs={"dropout": jax.random.key(6)}))
+    with pytest.raises(ValueError, match="deterministic"):
+        model.apply(variables, xs)

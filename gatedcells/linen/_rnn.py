@@ -82,6 +82,12 @@ class RNN(nn.Module):
       keep_order: with ``reverse``, return the outputs aligned with the inputs.
       return_carry: return ``(carry, ys)`` instead of ``ys``.
       unroll: time steps per loop iteration of the scan.
+      regularizer: a recurrent regulariser ``(cell, key=, deterministic=) -> cell`` applied
+        at each call, e.g. ``functools.partial(gc.recurrent_dropout, rate=0.25)`` (also
+        :func:`gatedcells.zoneout`, :func:`gatedcells.weight_drop`), drawing its key from the
+        ``"dropout"`` RNG stream. It keeps the params: ``variables`` stay ``cell``'s.
+      deterministic: turn the regulariser off (may be given at call time instead; required
+        with a ``regularizer``).
 
     Examples:
       >>> import jax, jax.numpy as jnp, gatedcells as gc, gatedcells.linen as gl
@@ -101,6 +107,8 @@ class RNN(nn.Module):
     keep_order: bool = False
     return_carry: bool = False
     unroll: int | bool = 1
+    regularizer: Callable[..., _cell.Cell] | None = None
+    deterministic: bool | None = None
 
     @nn.compact
     def __call__(
@@ -114,6 +122,7 @@ class RNN(nn.Module):
         time_major: bool | None = None,
         reverse: bool | None = None,
         keep_order: bool | None = None,
+        deterministic: bool | None = None,
     ) -> Array | tuple[Carry, Array]:
         """Run the cell over ``xs``.
 
@@ -124,6 +133,7 @@ class RNN(nn.Module):
           init_key: ignored (the carry starts at zeros); for ``flax.linen.RNNBase``.
           return_carry, time_major, reverse, keep_order: override the attributes of the
             same names for this call (as ``flax.linen.RNN`` allows).
+          deterministic: overrides the attribute (with a ``regularizer``).
 
         Returns:
           ``ys [*B, T, O]`` (``[T, *B, O]``), or ``(carry, ys)`` with ``return_carry``.
@@ -133,9 +143,14 @@ class RNN(nn.Module):
             ``lengths``).
         """
         del init_key
+        cell = self.cell
+        if self.regularizer is not None:  # a fresh key from the "dropout" stream per call
+            off = nn.merge_param("deterministic", self.deterministic, deterministic)
+            key = None if off else self.make_rng("dropout")
+            cell = self.regularizer(cell, key=key, deterministic=off)
         carry, ys = run(
             self,
-            self.cell,
+            cell,
             xs,
             initial_carry,
             seq_lengths,
