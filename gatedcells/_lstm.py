@@ -319,6 +319,7 @@ def lstm(
     H, n, P = hidden_size, len(spec.blocks), flags["proj_size"]
     R, S = (P or H), len(spec.fed_back)
     name = describe(H, variant, flags, _DEFAULTS)
+    chrono, layer_norm = flags["chrono"], spec.layer_norm_eps is not None
 
     def init(key: Array, input_size: int) -> LSTMParams:
         kx, kh, kb, kc, kp, kg, kr = jax.random.split(key, 7)
