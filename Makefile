@@ -12,7 +12,7 @@ STAMP  := $(VENV)/.installed
 # (pip's find-links); otherwise the live comparisons skip and the committed
 # golden fixtures still check equivalence.
 TORCH  ?= torch==2.13.0+cpu
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= -n auto  # one worker per core (pytest-xdist): the suite is compile-bound
 
 .PHONY: demo test lint bench fixtures clean venv
 
