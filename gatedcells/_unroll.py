@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -24,6 +26,7 @@ def unroll(
     time_major: bool = False,
     unroll: int | bool = 1,
     grad: str = "auto",
+    remat: bool | int = False,
 ) -> tuple[Carry, Array]:
     r"""Run ``cell`` over the sequence ``xs``; return the final carry and every output.
 
@@ -55,6 +58,19 @@ def unroll(
         use plain autodiff. ``"autodiff"``: plain autodiff of the scan everywhere, needed
         for forward-mode ``jax.jvp``/``jax.jacfwd`` of ``unroll`` itself (``jvp`` of
         ``grad``, e.g. Hessian-vector products, works with either).
+      remat: gradient checkpointing over time, for sequences whose backward pass would not
+        fit in memory. ``False``: the backward pass keeps what every step needs (``O(T)``
+        memory beyond the inputs and outputs). ``True``: time is split into chunks of
+        ``ceil(sqrt(T))`` steps; the forward pass keeps only the carry at each chunk's
+        start, and the backward pass recomputes one chunk at a time (``O(sqrt(T))``
+        memory, about one more forward pass of time). An int: the chunk length. The result
+        and the gradient are the same (float rounding aside; ``T`` need not be a multiple
+        of the chunk: the last chunk is padded with steps masked as past every sequence's
+        end). Each chunk runs the same per-step engine as ``remat=False`` (the custom
+        gradient of ``grad="auto"`` included). Cells with a sequence driver of their own
+        pass ``remat`` to their layers (stacks, bidirectional layers, the regularisers and
+        resets); ``min_gru``/``min_lstm``'s linear recurrence runs whole, its residuals
+        being its inputs. See the README for measured memory and time.
 
     Returns:
       ``(carry, ys)``: the final carry and the outputs ``[*B, T, O]`` (or ``[T, *B, O]``).
@@ -62,8 +78,9 @@ def unroll(
     Raises:
       TypeError: ``xs`` or ``carry`` not floating, or ``lengths`` not integer.
       ValueError: ``xs`` of the wrong rank or input size, ``carry`` or ``lengths`` whose shape
-        does not match the batch shape, concrete ``lengths`` outside ``[0, T]``, or params
-        that do not belong to ``cell``.
+        does not match the batch shape, concrete ``lengths`` outside ``[0, T]``, params
+        that do not belong to ``cell``, an unknown ``grad``, or ``unroll``/``remat`` that
+        is not a positive int (or a bool).
 
     Examples:
       >>> import jax, jax.numpy as jnp, gatedcells as gc
@@ -86,6 +103,9 @@ def unroll(
         isinstance(unroll, bool) or not isinstance(unroll, int | np.integer) or unroll < 1
     ):
         raise ValueError(f"unroll must be a positive int or True, got {unroll!r}")
+    if grad not in GRADS:
+        raise ValueError(f"grad must be one of {GRADS}, got {grad!r}")
+    check_remat(remat)
     steps = xs.shape[0] if time_major else xs.shape[-2]
     batch_shape = tuple(xs.shape[1:-1] if time_major else xs.shape[:-2])
     if carry is None:
@@ -96,8 +116,9 @@ def unroll(
     if not time_major:
         xs = jnp.moveaxis(xs, -2, 0)
     carry, ys = scan_cell(
-        cell, params, carry, xs, valid=valid, reverse=reverse, unroll=unroll, grad=grad
-    )
+        cell, params, carry, xs, valid=valid, reverse=reverse, unroll=unroll, grad=grad,
+        remat=remat,
+    )  # fmt: skip
     if not time_major:
         ys = jnp.moveaxis(ys, 0, -2)
     return carry, ys
@@ -113,19 +134,27 @@ def scan_cell(
     reverse: bool = False,
     unroll: int | bool = 1,
     grad: str = "auto",
+    remat: bool | int = False,
 ) -> tuple[Carry, Array]:
     """The time-major driver behind :func:`unroll`, without its argument checks.
 
     Args:
       xs: ``[T, *B, I]``. valid: boolean ``[T, *B]`` (``t < length``) or ``None``.
-      reverse, unroll, grad: as in :func:`unroll`.
+      reverse, unroll, grad, remat: as in :func:`unroll`.
 
     Returns:
       ``(carry, ys [T, *B, O])``. Combinators call this for their layers; a cell's own
-      ``scan`` receives ``valid``, ``reverse``, ``unroll`` and ``grad`` as keywords.
+      ``scan`` receives ``valid``, ``reverse``, ``unroll``, ``grad`` and ``remat`` as
+      keywords. Checkpointing (``remat``) applies to cells without a ``scan`` of their own,
+      so that combinators that read the whole sequence (bidirectional layers, resets read
+      backwards) see it whole and checkpoint their layers.
     """
     if cell.scan is not None:
-        return cell.scan(params, carry, xs, valid=valid, reverse=reverse, unroll=unroll, grad=grad)
+        return cell.scan(
+            params, carry, xs, valid=valid, reverse=reverse, unroll=unroll, grad=grad, remat=remat
+        )
+    if remat is not False and xs.shape[0] > 0:
+        return _remat_scan(cell, params, carry, xs, valid, reverse, unroll, grad, remat)
     if cell.fused is not None and grad == "auto":
         return fused_scan(cell, params, carry, xs, valid, reverse, unroll)
     x_proj = cell.project(params, xs)
@@ -138,6 +167,49 @@ def scan_cell(
         return new_carry, y
 
     return jax.lax.scan(body, carry, (x_proj, valid), reverse=reverse, unroll=unroll)
+
+
+def check_remat(remat) -> None:
+    """``remat`` must be a bool or a positive int (a chunk length)."""
+    if not isinstance(remat, bool) and (not isinstance(remat, int | np.integer) or remat < 1):
+        raise ValueError(f"remat must be a bool or a positive int (a chunk length), got {remat!r}")
+
+
+def _remat_scan(cell, params, carry, xs, valid, reverse, unroll, grad, remat):
+    """``scan_cell`` over chunks of time, each checkpointed (see ``remat`` in :func:`unroll`).
+
+    An outer ``lax.scan`` runs the chunks; its body, ``jax.checkpoint`` of the inner
+    ``scan_cell``, saves nothing but its arguments, so the backward pass keeps the carry at
+    each chunk's start and recomputes the chunk's own residuals when it gets there.
+    """
+    steps = xs.shape[0]
+    size = math.isqrt(steps - 1) + 1 if remat is True else min(int(remat), steps)
+    chunks = -(-steps // size)
+    pad = chunks * size - steps
+    if pad:  # padded steps are invalid: they keep the carry and output zeros
+        if valid is None:
+            valid = jnp.ones((steps, *xs.shape[1:-1]), bool)
+        xs = jnp.concatenate([xs, jnp.zeros((pad, *xs.shape[1:]), xs.dtype)])
+        valid = jnp.concatenate([valid, jnp.zeros((pad, *valid.shape[1:]), bool)])
+
+    def chunked(a):
+        return None if a is None else a.reshape(chunks, size, *a.shape[1:])
+
+    def body(params, carry, inputs):
+        xs_c, valid_c = inputs
+        return scan_cell(
+            cell, params, carry, xs_c, valid=valid_c, reverse=reverse, unroll=unroll, grad=grad
+        )
+
+    body = jax.checkpoint(body, prevent_cse=False)  # inside a scan, CSE cannot defeat it
+    carry, ys = jax.lax.scan(
+        lambda c, inputs: body(params, c, inputs),
+        carry,
+        (chunked(xs), chunked(valid)),
+        reverse=reverse,
+    )
+    ys = ys.reshape(chunks * size, *ys.shape[2:])
+    return carry, ys[:steps] if pad else ys
 
 
 def mask_step(valid_t: Array, new_carry: Carry, carry: Carry, y: Array) -> tuple[Carry, Array]:
