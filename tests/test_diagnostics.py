@@ -2,6 +2,9 @@
 recomputed by hand in numpy, Jacobians from ``jax.jacobian`` of ``step``, gradient norms from
 ``jax.grad`` of ``unroll``, regimes on gates clamped with ``fixed_gates``."""
 
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -331,6 +334,9 @@ def test_gru_regimes():
     np.testing.assert_array_equal(summary.regimes["keep"], [1, 0, 0])
     np.testing.assert_array_equal(summary.regimes["simple_rnn"], [0, 1, 0])
     np.testing.assert_array_equal(summary.regimes["reset"], [0, 0, 1])
+    # minGRU's z is the share of the candidate: the GRU's regimes would mislabel it
+    other = gd.regimes(gc.MinGRUGates(z, jnp.zeros_like(z)))
+    assert other.regimes == {} and other.open["z"].tolist() == [1, 0, 0]
 
 
 def test_regimes_errors():
@@ -383,3 +389,14 @@ def test_param_counts_errors():
         gd.param_counts([gc.lstm(4), gc.lstm(4)], 2)
     with pytest.raises(TypeError, match="cell must be a gatedcells.Cell"):
         gd.param_counts({"x": "lstm"}, 2)
+
+
+def test_diagnostics_needs_only_jax_and_is_not_imported_by_gatedcells():
+    code = (
+        "import sys, gatedcells; before = 'gatedcells.diagnostics' in sys.modules; "
+        "import gatedcells.diagnostics; "
+        "print(before, sorted(m for m in ('flax', 'optax', 'torch', 'sklearn', 'matplotlib') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False []"

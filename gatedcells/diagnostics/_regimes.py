@@ -7,27 +7,29 @@ from typing import NamedTuple
 import jax.numpy as jnp
 
 from .._cell import Array, Gates
+from .._gru import GRUGates
+from .._lstm import LSTMGates
 from ._trace import GateTrace
 
 CANDIDATES = ("g", "n")
 """Fields of a gate NamedTuple that are candidates (block inputs, tanh), not gates."""
 
-REGIMES: dict[str, dict[str, dict[str, str]]] = {
-    "lstm": {  # the lecture's extreme regimes
+REGIMES: dict[type, dict[str, dict[str, str]]] = {
+    LSTMGates: {  # the lecture's extreme regimes
         "read_and_store": {"i": "open", "f": "open", "o": "closed"},
         "carry_and_release": {"i": "closed", "f": "open", "o": "open"},
         "no_read_write": {"i": "closed", "o": "closed"},
         "simple_rnn": {"i": "open", "f": "closed", "o": "open"},
     },
-    "gru": {  # read off the GRU's equations, h' = (1 - z) n + z h
+    GRUGates: {  # read off the GRU's equations, h' = (1 - z) n + z h
         "keep": {"z": "open"},
         "simple_rnn": {"r": "open", "z": "closed"},
         "reset": {"r": "closed", "z": "closed"},
     },
 }
-"""The named regimes, each a state (``"open"`` or ``"closed"``) for some gates.
+"""The named regimes of a gate type, each a state (``"open"`` or ``"closed"``) for some gates.
 
-For gates ``i, f, o`` (the LSTM family), the lecture's four:
+For :class:`gatedcells.LSTMGates` (every LSTM variant), the lecture's four:
 
 - ``read_and_store``: only the input and forget gates open: the LSTM reads its input into
   the memory and keeps it, showing nothing.
@@ -38,10 +40,13 @@ For gates ``i, f, o`` (the LSTM family), the lecture's four:
 - ``simple_rnn``: input and output gates open, forget gate closed: memory and hidden state
   are the same thing, ``c' = g``, and with ``h = o*c`` the LSTM computes a simple RNN.
 
-For gates ``r, z`` (the GRU family), read off :math:`h' = (1-z) n + z h`:
+For :class:`gatedcells.GRUGates` (every GRU variant), read off :math:`h' = (1-z) n + z h`:
 ``keep`` (``z`` open: ``h' = h``), ``simple_rnn`` (``z`` closed, ``r`` open:
 ``h' = tanh(x W + h U + b)``) and ``reset`` (both closed: ``h' = n`` computed from the input
 alone).
+
+Other gate types have none: the same letters can mean the opposite (the ``z`` of minGRU and
+of the mutants MUT1-3 is the share of the candidate taken, not of the state kept).
 """
 
 
@@ -54,8 +59,8 @@ class Regimes(NamedTuple):
     Attributes:
       open: gate letter -> share of steps with the gate above ``open_above``.
       closed: gate letter -> share of steps with the gate below ``closed_below``.
-      regimes: regime name (:data:`REGIMES`) -> share of steps in that regime; empty for
-        gates that have no named regimes.
+      regimes: regime name (:data:`REGIMES`) -> share of steps in that regime; empty for a
+        gate type without named regimes.
     """
 
     open: dict[str, Array]
@@ -74,8 +79,9 @@ def regimes(
 
     A gate is open above ``open_above`` (0.9) and closed below ``closed_below`` (0.1). The
     candidates ``g`` and ``n`` are block inputs, not gates, and are left out. The named
-    regimes are those of :data:`REGIMES` for the gates present (the lecture's four for
-    ``i, f, o``); a regime counts a step when every gate it names is in the state it says.
+    regimes are those :data:`REGIMES` gives the gates' type (the lecture's four for
+    :class:`gatedcells.LSTMGates`); a regime counts a step when every gate it names is in
+    the state it says.
 
     Args:
       gates: a :class:`GateTrace` (its ``valid`` is used), or one cell's gate NamedTuple
@@ -136,13 +142,9 @@ def regimes(
         name: {"open": g > open_above, "closed": g < closed_below} for name, g in named.items()
     }
     found = {}
-    for family in REGIMES.values():
-        for regime, spec in family.items():
-            if all(name in states for name in spec):
-                masks = [states[name][state] for name, state in spec.items()]
-                found[regime] = share(jnp.all(jnp.stack(masks), axis=0))
-        if found:
-            break
+    for regime, spec in REGIMES.get(type(gates), {}).items():
+        masks = [states[name][state] for name, state in spec.items()]
+        found[regime] = share(jnp.all(jnp.stack(masks), axis=0))
     return Regimes(
         open={name: share(s["open"]) for name, s in states.items()},
         closed={name: share(s["closed"]) for name, s in states.items()},
