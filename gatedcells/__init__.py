@@ -14,6 +14,7 @@ from ._carry import learned_initial_carry as learned_initial_carry
 from ._carry import resettable as resettable
 from ._cell import Cell as Cell
 from ._cell import Fused as Fused
+from ._finite import check_finite as check_finite
 from ._gru import GRUGates as GRUGates
 from ._gru import GRUParams as GRUParams
 from ._gru import gru as gru
@@ -83,6 +84,7 @@ __all__ = [
     "SimpleRNNParams",
     "ZoneoutCarry",
     "bidirectional",
+    "check_finite",
     "count_params",
     "gru",
     "indrnn",

@@ -9,7 +9,7 @@ import gatedcells as gc
 def test_import_needs_only_jax():
     code = (
         "import sys, gatedcells; "
-        "print(sorted(m for m in ('flax', 'optax', 'torch', 'sklearn', 'matplotlib') "
+        "print(sorted(m for m in ('flax', 'optax', 'orbax', 'torch', 'sklearn', 'matplotlib') "
         "if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -27,6 +27,8 @@ def test_exported_names():
         "MinGRUGates", "MinLSTMGates", "MinimalParams", "ZoneoutCarry", "indrnn",
         "learned_initial_carry", "linear_recurrence", "mgu", "min_gru", "min_lstm", "mut1",
         "mut2", "mut3", "recurrent_dropout", "resettable", "weight_drop", "zoneout",
+        # robustness
+        "check_finite",
     }  # fmt: skip
     for name in set(gc.__all__) - {"GRADS"}:
         assert getattr(gc, name).__doc__, f"{name} has no docstring"
