@@ -116,8 +116,11 @@ def plot_runs(runs: Sequence[Run], task, path: Path, title: str) -> None:
 
 
 def train_one(cell, task, *, lr: float, steps: int, seed: int, batch_size: int,
-              eval_every: int | None, clip: float, quiet: bool):  # fmt: skip
+              eval_every: int | None, clip: float, quiet: bool, **checkpointing):  # fmt: skip
     """Train ``cell`` on ``task`` with Adam (:func:`gatedcells.training.fit_task`), timed.
+
+    ``checkpointing``: ``checkpoint_dir``, ``checkpoint_every``, ``resume`` and ``config``,
+    passed to ``fit_task``.
 
     Returns:
       ``(params, Run)``; ``clip <= 0`` disables gradient clipping.
@@ -139,6 +142,7 @@ def train_one(cell, task, *, lr: float, steps: int, seed: int, batch_size: int,
         eval_every=eval_every,
         clip_norm=clip if clip > 0 else None,
         progress=not quiet,
+        **checkpointing,
     )
     seconds = time.perf_counter() - start
     return params, Run(cell.name, gc.count_params(params), history, seconds)
@@ -159,25 +163,46 @@ def _train(args: argparse.Namespace) -> int:
     cell = make_cell(args.cell, args.hidden, forget_bias=args.forget_bias,
                      update_bias=args.update_bias, layers=args.layers)  # fmt: skip
     out = Path(args.out)
+    # What determines the results: a checkpoint of a run with other values is refused.
+    config = {k: v for k, v in vars(args).items() if k not in RUN_ONLY}
+    checkpointing = {}
+    if args.checkpoint_every is not None or args.resume:
+        checkpoints = out / "checkpoints"
+        if checkpoints.exists() and any(checkpoints.iterdir()) and not args.resume:
+            raise UsageError(
+                f"gatedcells train: {checkpoints} holds the checkpoints of a run; pass --resume "
+                "to go on with it, or choose another --out"
+            )
+        checkpointing = dict(checkpoint_dir=checkpoints, resume=args.resume, config=config,
+                             checkpoint_every=args.checkpoint_every)  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
-    params, run = train_one(cell, task, lr=args.lr, steps=args.steps, seed=args.seed,
-                            batch_size=args.batch_size, eval_every=args.eval_every,
-                            clip=args.clip, quiet=args.quiet)  # fmt: skip
+    try:
+        params, run = train_one(cell, task, lr=args.lr, steps=args.steps, seed=args.seed,
+                                batch_size=args.batch_size, eval_every=args.eval_every,
+                                clip=args.clip, quiet=args.quiet, **checkpointing)  # fmt: skip
+    except ValueError as err:
+        if "checkpoint" not in str(err):
+            raise
+        raise UsageError(f"gatedcells train: {err}") from None
     history, n_params = run.history, run.params
     final = float(history.eval[task.metric_name][-1])
+    # Deterministic: the same options give the same bytes, resumed or not (times elsewhere).
     record = {
-        "config": {k: v for k, v in vars(args).items() if k != "run"},
+        "config": config,
         "task": task.name,
         "cell": cell.name,
         "params": n_params,
         "metric": task.metric_name,
         "final": final,
         "baseline": task.baseline_metric,
-        "seconds": run.seconds,
-        **history.to_dict(),
+        **{k: v for k, v in history.to_dict().items() if k != "seconds"},
     }
-    (out / "history.json").write_text(json.dumps(record))
-    training.save_params(out / "params.npz", params)
+    timing = {"seconds": run.seconds, "eval_step": history.eval_step.tolist(),
+              "eval_seconds": history.seconds.tolist()}  # fmt: skip
+    _write_atomically(out / "history.json", json.dumps(record).encode())
+    _write_atomically(out / "timing.json", json.dumps(timing).encode())
+    training.save_params(out / "params.npz.tmp", params)
+    os.replace(out / "params.npz.tmp", out / "params.npz")
     plot_runs([run._replace(label=f"{run.label}, {n_params:,} params")], task,
               out / "curves.png", task.name)  # fmt: skip
     print(
@@ -186,6 +211,21 @@ def _train(args: argparse.Namespace) -> int:
     )
     print(f"wrote {out / 'history.json'}, {out / 'params.npz'}, {out / 'curves.png'}")
     return 0
+
+
+# Options that do not change what a run computes (where it writes, how it reports, how
+# often it saves): left out of history.json's config and of a checkpoint's.
+RUN_ONLY = ("run", "out", "quiet", "resume", "checkpoint_every")
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write ``path`` through a temporary file renamed over it: never half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------------------
@@ -304,8 +344,11 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Trains CELL with a linear readout on TASK with Adam and writes OUT/history.json "
             "(the loss of every step, the evaluations, the configuration), OUT/params.npz "
-            "(the trained params; gatedcells.training.load_params reads them back) and "
-            "OUT/curves.png."
+            "(the trained params; gatedcells.training.load_params reads them back), "
+            "OUT/curves.png and OUT/timing.json (wall-clock times). With --checkpoint-every N "
+            "the whole run is saved to OUT/checkpoints every N steps and at the end; a run "
+            "stopped at any moment goes on with --resume (the same options) and ends with the "
+            "same params.npz and history.json, to the bit, as a run never stopped."
         ),
         epilog=(
             "example: gatedcells train --task adding --cell lstm --hidden 32 --length 100 "
@@ -343,6 +386,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="steps between evaluations (default: steps/10)")  # fmt: skip
     train.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     train.add_argument("--out", required=True, help="output folder (created if missing)")
+    train.add_argument("--checkpoint-every", type=_positive, default=None, metavar="N",
+                       help="save the run to OUT/checkpoints every N steps and at the end")  # fmt: skip
+    train.add_argument("--resume", action="store_true",
+                       help="go on from the latest checkpoint in OUT/checkpoints (started afresh "
+                            "if there is none; checkpoints then every --eval-every steps unless "
+                            "--checkpoint-every says otherwise)")  # fmt: skip
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(run=_train)
 

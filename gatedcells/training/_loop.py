@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
@@ -11,6 +13,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from . import _checkpoint
 
 Array = jax.Array
 Params = Any
@@ -126,6 +131,11 @@ def fit(
     log_every: int = 50,
     progress: bool = True,
     desc: str | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
+    config: dict | None = None,
+    mesh: Mesh | str | None = "auto",
 ) -> tuple[Params, History]:
     """Train ``params`` for ``steps`` updates; return the trained params and a history.
 
@@ -137,6 +147,26 @@ def fit(
     The run is deterministic: ``key`` seeds the data and the loss's keys (dropout), so the
     same arguments give bit-identical params on the same machine. (The params' own
     initialisation is the caller's, from a key of their own.)
+
+    **Checkpoints.** With ``checkpoint_dir``, the whole run (params, optimizer state, step,
+    PRNG key, the history so far) is saved there with orbax-checkpoint every
+    ``checkpoint_every`` steps and at the end, atomically: a process killed at any moment,
+    in the middle of a save included, leaves the last complete checkpoint. ``resume=True``
+    goes on from the latest one (or starts afresh when there is none, so a job script may
+    always pass it), and ends with params and a history bit-identical to those of a run
+    never interrupted (``History.seconds`` aside: wall-clock time). A checkpoint of another
+    model (leaves of other paths, shapes or dtypes) or another ``config`` is refused before
+    anything is loaded. With an iterable ``data``, a resumed run skips the batches already
+    used, so the iterable must yield the same batches again.
+
+    **Several devices.** With ``mesh="auto"`` and more than one device (``jax.devices()``:
+    every GPU, TPU core or ``--xla_force_host_platform_device_count`` CPU device, across
+    processes after ``jax.distributed.initialize()``), the run is data-parallel: the state
+    is replicated over a one-axis ``Mesh`` of all devices, each batch is split along its
+    leading axis (which the device count must divide), and XLA inserts the gradient's
+    all-reduce. The results equal those of one device up to float rounding (sums over the
+    batch run in another order). ``mesh=None`` keeps one device; a ``jax.sharding.Mesh`` of
+    your own splits the batch over all its axes.
 
     Args:
       loss_fn: ``(params, batch, key) -> (loss, metrics)``.
@@ -155,14 +185,25 @@ def fit(
         between progress-bar updates.
       progress: show a tqdm progress bar with the loss and the metrics.
       desc: the progress bar's label.
+      checkpoint_dir: a folder for checkpoints (created if missing), or ``None`` for none.
+      checkpoint_every: steps between checkpoints (default: ``eval_every``); the last
+        step is always saved.
+      resume: go on from the latest checkpoint in ``checkpoint_dir``. Without it, a
+        ``checkpoint_dir`` that already holds checkpoints is refused (nothing is
+        overwritten).
+      config: a JSON-serialisable dict describing the run (saved with each checkpoint;
+        resuming requires an equal one), e.g. the options of a command line.
+      mesh: ``"auto"``, ``None`` or a ``jax.sharding.Mesh``: see above.
 
     Returns:
       ``(params, history)``: the trained params and a :class:`History`.
 
     Raises:
-      ValueError: for non-positive ``steps``, ``eval_every``, ``log_every`` or ``clip_norm``,
-        or an iterable ``data`` that runs out.
-      TypeError: when ``data`` is neither callable nor iterable.
+      ValueError: for non-positive ``steps``, ``eval_every``, ``log_every``,
+        ``checkpoint_every`` or ``clip_norm``, an iterable ``data`` that runs out, a
+        checkpoint of another run, a ``checkpoint_dir`` holding checkpoints without
+        ``resume``, a checkpoint past ``steps``, or a batch the devices do not divide.
+      TypeError: when ``data`` is neither callable nor iterable, or ``mesh`` is not a mesh.
 
     Examples:
       >>> import jax, jax.numpy as jnp, optax
@@ -179,22 +220,59 @@ def fit(
     eval_every = max(1, steps // 10) if eval_every is None else eval_every
     check_positive_int("eval_every", eval_every)
     check_positive_int("log_every", log_every)
+    checkpoint_every = eval_every if checkpoint_every is None else checkpoint_every
+    check_positive_int("checkpoint_every", checkpoint_every)
     if clip_norm is not None:
         if not clip_norm > 0:
             raise ValueError(f"clip_norm must be positive or None, got {clip_norm!r}")
         optimizer = optax.chain(optax.clip_by_global_norm(clip_norm), optimizer)
-    run = _chunk_runner(train_step(loss_fn, optimizer), data)
+    if resume and checkpoint_dir is None:
+        raise ValueError("resume=True needs a checkpoint_dir to resume from")
+    if config is not None:  # as it reads back from a checkpoint (tuples become lists)
+        try:
+            config = json.loads(json.dumps(config))
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"config must be JSON-serialisable: {err}") from None
+    mesh = data_mesh(mesh)
+    run = _chunk_runner(train_step(loss_fn, optimizer), data, mesh)
     batches = None if callable(data) else iter(data)
     evaluate = None if eval_fn is None else jax.jit(eval_fn)
 
     from tqdm import tqdm  # the text bar: it also works in notebooks without ipywidgets
 
-    start = time.perf_counter()
     state = TrainState.create(params, optimizer, key)
+    if mesh is not None:
+        state = jax.device_put(state, NamedSharding(mesh, PartitionSpec()))
     records: list[dict[str, np.ndarray]] = []
     evals: list[dict[str, float]] = []
     eval_steps: list[int] = []
     seconds: list[float] = []
+    elapsed = 0.0
+    manager = None
+    if checkpoint_dir is not None:
+        manager = _checkpoint.manager(checkpoint_dir)
+        latest = manager.latest_step()
+        if latest is not None and not resume:
+            raise ValueError(
+                f"checkpoint_dir {os.fspath(checkpoint_dir)} already holds a run's checkpoints "
+                f"(latest step {latest}): pass resume=True to go on with it, or choose "
+                "another folder"
+            )
+        restored = _checkpoint.restore(manager, state, config, os.fspath(checkpoint_dir))
+        if restored is not None:
+            state, saved = restored
+            train, old_evals, eval_steps, seconds = _checkpoint.history_from_json(saved)
+            records = [train] if train else []
+            evals = [dict(e) for e in old_evals]
+            elapsed = seconds[-1] if seconds else 0.0
+    done = int(state.step)
+    if done > steps:
+        raise ValueError(
+            f"the checkpoint in {os.fspath(checkpoint_dir)} is at step {done}, past steps={steps}"
+        )
+    if batches is not None and 0 < done < steps:
+        _take(batches, done, 0)  # the batches the checkpointed steps used
+    start = time.perf_counter() - elapsed
 
     def record_eval(step: int) -> None:
         if evaluate is not None:
@@ -202,21 +280,40 @@ def fit(
             eval_steps.append(step)
             seconds.append(time.perf_counter() - start)
 
-    record_eval(0)
-    done, chunk = 0, min(log_every, eval_every)  # equal chunks: one compilation
-    with tqdm(total=steps, desc=desc, disable=not progress, leave=True) as bar:
+    def save() -> None:
+        train = {k: np.concatenate([r[k] for r in records]) for k in records[0]} if records else {}
+        history = _checkpoint.history_to_json(train, evals, eval_steps, seconds)
+        _checkpoint.save(manager, state, history, config)
+
+    if done == 0:
+        record_eval(0)
+    # Chunk boundaries depend on the step number only: a resumed run compiles and runs the
+    # same chunks as an uninterrupted one, hence the same bits.
+    chunk = min(log_every, eval_every)
+    with tqdm(total=steps, initial=done, desc=desc, disable=not progress, leave=True) as bar:
         while done < steps:
-            n = min(chunk - done % chunk, eval_every - done % eval_every, steps - done)
+            n = min(
+                chunk - done % chunk,
+                eval_every - done % eval_every,
+                checkpoint_every - done % checkpoint_every,
+                steps - done,
+            )
             stacked = None if batches is None else _take(batches, n, done)
             state, metrics = run(state, stacked, n)
             records.append(jax.tree.map(np.asarray, metrics))
             done += n
             if done % eval_every == 0 or done == steps:
                 record_eval(done)
+            if manager is not None and (done % checkpoint_every == 0 or done == steps):
+                save()
             postfix = {k: v[-n:].mean() for k, v in records[-1].items() if k != "grad_norm"}
             postfix.update({f"eval_{k}": v for k, v in (evals[-1] if evals else {}).items()})
             bar.set_postfix({k: f"{float(v):.4g}" for k, v in postfix.items()}, refresh=False)
             bar.update(n)
+    if manager is not None:
+        if manager.latest_step() != steps:  # resumed at the very end of a finished run
+            save()
+        manager.close()
     names = list(records[0]) if records else []
     history = History(
         step=np.arange(1, steps + 1),
@@ -226,6 +323,19 @@ def fit(
         seconds=np.asarray(seconds),
     )
     return state.params, history
+
+
+def data_mesh(mesh: Mesh | str | None) -> Mesh | None:
+    """The mesh :func:`fit` shards batches over: ``"auto"`` is a one-axis ``("data",)`` mesh of
+    every device when there is more than one, else ``None`` (one device)."""
+    if isinstance(mesh, str):
+        if mesh != "auto":
+            raise ValueError(f'mesh must be "auto", None or a jax.sharding.Mesh, got {mesh!r}')
+        devices = jax.devices()
+        return Mesh(np.asarray(devices), ("data",)) if len(devices) > 1 else None
+    if mesh is not None and not isinstance(mesh, Mesh):
+        raise TypeError(f'mesh must be "auto", None or a jax.sharding.Mesh, got {mesh!r}')
+    return mesh
 
 
 @contextlib.contextmanager
@@ -247,23 +357,51 @@ def check_positive_int(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
-def _chunk_runner(step: Callable, data: Any) -> Callable:
-    """A jitted ``run(state, stacked_batches, n) -> (state, metrics [n])``."""
+def _chunk_runner(step: Callable, data: Any, mesh: Mesh | None) -> Callable:
+    """A jitted ``run(state, stacked_batches, n) -> (state, metrics [n])``; with a ``mesh``,
+    batches are split over its devices along their leading axis and the state replicated."""
+    shard = _batch_sharder(mesh)
     if callable(data):
 
         def body(state, _):
             key, data_key = jax.random.split(state.key)
-            return step(state._replace(key=key), data(data_key))
+            return step(state._replace(key=key), shard(data(data_key)))
 
     elif isinstance(data, Iterable):
-        body = step
+
+        def body(state, batch):
+            return step(state, shard(batch))
+
     else:
         raise TypeError(f"data must be a sampler (key -> batch) or an iterable, got {data!r}")
 
     def run(state: TrainState, stacked: Batch | None, n: int):
         return jax.lax.scan(body, state, stacked, length=n)
 
-    return jax.jit(run, static_argnums=2)
+    if mesh is None:
+        return jax.jit(run, static_argnums=2)
+    replicated = NamedSharding(mesh, PartitionSpec())
+    return jax.jit(run, static_argnums=2, out_shardings=replicated)
+
+
+def _batch_sharder(mesh: Mesh | None) -> Callable[[Batch], Batch]:
+    """``batch -> batch`` constrained to be split over ``mesh`` along every leaf's axis 0."""
+    if mesh is None:
+        return lambda batch: batch
+    sharding = NamedSharding(mesh, PartitionSpec(mesh.axis_names))
+
+    def constrain(leaf):
+        if np.ndim(leaf) == 0:
+            return leaf
+        if leaf.shape[0] % mesh.size:
+            raise ValueError(
+                f"a batch of {leaf.shape[0]} (leading axis of a leaf of shape "
+                f"{tuple(leaf.shape)}) does not split over {mesh.size} devices; use a batch "
+                "size they divide, or mesh=None for one device"
+            )
+        return jax.lax.with_sharding_constraint(leaf, sharding)
+
+    return lambda batch: jax.tree.map(constrain, batch)
 
 
 def _take(batches: Iterator[Batch], n: int, done: int) -> Batch:

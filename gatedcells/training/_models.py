@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import Mesh
 
 from .. import tasks as _tasks
 from .._cell import Cell, along_last
@@ -108,6 +110,11 @@ def fit_task(
     clip_norm: float | None = 1.0,
     progress: bool = True,
     desc: str | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
+    config: dict | None = None,
+    mesh: Mesh | str | None = "auto",
 ) -> tuple[Params, History]:
     """Train ``cell`` with a linear readout (:func:`task_model`) on ``task``.
 
@@ -128,6 +135,10 @@ def fit_task(
       clip_norm: global-norm gradient clipping (``None``: none).
       progress: show a progress bar.
       desc: the progress bar's label (default: the cell's name).
+      checkpoint_dir, checkpoint_every, resume, mesh: as in :func:`fit`.
+      config: as in :func:`fit`; the cell's and the task's names, ``batch_size``,
+        ``eval_size`` and ``clip_norm`` are always part of it, so that a checkpoint of
+        another run is refused.
 
     Returns:
       ``(params, history)``: ``params = {"cell": ..., "readout": ...}`` and a :class:`History`
@@ -135,6 +146,11 @@ def fit_task(
     """
     check_positive_int("batch_size", batch_size)
     check_positive_int("eval_size", eval_size)
+    if not isinstance(task, _tasks.Task):
+        raise TypeError(f"task must be a gatedcells.tasks.Task, got {task!r}")
+    described = {"cell": cell.name if isinstance(cell, Cell) else repr(cell), "task": task.name,
+                 "batch_size": int(batch_size), "eval_size": int(eval_size),
+                 "clip_norm": None if clip_norm is None else float(clip_norm)}  # fmt: skip
     k_init, k_eval, k_run = jax.random.split(key, 3)
     model = task_model(cell, task)
 
@@ -153,4 +169,9 @@ def fit_task(
         clip_norm=clip_norm,
         progress=progress,
         desc=cell.name if desc is None else desc,
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+        config={**described, **(config or {})},
+        mesh=mesh,
     )

@@ -1,0 +1,73 @@
+"""Trains the same model on one device and data-parallel on every device, and prints what
+``tests/test_multidevice.py`` checks, as one JSON line. Run it with several devices, e.g.
+
+    XLA_FLAGS=--xla_force_host_platform_device_count=4 python tests/multidevice_run.py
+"""
+
+import json
+import sys
+import tempfile
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import gatedcells as gc
+from gatedcells import tasks, training
+
+
+def main() -> None:
+    task, cell = tasks.adding(12), gc.lstm(8)
+    model = training.task_model(cell, task)
+    task_loss = training.task_loss(model, task)
+    shardings = []
+
+    def loss_fn(params, batch, key):  # records how the batch reaching the loss is laid out
+        jax.debug.inspect_array_sharding(batch[0], callback=shardings.append)
+        return task_loss(params, batch, key)
+
+    def run(mesh, data=lambda key: task.sample(key, 16), **kwargs):
+        return training.fit(
+            loss_fn, model.init(jax.random.key(0)), optax.adam(1e-2), data, steps=20,
+            key=jax.random.key(1), log_every=5, progress=False, mesh=mesh, **kwargs,
+        )  # fmt: skip
+
+    one, h_one = run(None)
+    one_layout = shardings[-1]
+    many, h_many = run("auto")
+    many_layout = shardings[-1]
+    batches = [task.sample(jax.random.key(k), 16) for k in range(20)]
+    it_one, _ = run(None, batches)
+    it_many, _ = run("auto", batches)
+    with tempfile.TemporaryDirectory() as folder:  # checkpoints of a sharded state
+        run("auto", checkpoint_dir=folder, checkpoint_every=5)
+        resumed, h_resumed = run("auto", checkpoint_dir=folder, resume=True)
+    try:
+        run("auto", data=lambda key: task.sample(key, 18))
+        uneven = None
+    except ValueError as err:
+        uneven = str(err)
+
+    def diff(a, b):
+        return max(float(jnp.max(jnp.abs(x - y))) for x, y in
+                   zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))  # fmt: skip
+
+    print(json.dumps({
+        "devices": jax.device_count(),
+        "one_layout": str(one_layout),
+        "many_layout": str(many_layout),
+        "batch_shards": len(many_layout.device_set),
+        "params_devices": len(jax.tree.leaves(many)[0].sharding.device_set),
+        "params_max_abs_diff": diff(one, many),
+        "params_max_abs": max(float(jnp.max(jnp.abs(x))) for x in jax.tree.leaves(one)),
+        "loss_max_abs_diff": float(np.max(np.abs(h_one.train["loss"] - h_many.train["loss"]))),
+        "iterable_max_abs_diff": diff(it_one, it_many),
+        "resumed_bit_identical": diff(resumed, many) == 0.0
+        and bool(np.array_equal(h_resumed.train["loss"], h_many.train["loss"])),
+        "uneven_batch_error": uneven,
+    }))  # fmt: skip
+
+
+if __name__ == "__main__":
+    sys.exit(main())
