@@ -100,7 +100,7 @@ def linear_recurrence(
     Examples:
       >>> import jax.numpy as jnp, gatedcells as gc
       >>> log_a = jnp.log(jnp.full((2, 5, 3), 0.5))
-      >>> h, hs = gc.linear_recurrence(log_a, jnp.ones((2, 5, 3)), method="associative")
+      >>> h, hs = gc.linear_recurrence(log_a, jnp.ones((2, 5, 3)), method="sequential")
       >>> [round(float(v), 4) for v in hs[0, :, 0]]   # 1, 1.5, 1.75, ...
       [1.0, 1.5, 1.75, 1.875, 1.9375]
 

@@ -173,7 +173,7 @@ def min_gru(
 
     Examples:
       >>> import jax, jax.numpy as jnp, gatedcells as gc
-      >>> cell = gc.min_gru(8, method="associative")
+      >>> cell = gc.min_gru(8)          # method="associative" for the parallel scan
       >>> params = cell.init(jax.random.key(0), 3)
       >>> h, ys = gc.unroll(cell, params, jnp.ones((2, 50, 3)))
       >>> ys.shape, gc.count_params(params)

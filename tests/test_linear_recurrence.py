@@ -64,16 +64,17 @@ def test_gradients_of_both_paths_agree(data):
         return jnp.sum(jnp.sin(hs)) + jnp.sum(h**2)
 
     log_a, b, h0 = jnp.swapaxes(data[0], 0, 1), jnp.swapaxes(data[1], 0, 1), data[2]
-    for reverse in (False, True):
-        # the adjoint recurrence of each path, and plain autodiff of the sequential scan
-        runs = [(m, "auto") for m in METHODS] + [("sequential", "autodiff")]
-        grads = [jax.grad(loss, (2, 3, 4))(m, g, log_a, b, h0, reverse) for m, g in runs]
-        for other in grads[1:]:
-            jax.tree.map(
-                lambda s, a: np.testing.assert_allclose(s, a, rtol=1e-4, atol=1e-5),
-                grads[0],
-                other,
-            )
+
+    def grads(method, grad, reverse):
+        return jax.grad(loss, (2, 3, 4))(method, grad, log_a, b, h0, reverse)
+
+    def agree(x, y):
+        jax.tree.map(lambda s, a: np.testing.assert_allclose(s, a, rtol=1e-4, atol=1e-5), x, y)
+
+    # forwards, the adjoint recurrences of the two paths; backwards, the associative path's
+    # adjoint against plain autodiff of the sequential scan
+    agree(grads("sequential", "auto", False), grads("associative", "auto", False))
+    agree(grads("associative", "auto", True), grads("sequential", "autodiff", True))
     # all-zero inputs and state: log(0) is floored, no NaN gradient
     zeros = jax.grad(loss, (2, 3, 4))("associative", "autodiff", log_a, 0 * b, 0 * h0, False)
     assert all(bool(jnp.isfinite(g).all()) for g in zeros)
