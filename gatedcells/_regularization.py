@@ -84,25 +84,48 @@ def recurrent_dropout(
         )
     inner = cell.fused
 
-    def masked(mask_of):
-        def hidden(carry):  # also called on carries stacked over time, [T, *B, H]
-            h = inner.hidden(carry)
-            return h * jnp.broadcast_to(mask_of(h), h.shape)
-
-        fused = inner._replace(hidden=hidden)
-        return dataclasses.replace(cell, trace=_cell.fused_trace(fused), fused=fused, scan=None)
-
-    def scan(params, carry, xs, *, reverse, **options):
+    def step_hidden(carry):  # a step draws the mask of its batch shape from the key
         h = inner.hidden(carry)
-        mask = _keep_mask(key, rate, h.shape, h.dtype)  # once, outside the scan
-        return scan_cell(masked(lambda _: mask), params, carry, xs, reverse=reverse, **options)
+        return h * _keep_mask(key, rate, h.shape, h.dtype)
 
-    # A step draws the mask of its batch shape; the cell declares no Fused split of its own
-    # (its hidden would be called on carries stacked over time, of another shape): its scan
-    # uses the fused path of the masked cell instead.
-    stepped = masked(lambda h: _keep_mask(key, rate, h.shape, h.dtype))
-    name = f"recurrent_dropout({cell.name}, {rate})"
-    return dataclasses.replace(stepped, name=name, fused=None, scan=scan)
+    stepped = inner._replace(hidden=step_hidden)
+
+    # unroll: the mask is drawn once, before the scan, and travels in the carry (a cell that
+    # closed over it would hide a traced value in a static argument of the fused scan)
+    def masked_update(params, carry: _MaskedCarry, x_proj, h_proj):
+        new, y, gates = inner.update(params, carry.carry, x_proj, h_proj)
+        return _MaskedCarry(new, carry.mask), y, gates
+
+    masked = inner._replace(
+        hidden=lambda carry: inner.hidden(carry.carry) * carry.mask,  # also stacked over time
+        update=masked_update,
+    )
+    masked_cell = dataclasses.replace(
+        cell, trace=_cell.fused_trace(masked), fused=masked, scan=None
+    )
+
+    def scan(params, carry, xs, **options):
+        h = inner.hidden(carry)
+        mask = _keep_mask(key, rate, h.shape, h.dtype)
+        new, ys = scan_cell(masked_cell, params, _MaskedCarry(carry, mask), xs, **options)
+        return new.carry, ys
+
+    # The cell declares no Fused split of its own: its step draws a mask per batch shape,
+    # which a scan over carries stacked in time cannot; its scan takes the fused path.
+    return dataclasses.replace(
+        cell,
+        trace=_cell.fused_trace(stepped),
+        name=f"recurrent_dropout({cell.name}, {rate})",
+        fused=None,
+        scan=scan,
+    )
+
+
+class _MaskedCarry(NamedTuple):
+    """Inside :func:`recurrent_dropout`'s scan: the cell's carry and its dropout mask."""
+
+    carry: Any
+    mask: Array
 
 
 def weight_drop(
@@ -207,7 +230,8 @@ def zoneout(
 
     Returns:
       A :class:`gatedcells.Cell` with the params of ``cell`` and carry
-      :class:`ZoneoutCarry`; it keeps ``cell``'s :class:`Fused` split.
+      :class:`ZoneoutCarry`. With ``deterministic=True`` it keeps ``cell``'s :class:`Fused`
+      split; with random masks it runs on the generic scan (the cell closes over its key).
 
     Raises:
       ValueError: a rate outside ``[0, 1)``, a rate tree of another structure, a missing
@@ -266,7 +290,10 @@ def zoneout(
         step = jnp.zeros((*tuple(batch_shape), 1), jnp.float32)
         return ZoneoutCarry(cell.initial_carry(batch_shape, dtype), step)
 
-    if cell.fused is not None:
+    # With random masks the cell closes over its key, often a traced value (a fresh key per
+    # training step): it must not reach the fused scan, which takes the cell as a static
+    # argument. The deterministic cell keeps the fused split of ``cell``.
+    if cell.fused is not None and deterministic:
         inner = cell.fused
 
         def update(params, carry, x_proj, h_proj):

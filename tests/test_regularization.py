@@ -95,21 +95,41 @@ def test_weight_drop_masks_w_h_once_and_blocks_its_gradient():
     close(loop(drop, params, cell.initial_carry((4,)), xs), gc.unroll(cell, masked, xs))
 
 
-@pytest.mark.parametrize("reverse", [False, True])
-def test_regularised_scans_keep_the_fused_gradient(reverse):
-    """recurrent_dropout's scan runs the masked cell's fused gradient; zoneout keeps the
-    Fused split of its cell: both equal plain autodiff."""
-    cell = gc.recurrent_dropout(gc.zoneout(gc.lstm(5), 0.2, key=KEY), RATE, key=KEY)
+def test_regularised_scans_keep_the_fused_gradient():
+    """recurrent_dropout's scan runs the masked cell's fused gradient; deterministic zoneout
+    keeps the Fused split of its cell: both equal plain autodiff."""
+    cell = gc.recurrent_dropout(gc.zoneout(gc.lstm(5), 0.2, deterministic=True), RATE, key=KEY)
     params = cell.init(jax.random.key(0), 3)
     xs = jax.random.normal(jax.random.key(1), (4, T, 3))
 
     def loss(params, xs, grad):
         carry, ys = gc.unroll(cell, params, xs, lengths=jnp.array([T, 3, 1, 0]),
-                              reverse=reverse, grad=grad)  # fmt: skip
+                              reverse=True, grad=grad)  # fmt: skip
         return jnp.sum(jnp.sin(ys)) + jnp.sum(carry.carry.c**2)
 
     grads = [jax.grad(loss, (0, 1))(params, xs, g) for g in gc.GRADS]
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), *grads)
+
+
+def test_built_inside_jit_with_a_traced_key():
+    """The documented use: a regularised cell built in the loss, a fresh key per step."""
+    cell = gc.lstm(5)
+    params = cell.init(jax.random.key(0), 3)
+    xs = jax.random.normal(jax.random.key(1), (4, T, 3))
+    builds = [
+        lambda k: gc.recurrent_dropout(cell, RATE, key=k),
+        lambda k: gc.zoneout(cell, RATE, key=k),
+        lambda k: gc.weight_drop(cell, RATE, key=k),
+    ]
+    for build in builds:
+
+        def loss(params, key, build=build):
+            return jnp.sum(gc.unroll(build(key), params, xs)[1] ** 2)
+
+        step = jax.jit(jax.value_and_grad(loss))
+        (a, _), (b, _) = step(params, jax.random.key(2)), step(params, jax.random.key(3))
+        assert np.isfinite(a) and a != b  # other keys, other masks
+        np.testing.assert_allclose(step(params, jax.random.key(2))[0], a)
 
 
 @pytest.mark.parametrize(
