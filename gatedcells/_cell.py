@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Array = jax.Array
 Params = Any  # a pytree of arrays (NamedTuple per cell family, tuples for combinators)
@@ -93,6 +94,13 @@ class Cell:
     fused: Fused | None = None
     scan: ScanFn | None = None
 
+    def __post_init__(self):
+        # Every cell, whatever its factory, checks the arguments of init and initial_carry.
+        if not getattr(self.init, "_checked", False):
+            object.__setattr__(self, "init", _checked_init(self.init))
+        if not getattr(self.initial_carry, "_checked", False):
+            object.__setattr__(self, "initial_carry", _checked_initial_carry(self.initial_carry))
+
     def recur(self, params: Params, carry: Carry, x_proj: Array) -> tuple[Carry, Array]:
         """The recurrent half of :meth:`step`: ``(params, carry, x_proj) -> (carry, y)``."""
         carry, y, _ = self.trace(params, carry, x_proj)
@@ -114,6 +122,53 @@ class Cell:
 
     def __repr__(self) -> str:
         return f"Cell({self.name})"
+
+
+def _checked_init(init: InitFn) -> InitFn:
+    def checked(key: Array, input_size: int) -> Params:
+        check_key("key", key)
+        if (
+            isinstance(input_size, bool)
+            or not isinstance(input_size, int | np.integer)
+            or input_size < 1
+        ):
+            raise ValueError(f"input_size must be a positive int, got {input_size!r}")
+        return init(key, int(input_size))
+
+    checked._checked = True
+    checked.__wrapped__ = init
+    return checked
+
+
+def _checked_initial_carry(initial_carry: CarryFn) -> CarryFn:
+    def checked(batch_shape: tuple[int, ...] = (), dtype=None) -> Carry:
+        if not isinstance(batch_shape, tuple | list) or not all(
+            isinstance(n, int | np.integer) and not isinstance(n, bool) and n >= 0
+            for n in batch_shape
+        ):
+            raise TypeError(
+                f"batch_shape must be a tuple of non-negative ints (e.g. (32,), or () for "
+                f"one sequence), got {batch_shape!r}"
+            )
+        if dtype is not None and not jnp.issubdtype(dtype, jnp.floating):
+            raise TypeError(f"dtype must be a floating dtype or None, got {dtype!r}")
+        return initial_carry(tuple(int(n) for n in batch_shape), dtype)
+
+    checked._checked = True
+    checked.__wrapped__ = initial_carry
+    return checked
+
+
+def check_key(name: str, key: Any) -> None:
+    """``key`` must be a PRNG key: ``jax.random.key(seed)`` (or a raw ``uint32`` one)."""
+    dtype = getattr(key, "dtype", None)
+    if dtype is None or not (
+        jnp.issubdtype(dtype, jax.dtypes.prng_key) or (dtype == jnp.uint32 and key.ndim >= 1)
+    ):
+        raise TypeError(
+            f"{name} must be a PRNG key (jax.random.key(seed)), got "
+            + (f"an array of dtype {dtype}" if dtype is not None else type(key).__name__)
+        )
 
 
 # --------------------------------------------------------------------------------------
@@ -236,6 +291,15 @@ def check_step_input(cell: Cell, params: Params, carry: Carry, x: Array) -> None
     if x.ndim < 1 or x.shape[-1] != input_size:
         raise ValueError(f"x must have shape [*B, I] with I={input_size}, got shape {x.shape}")
     check_carry(cell, carry, x.shape[:-1])
+
+
+def check_cell(name: str, cell: Any) -> Cell:
+    """``cell`` must be a :class:`Cell` (the message names the argument)."""
+    if not isinstance(cell, Cell):
+        raise TypeError(
+            f"{name} must be a gatedcells.Cell (e.g. gatedcells.lstm(128)), got {cell!r}"
+        )
+    return cell
 
 
 def check_float_array(name: str, x) -> Array:

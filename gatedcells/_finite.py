@@ -36,6 +36,7 @@ def check_finite(tree: Any, name: str = "xs") -> Any:
       ``tree``, unchanged, so that a call can wrap an argument in place.
 
     Raises:
+      TypeError: ``name`` not a string.
       ValueError: eagerly, when a leaf holds a NaN or an Inf; the message names ``name``,
         the leaf, the number of bad values and the index of the first one. Under
         ``jax.jit`` without ``checkify.checkify``, jax itself raises a ``ValueError`` at
@@ -49,6 +50,8 @@ def check_finite(tree: Any, name: str = "xs") -> Any:
         ...
       ValueError: xs holds 1 non-finite value (NaN or Inf), the first at index (1, 2)
     """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string (the argument's name), got {name!r}")
     leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
     for path, leaf in leaves:
         if not hasattr(leaf, "dtype") or not jnp.issubdtype(leaf.dtype, jnp.inexact):

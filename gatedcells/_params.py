@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import jax
 
 from ._cell import Params
@@ -17,4 +19,12 @@ def count_params(params: Params) -> int:
       ...  for c in (gc.simple_rnn(H), gc.lstm(H), gc.lstm(H, forget_gate=False))]
       [1, 4, 3]
     """
-    return sum(int(leaf.size) for leaf in jax.tree.leaves(params))
+    total = 0
+    for leaf in jax.tree.leaves(params):
+        if not hasattr(leaf, "shape"):
+            raise TypeError(
+                f"params must be a pytree of arrays (or jax.ShapeDtypeStruct), got a leaf of "
+                f"type {type(leaf).__name__}"
+            )
+        total += math.prod(leaf.shape)
+    return total

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from . import _cell
 from ._cell import Array, Cell
 from ._unroll import scan_cell
 
@@ -144,7 +145,8 @@ def bidirectional(
       >>> ys.shape
       (2, 5, 8)
     """
-    backward = forward if backward is None else backward
+    _cell.check_cell("forward", forward)
+    backward = forward if backward is None else _cell.check_cell("backward", backward)
     if isinstance(merge, str):
         if merge not in _MERGES:
             raise ValueError(f"merge must be one of {sorted(_MERGES)} or a function, got {merge!r}")

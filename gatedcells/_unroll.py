@@ -76,7 +76,8 @@ def unroll(
       ``(carry, ys)``: the final carry and the outputs ``[*B, T, O]`` (or ``[T, *B, O]``).
 
     Raises:
-      TypeError: ``xs`` or ``carry`` not floating, or ``lengths`` not integer.
+      TypeError: ``cell`` not a :class:`gatedcells.Cell`, ``xs`` or ``carry`` not floating,
+        ``lengths`` not integer, or ``reverse``/``time_major`` not a bool.
       ValueError: ``xs`` of the wrong rank or input size, ``carry`` or ``lengths`` whose shape
         does not match the batch shape, concrete ``lengths`` outside ``[0, T]``, params
         that do not belong to ``cell``, an unknown ``grad``, or ``unroll``/``remat`` that
@@ -91,8 +92,11 @@ def unroll(
       >>> ys.shape, bool((ys[1, 2:] == 0).all()), bool((h[2] == 0).all())
       ((3, 6, 4), True, True)
     """
+    _cell.check_cell("cell", cell)
     input_size = cell.input_size(params)
     xs = _cell.check_float_array("xs", xs)
+    check_flag("reverse", reverse)
+    check_flag("time_major", time_major)
     layout = "[T, *B, I]" if time_major else "[*B, T, I]"
     if xs.ndim < 2 or xs.shape[-1] != input_size:
         raise ValueError(
@@ -169,6 +173,12 @@ def scan_cell(
     return jax.lax.scan(body, carry, (x_proj, valid), reverse=reverse, unroll=unroll)
 
 
+def check_flag(name: str, value) -> None:
+    """``value`` must be a bool (a string such as ``"no"`` would be true)."""
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+
+
 def check_remat(remat) -> None:
     """``remat`` must be a bool or a positive int (a chunk length)."""
     if not isinstance(remat, bool) and (not isinstance(remat, int | np.integer) or remat < 1):
@@ -219,15 +229,18 @@ def mask_step(valid_t: Array, new_carry: Carry, carry: Carry, y: Array) -> tuple
     return new_carry, jnp.where(keep, y, jnp.zeros_like(y))
 
 
-def valid_mask(lengths: Array, steps: int, batch_shape: tuple[int, ...]) -> Array:
-    """``[T, *B]`` booleans ``t < lengths``, after checking ``lengths``."""
+def valid_mask(
+    lengths: Array, steps: int, batch_shape: tuple[int, ...], name: str = "lengths"
+) -> Array:
+    """``[T, *B]`` booleans ``t < lengths``, after checking ``lengths`` (called ``name`` in
+    the messages: Flax modules call it ``seq_lengths``)."""
     if not hasattr(lengths, "dtype"):
         lengths = np.asarray(lengths)
     if not jnp.issubdtype(lengths.dtype, jnp.integer):
-        raise TypeError(f"lengths must have an integer dtype, got {lengths.dtype}")
+        raise TypeError(f"{name} must have an integer dtype, got {lengths.dtype}")
     if tuple(lengths.shape) != tuple(batch_shape):
         raise ValueError(
-            f"lengths must have shape [*B]={tuple(batch_shape)} (the batch shape of xs), "
+            f"{name} must have shape [*B]={tuple(batch_shape)} (the batch shape of xs), "
             f"got shape {tuple(lengths.shape)}"
         )
     if not isinstance(lengths, jax.core.Tracer) and np.size(lengths):
@@ -235,7 +248,7 @@ def valid_mask(lengths: Array, steps: int, batch_shape: tuple[int, ...]) -> Arra
         low, high = int(concrete.min()), int(concrete.max())
         if low < 0 or high > steps:
             raise ValueError(
-                f"lengths must lie in [0, T] = [0, {steps}], got values from {low} to {high}"
+                f"{name} must lie in [0, T] = [0, {steps}], got values from {low} to {high}"
             )
     t = jnp.arange(steps).reshape((steps,) + (1,) * len(batch_shape))
     return t < jnp.asarray(lengths).astype(t.dtype)[None]

@@ -89,8 +89,13 @@ def from_torch_state_dict(
       ``(cell, params)``: a cell of the same architecture (a :func:`gatedcells.stack` of
       :func:`gatedcells.bidirectional` layers where PyTorch has them) and its params.
     """
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(f"state_dict must be a mapping of names to arrays, got {state_dict!r}")
+    if mode not in _TORCH_MODES:
+        raise ValueError(f"mode must be one of {_TORCH_MODES}, got {mode!r}")
     arrays = {k: _to_numpy(v) for k, v in state_dict.items()}
     is_cell = "weight_ih" in arrays
+    _require(arrays, ["weight_ih", "weight_hh"] if is_cell else ["weight_ih_l0", "weight_hh_l0"])
     hidden = arrays["weight_hh" if is_cell else "weight_hh_l0"].shape[1]
     proj_size = 0
     if "weight_hr_l0" in arrays:  # weight_hr [P, H]; weight_hh [4H, P]
@@ -100,6 +105,7 @@ def from_torch_state_dict(
     layers = []
     for k in range(num_layers):
         sfxs = [f"_l{k}", f"_l{k}_reverse"] if bidirectional else [f"_l{k}"]
+        _require(arrays, [f"weight_{w}{sfx}" for sfx in sfxs for w in ("ih", "hh")])
         directions = tuple(_layer_from_torch(arrays, s, mode) for s in sfxs)
         layers.append(directions if bidirectional else directions[0])
     params = layers[0] if num_layers == 1 else tuple(layers)
@@ -125,6 +131,11 @@ def from_torch(module) -> tuple[Cell, Any]:
     """
     import torch
 
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(
+            "from_torch takes torch.nn.RNN/LSTM/GRU or RNNCell/LSTMCell/GRUCell, got "
+            f"{type(module).__name__}"
+        )
     state = module.state_dict()
     if isinstance(module, torch.nn.RNNBase):
         return from_torch_state_dict(
@@ -190,6 +201,15 @@ def _torch_cell_mode(module) -> str:
     )
 
 
+def _require(arrays: Mapping[str, Any], names: list[str]) -> None:
+    missing = [n for n in names if n not in arrays]
+    if missing:
+        raise ValueError(
+            f"state_dict has no {', '.join(map(repr, missing))} (it holds {sorted(arrays)}); "
+            "check mode, num_layers and bidirectional"
+        )
+
+
 def _to_numpy(value) -> np.ndarray:
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
@@ -249,11 +269,19 @@ def from_flax(module, params: Mapping[str, Any]) -> tuple[Cell, Any]:
     Raises:
       ValueError: a module with non-default activations or ``residual=True``.
     """
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params must be the module's variables (a mapping), got {params!r}")
     p = params.get("params", params)
     kind = type(module).__name__
     _check_flax_activations(module, kind)
 
     def cat(names, field):
+        missing = [n for n in names if field not in p.get(n, {})]
+        if missing:
+            raise ValueError(
+                f"params hold no {field} for {', '.join(missing)} (they hold {sorted(p)}): "
+                f"not the params of a flax.linen.{kind}"
+            )
         return jnp.concatenate([p[n][field] for n in names], axis=-1)
 
     if kind in ("LSTMCell", "OptimizedLSTMCell"):

@@ -8,22 +8,28 @@ import jax.numpy as jnp
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
-from registry import CELLS
 
 import gatedcells as gc
 
-I = 3
+I, H = 3, 6
 # One of each sequence path: fused additive (LSTM), fused with a reset (Cho GRU), plain
-# autodiff (JANET), a stack, a linear recurrence with a driver of its own (minGRU), resets.
-NAMES = ["lstm", "gru_reset_before", "lstm_janet_chrono", "stack_gru_lstm", "min_gru",
-         "simple_rnn"]  # fmt: skip
+# autodiff (JANET), a stack, a linear recurrence with a driver of its own (minGRU), Elman.
+FACTORIES = {
+    "lstm": lambda: gc.lstm(H),
+    "gru_cho": lambda: gc.gru(H, reset_after=False),
+    "janet": lambda: gc.lstm(H, variant="janet", chrono=20),
+    "stack_gru_lstm": lambda: gc.stack(gc.gru(H), gc.lstm(H + 1)),
+    "min_gru": lambda: gc.min_gru(H, method="sequential"),
+    "simple_rnn": lambda: gc.simple_rnn(H),
+}
+NAMES = sorted(FACTORIES)
 _BUILT = {}
 
 
 def built(name):
-    """The registry cell ``name`` and its params, built once (cells compare by identity)."""
+    """The cell ``name`` and its params, built once (cells compare by identity)."""
     if name not in _BUILT:
-        cell = CELLS[name]()
+        cell = FACTORIES[name]()
         _BUILT[name] = cell, cell.init(jax.random.key(len(_BUILT)), I)
     return _BUILT[name]
 

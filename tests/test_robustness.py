@@ -48,6 +48,17 @@ def test_long_large_inputs_float32_values_and_gradients_finite(name):
     assert finite(value) and finite(grads), name
 
 
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_associative_linear_recurrence_finite(dtype):
+    """The log-space parallel path of min_gru/min_lstm (the registry runs the sequential
+    one) over the same long, large inputs."""
+    cell = gc.stack(gc.min_gru(6, method="associative"), gc.min_lstm(6, method="associative"))
+    xs = inputs("minimal", dtype)
+    params = cell.init(jax.random.key(0), I)
+    carry, ys = jax.jit(lambda p, xs: gc.unroll(cell, p, xs))(params, xs)
+    assert finite(ys) and finite(carry)
+
+
 @pytest.mark.parametrize("name", sorted(CELLS))
 def test_long_large_inputs_bfloat16_finite(name):
     """bfloat16 params (cells the registry can rebuild so) and bfloat16 inputs."""
@@ -61,10 +72,10 @@ def test_long_large_inputs_bfloat16_finite(name):
 def test_debug_nans_clean():
     """Values and gradients of the cells with the most delicate arithmetic (layer norm,
     log-space recurrences, peepholes) under ``jax.debug_nans``: any NaN raises."""
-    names = ["lstm_peepholes_layer_norm", "min_lstm_associative"]
+    cells = [gc.lstm(6, peepholes=True, layer_norm=True), gc.min_lstm(6, method="associative")]
     with jax.debug_nans(True):
-        for name in names:
-            cell = CELLS[name]()
+        for cell in cells:
+            name = cell.name
             xs = inputs(name, jnp.float32)[:, :200]
             params = cell.init(jax.random.key(0), I)
             loss = lambda p, x, cell=cell: jnp.mean(gc.unroll(cell, p, x)[1])

@@ -12,7 +12,7 @@ from flax.linen.recurrent import flip_sequences
 from .. import _cell
 from .._cell import Array, Carry
 from .._stack import bidirectional
-from .._unroll import unroll
+from .._unroll import unroll, valid_mask
 
 Merge = str | Callable[[Array, Array], Array]
 
@@ -30,7 +30,9 @@ def run(
     unroll_steps: int | bool,
 ) -> tuple[Carry, Array]:
     """Fetch ``cell``'s params once as ``module``'s param ``"cell"`` and unroll it."""
+    _cell.check_cell("cell", cell)
     xs = _cell.check_float_array("xs", xs)
+    check_seq_lengths(seq_lengths, xs, time_major)
     params = module.param("cell", cell.init, xs.shape[-1])
     carry, ys = unroll(
         cell,
@@ -47,6 +49,14 @@ def run(
         batch_dims = ys.ndim - 2
         ys = flip_sequences(ys, lengths, num_batch_dims=batch_dims, time_major=time_major)
     return carry, ys
+
+
+def check_seq_lengths(seq_lengths: Array | None, xs: Array, time_major: bool) -> None:
+    """``unroll``'s checks of ``lengths``, with messages that say ``seq_lengths``."""
+    if seq_lengths is not None and xs.ndim >= 2:
+        steps = xs.shape[0] if time_major else xs.shape[-2]
+        batch_shape = tuple(xs.shape[1:-1] if time_major else xs.shape[:-2])
+        valid_mask(seq_lengths, steps, batch_shape, name="seq_lengths")
 
 
 def _pick(override: Any, default: Any) -> Any:

@@ -11,7 +11,7 @@ from .. import _cell
 from .._cell import Array
 from .._stack import bidirectional, stack
 from .._unroll import unroll
-from ._rnn import Merge
+from ._rnn import Merge, check_seq_lengths
 
 
 class StackedRNN(nn.Module):
@@ -100,6 +100,7 @@ class StackedRNN(nn.Module):
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout!r}")
         layers = self._layers()
         xs = _cell.check_float_array("xs", xs)
+        check_seq_lengths(seq_lengths, xs, self.time_major)
         params = self.param("cell", stack(*layers).init, xs.shape[-1])
         drop = self.dropout > 0 and not nn.merge_param(
             "deterministic", self.deterministic, deterministic

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._task import Array, Task, accuracy, check_batch_size, cross_entropy
+from ._task import Array, Task, accuracy, check_sample, cross_entropy
 
 DIGITS_TEST = 360  # the last 360 of the 1797 images are the test set (about 20%)
 
@@ -58,7 +58,7 @@ def digits() -> Task:
     majority = float(np.bincount(labels[-DIGITS_TEST:]).max() / DIGITS_TEST)
 
     def sample(key: Array, batch_size: int) -> tuple[Array, Array]:
-        check_batch_size(batch_size)
+        check_sample(key, batch_size)
         idx = jax.random.randint(key, (batch_size,), 0, x_train.shape[0])
         return x_train[idx], y_train[idx]
 

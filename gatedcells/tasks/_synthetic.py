@@ -7,7 +7,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from ._task import Array, Task, accuracy, check_batch_size, check_length, cross_entropy, mse
+from ._task import Array, Task, accuracy, check_length, check_sample, cross_entropy, mse
 
 COPY_SYMBOLS = 8  # copy memory: symbols 1..8 are copied; 0 is blank, 9 the delimiter
 COPY_LENGTH = 10  # copy memory: how many symbols are copied
@@ -57,7 +57,7 @@ def adding(length: int = 100) -> Task:
     T = check_length(length, 2)
 
     def sample(key: Array, batch_size: int) -> tuple[Array, Array]:
-        check_batch_size(batch_size)
+        check_sample(key, batch_size)
         kv, k1, k2 = jax.random.split(key, 3)
         values = jax.random.uniform(kv, (batch_size, T), jnp.float32)
         first = jax.random.randint(k1, (batch_size,), 0, T // 2)
@@ -131,7 +131,7 @@ def copy_memory(delay: int = 100) -> Task:
     delimiter = COPY_SYMBOLS + 1
 
     def sample(key: Array, batch_size: int) -> tuple[Array, Array]:
-        check_batch_size(batch_size)
+        check_sample(key, batch_size)
         data = jax.random.randint(key, (batch_size, n), 1, COPY_SYMBOLS + 1)
         blanks = jnp.zeros((batch_size, T - 1), jnp.int32)
         mark = jnp.full((batch_size, 1), delimiter, jnp.int32)
@@ -206,7 +206,7 @@ def temporal_order(length: int = 100) -> Task:
     T = check_length(length, 10)
 
     def sample(key: Array, batch_size: int) -> tuple[Array, Array]:
-        check_batch_size(batch_size)
+        check_sample(key, batch_size)
         kd, k1, k2, kc = jax.random.split(key, 4)
         symbols = jax.random.randint(kd, (batch_size, T), 0, 4)
         t1 = jax.random.randint(k1, (batch_size,), T // 10, 2 * T // 10 + 1)

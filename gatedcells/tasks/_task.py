@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._cell import check_key
+
 Array = jax.Array
 
 
@@ -59,11 +61,18 @@ class Task(NamedTuple):
 
 def mse(predictions: Array, targets: Array) -> Array:
     """Mean squared error of ``predictions [..., 1]`` against ``targets [...]``."""
+    _check_pair("predictions", predictions, "targets", targets, "[..., 1]")
+    if predictions.shape[-1] != 1:
+        raise ValueError(
+            f"predictions must have shape [..., 1] (one value per target), got "
+            f"{tuple(predictions.shape)}"
+        )
     return jnp.mean(jnp.square(predictions[..., 0] - targets.astype(predictions.dtype)))
 
 
 def cross_entropy(logits: Array, labels: Array) -> Array:
     """Mean softmax cross-entropy (nats) of ``logits [..., C]`` against int ``labels [...]``."""
+    _check_labels(logits, labels)
     log_p = jax.nn.log_softmax(logits, axis=-1)
     picked = jnp.take_along_axis(log_p, labels[..., None].astype(jnp.int32), axis=-1)
     return -jnp.mean(picked)
@@ -71,8 +80,38 @@ def cross_entropy(logits: Array, labels: Array) -> Array:
 
 def accuracy(logits: Array, labels: Array) -> Array:
     """Share of ``argmax(logits [..., C]) == labels [...]``, as float32."""
+    _check_labels(logits, labels)
     hits = jnp.argmax(logits, axis=-1) == labels.astype(jnp.int32)
     return jnp.mean(hits.astype(jnp.float32))
+
+
+def _check_pair(name: str, predictions, other: str, targets, layout: str) -> None:
+    """``predictions [..., X]`` against ``targets [...]``: equal or broadcastable leading
+    shapes (a constant prediction ``[1, X]`` scores a whole set)."""
+    p_shape, t_shape = tuple(jnp.shape(predictions)), tuple(jnp.shape(targets))
+    try:
+        ok = len(p_shape) >= 1 and len(p_shape) - 1 == len(t_shape)
+        if ok:
+            np.broadcast_shapes(p_shape[:-1], t_shape)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"{name} must have shape {layout} matching {other} [...]: got {name} {p_shape} "
+            f"and {other} {t_shape}"
+        )
+
+
+def _check_labels(logits, labels) -> None:
+    _check_pair("logits", logits, "labels", labels, "[..., C]")
+    if not jnp.issubdtype(jnp.result_type(labels), jnp.integer):
+        raise TypeError(f"labels must have an integer dtype, got {jnp.result_type(labels)}")
+
+
+def check_sample(key, batch_size: int) -> None:
+    """The arguments of a task's ``sample(key, batch_size)``."""
+    check_key("key", key)
+    check_batch_size(batch_size)
 
 
 def check_batch_size(batch_size: int) -> None:

@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 import jax
@@ -15,6 +15,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from .._cell import check_key
 from . import _checkpoint
 
 Array = jax.Array
@@ -104,9 +105,27 @@ def train_step(
       ([0.5, -0.5], 2.0, 1)
     """
 
+    check_loss_and_optimizer(loss_fn, optimizer)
+
+    def checked_loss(params, batch, key):
+        out = loss_fn(params, batch, key)
+        if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], Mapping)):
+            got = f"an array of shape {jnp.shape(out)}" if hasattr(out, "shape") else repr(out)
+            raise TypeError(
+                "loss_fn must return (loss, metrics): a scalar and a dict of scalars (may be "
+                f"empty), got {got}"
+            )
+        loss = out[0]
+        if jnp.shape(loss) != () or not jnp.issubdtype(jnp.result_type(loss), jnp.floating):
+            raise TypeError(
+                f"loss_fn's loss must be a floating scalar, got shape {jnp.shape(loss)} and "
+                f"dtype {jnp.result_type(loss)}"
+            )
+        return out
+
     def step(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, Array]]:
         key, loss_key = jax.random.split(state.key)
-        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+        grad_fn = jax.value_and_grad(checked_loss, has_aux=True)
         (loss, metrics), grads = grad_fn(state.params, batch, loss_key)
         with _standard_promotion():  # optax's own code relies on implicit promotion
             updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
@@ -199,6 +218,9 @@ def fit(
       ``(params, history)``: the trained params and a :class:`History`.
 
     Raises:
+      TypeError: ``loss_fn`` not a function or returning something other than ``(scalar
+        loss, dict)``, ``optimizer`` not an optax optimizer, ``key`` not a PRNG key, or
+        ``eval_fn`` not returning a dict (see also below).
       ValueError: for non-positive ``steps``, ``eval_every``, ``log_every``,
         ``checkpoint_every`` or ``clip_norm``, an iterable ``data`` that runs out, a
         checkpoint of another run, a ``checkpoint_dir`` holding checkpoints without
@@ -216,6 +238,10 @@ def fit(
       >>> [round(float(p), 2) for p in params], history.train["loss"].shape
       ([1.0, -2.0], (200,))
     """
+    check_loss_and_optimizer(loss_fn, optimizer)
+    check_key("key", key)
+    if eval_fn is not None and not callable(eval_fn):
+        raise TypeError(f"eval_fn must be a function params -> dict of scalars, got {eval_fn!r}")
     check_positive_int("steps", steps)
     eval_every = max(1, steps // 10) if eval_every is None else eval_every
     check_positive_int("eval_every", eval_every)
@@ -276,7 +302,12 @@ def fit(
 
     def record_eval(step: int) -> None:
         if evaluate is not None:
-            evals.append({k: float(v) for k, v in evaluate(state.params).items()})
+            values = evaluate(state.params)
+            if not isinstance(values, dict):
+                raise TypeError(
+                    f"eval_fn must return a dict of scalars, got {type(values).__name__}"
+                )
+            evals.append({k: float(v) for k, v in values.items()})
             eval_steps.append(step)
             seconds.append(time.perf_counter() - start)
 
@@ -350,6 +381,19 @@ def _standard_promotion():
 def _global_norm(tree: Any) -> Array:
     leaves = [jnp.sum(jnp.square(leaf.astype(jnp.float32))) for leaf in jax.tree.leaves(tree)]
     return jnp.sqrt(sum(leaves, jnp.zeros((), jnp.float32)))
+
+
+def check_loss_and_optimizer(loss_fn: Any, optimizer: Any) -> None:
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be a function (params, batch, key) -> (loss, metrics), "
+                        f"got {loss_fn!r}")  # fmt: skip
+    if not (
+        callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "update", None))
+    ):
+        raise TypeError(
+            f"optimizer must be an optax.GradientTransformation (e.g. optax.adam(1e-3)), got "
+            f"{optimizer!r}"
+        )
 
 
 def check_positive_int(name: str, value: Any) -> None:

@@ -49,6 +49,7 @@ def task_model(cell: Cell, task: _tasks.Task) -> Model:
     """
     if not isinstance(cell, Cell):
         raise TypeError(f"cell must be a gatedcells.Cell, got {cell!r}")
+    check_task(task)
 
     def init(key: Array) -> Params:
         k_cell, k_out = jax.random.split(key)
@@ -66,6 +67,13 @@ def task_model(cell: Cell, task: _tasks.Task) -> Model:
         return out + along_last(b, out)
 
     return Model(init, apply)
+
+
+def check_task(task) -> None:
+    if not isinstance(task, _tasks.Task):
+        raise TypeError(
+            f"task must be a gatedcells.tasks.Task (e.g. tasks.adding(100)), got {task!r}"
+        )
 
 
 def task_loss(model: Model, task: _tasks.Task) -> LossFn:
@@ -146,8 +154,7 @@ def fit_task(
     """
     check_positive_int("batch_size", batch_size)
     check_positive_int("eval_size", eval_size)
-    if not isinstance(task, _tasks.Task):
-        raise TypeError(f"task must be a gatedcells.tasks.Task, got {task!r}")
+    check_task(task)
     described = {"cell": cell.name if isinstance(cell, Cell) else repr(cell), "task": task.name,
                  "batch_size": int(batch_size), "eval_size": int(eval_size),
                  "clip_norm": None if clip_norm is None else float(clip_norm)}  # fmt: skip
