@@ -87,9 +87,9 @@ def probe(remat: str) -> dict:
 
 def test_remat_on_100000_steps_needs_far_less_memory():
     """One gradient of an LSTM through T = 100,000 steps, with and without remat: the
-    temporary buffers XLA assigns to it, and the peak memory it adds to the process (max
-    RSS, noisier). Measured (B=2, H=32): 52 MiB against 296 MiB of XLA buffers, 61 MiB
-    against 305 MiB of RSS; the README has the figures at B=8, H=128."""
+    temporary buffers XLA assigns to it, and the peak resident memory it adds to the
+    process. Measured (B=2, H=32): 52 MiB against 296 MiB of XLA buffers, 61 MiB against
+    305 MiB of RSS; the README has the figures at B=8, H=128."""
     with_remat, without = probe("true"), probe("false")
     assert with_remat["finite"] and without["finite"]
     assert with_remat["xla_temp_mib"] < without["xla_temp_mib"] / 4, (with_remat, without)
