@@ -14,7 +14,7 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 
 # Each example compiles a scan of new shapes: examples are slow, so no deadline.
 _SLOW = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("gatedcells", max_examples=8, **_SLOW)
+settings.register_profile("gatedcells", max_examples=6, **_SLOW)
 settings.register_profile("thorough", max_examples=200, **_SLOW)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "gatedcells"))
 

@@ -24,8 +24,11 @@ CELLS = {
 }
 
 
-@pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("name", list(CELLS))
+@pytest.mark.parametrize(
+    "name, reverse",
+    [("lstm", False), ("lstm", True), ("gru_autodiff", True), ("stack_bidirectional", False),
+     ("resettable_zoneout", True)],
+)  # fmt: skip
 def test_remat_equals_plain_autodiff(name, reverse):
     cell = CELLS[name]()
     resets = name.startswith("resettable")
@@ -40,7 +43,7 @@ def test_remat_equals_plain_autodiff(name, reverse):
     @jax.jit
     def loss(params, xs, carry):
         out = {}
-        for remat in (False, True, 3, 4, 50):  # sqrt(11) -> 4 (one padded step); 50 > T
+        for remat in (False, True, 50):  # True: chunks of 4, one padded step; 50 > T
 
             def f(p, x, c, remat=remat):
                 c, ys = gc.unroll(cell, p, x, c, lengths=lengths, reverse=reverse, grad=grad,
