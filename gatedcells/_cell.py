@@ -38,7 +38,9 @@ class Fused(NamedTuple):
     forms the weight gradients with single large matmuls after it.
 
     Attributes:
-      hidden: ``carry -> h`` ``[*B, H]``: the part of the carry that meets ``w_h``.
+      hidden: ``carry -> h`` ``[*B, H]``: the part of the carry that meets ``w_h``. It must
+        also work on carries stacked over time (``[T, *B, ...]`` leaves): the backward pass
+        applies it to all the saved carries at once.
       update: ``(params, carry, x_proj, h_proj) -> (carry, y, gates)``: everything of the step
         after the recurrent matmul. ``x_proj`` is ``project(params, x)`` and ``h_proj`` is
         ``hidden(carry) @ w_h``, both ``[*B, G*H]``.

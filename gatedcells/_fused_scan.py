@@ -42,8 +42,33 @@ def fused_scan(
     reverse: bool,
     unroll: int | bool,
 ) -> tuple[Carry, Array]:
-    """``scan_cell`` for a cell with ``cell.fused``, differentiated by the recipe above."""
+    """``scan_cell`` for a cell with ``cell.fused``, differentiated by the recipe above.
+
+    The custom gradient takes the cell as a static argument, so it cannot serve a cell whose
+    functions close over traced values (a cell built inside ``jit`` around a traced key or
+    mask): such a cell runs the same loop under plain autodiff.
+    """
+    if _closes_over_tracers(cell, params, carry, xs):
+        carry, ys = _loop(cell, reverse, unroll, params, carry, xs, valid, save=False)
+        return carry, ys
     return _scan(cell, reverse, unroll, params, carry, xs, valid)
+
+
+def _closes_over_tracers(cell, params, carry, xs) -> bool:
+    """Whether ``cell.project``, ``fused.update`` or ``fused.hidden`` close over tracers."""
+    fused = cell.fused
+    x = jax.ShapeDtypeStruct(xs.shape[1:], xs.dtype)
+    x_proj = jax.eval_shape(cell.project, params, x)
+    h_proj = jax.ShapeDtypeStruct(x_proj.shape, x_proj.dtype)
+    consts = []
+    for fn, args in (
+        (cell.project, (params, x)),
+        (fused.update, (params, carry, x_proj, h_proj)),
+        (fused.hidden, (carry,)),
+    ):
+        args = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), args)
+        consts += jax.closure_convert(fn, *args)[1]
+    return any(isinstance(c, jax.core.Tracer) for c in consts)
 
 
 def _slabs(z: Array, n: int) -> tuple[Array, ...]:

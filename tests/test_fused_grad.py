@@ -64,3 +64,27 @@ def test_second_order_and_forward_mode():
     # pure forward mode of unroll itself needs grad="autodiff"
     tangent = jax.jvp(lambda x: loss(x, "autodiff"), (xs,), (jnp.ones_like(xs),))[1]
     np.testing.assert_allclose(tangent, jnp.sum(jax.grad(lambda x: loss(x, "auto"))(xs)), rtol=1e-4)
+
+
+def test_cell_closing_over_a_traced_value_falls_back_to_autodiff():
+    """A cell built inside jit around a traced value cannot be a static argument of the
+    fused gradient; it must still differentiate, by plain autodiff of the same loop."""
+    import dataclasses
+
+    from gatedcells._cell import Fused, fused_trace
+
+    base = gc.simple_rnn(4)
+    params = base.init(jax.random.key(0), I)
+    xs = jax.random.normal(jax.random.key(1), (B, T, I))
+
+    def scaled(scale):  # the input pre-activation scaled by a (traced) number
+        f = base.fused
+        fused = Fused(f.hidden, lambda p, c, xp, hp: f.update(p, c, xp * scale, hp), f.dtype)
+        return dataclasses.replace(base, fused=fused, trace=fused_trace(fused))
+
+    def loss(params, scale, grad):
+        return jnp.sum(gc.unroll(scaled(scale), params, xs, grad=grad)[1] ** 2)
+
+    got = jax.jit(jax.grad(loss, argnums=(0, 1)), static_argnums=2)(params, 2.0, "auto")
+    want = jax.grad(loss, argnums=(0, 1))(params, 2.0, "autodiff")
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), got, want)
