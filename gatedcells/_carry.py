@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from . import _cell
 from ._cell import Array, Cell
 from ._unroll import scan_cell
 
@@ -57,6 +58,7 @@ def resettable(cell: Cell) -> Cell:
     References:
       Haiku's ``hk.ResetCore`` (the same semantics: reset before the step whose flag is set).
     """
+    _cell.check_cell("cell", cell)
 
     def reset(carry, flag: Array):
         batch_shape = flag.shape[:-1]
@@ -152,6 +154,7 @@ def learned_initial_carry(
     References:
       The request of google/flax#868 ("Initialize an RNN's carry with learnable parameters").
     """
+    _cell.check_cell("cell", cell)
     template = jax.eval_shape(lambda: cell.initial_carry((), param_dtype))
 
     def init_params(key: Array, input_size: int) -> LearnedCarryParams:

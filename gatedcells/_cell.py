@@ -8,7 +8,8 @@ number of learned gate blocks fused on the last axis.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import jax
@@ -254,6 +255,39 @@ def fused_trace(fused: Fused, w_h: Callable[[Params], Array] = lambda p: p.w_h) 
 def check_hidden_size(hidden_size: int) -> None:
     if not isinstance(hidden_size, int) or isinstance(hidden_size, bool) or hidden_size < 1:
         raise ValueError(f"hidden_size must be a positive int, got {hidden_size!r}")
+
+
+def check_factory_args(
+    *,
+    numbers: Mapping[str, Any] = MappingProxyType({}),
+    functions: Mapping[str, Any] = MappingProxyType({}),
+    dtypes: Mapping[str, Any] = MappingProxyType({}),
+) -> None:
+    """A cell factory's flags, checked when the cell is built (not when ``init`` fails).
+
+    ``numbers`` must be real numbers, ``functions`` callables, ``dtypes`` floating dtypes
+    (``None`` allowed for the compute ``dtype``).
+    """
+    for name, value in numbers.items():
+        scalar = isinstance(value, int | float | np.number) or (
+            hasattr(value, "dtype")
+            and np.ndim(value) == 0
+            and jnp.issubdtype(value.dtype, jnp.number)
+        )
+        if isinstance(value, bool) or not scalar:
+            raise TypeError(f"{name} must be a number, got {value!r}")
+    for name, value in functions.items():
+        if not callable(value):
+            raise TypeError(f"{name} must be a function (e.g. jnp.tanh), got {value!r}")
+    for name, value in dtypes.items():
+        if value is None and name == "dtype":
+            continue
+        try:
+            floating = jnp.issubdtype(value, jnp.floating)
+        except TypeError:
+            floating = False
+        if not floating:
+            raise TypeError(f"{name} must be a floating dtype (e.g. jnp.float32), got {value!r}")
 
 
 def check_param_shapes(name: str, params: Params, expected: dict[str, tuple]) -> int:

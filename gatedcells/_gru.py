@@ -169,6 +169,12 @@ def gru(
       Tallec & Ollivier, "Can Recurrent Neural Networks Warp Time?", ICLR 2018.
     """
     _cell.check_hidden_size(hidden_size)
+    _cell.check_factory_args(
+        numbers={"update_bias": update_bias},
+        functions={"kernel_init": kernel_init, "recurrent_init": recurrent_init,
+                   "bias_init": bias_init},
+        dtypes={"param_dtype": param_dtype, "dtype": dtype},
+    )  # fmt: skip
     _ops.check_t_max(chrono)
     if layer_norm and not reset_after:
         raise ValueError("layer_norm=True needs reset_after=True (the PyTorch/cuDNN form)")

@@ -315,6 +315,14 @@ def lstm(
     """
     flags = resolve_variant(variant, dict(locals()), _DEFAULTS)
     _cell.check_hidden_size(hidden_size)
+    _cell.check_factory_args(
+        numbers={"forget_bias": forget_bias},
+        functions={"output_activation": flags["output_activation"],
+                   "candidate_activation": flags["candidate_activation"],
+                   "kernel_init": kernel_init,
+                   "recurrent_init": recurrent_init, "bias_init": bias_init},
+        dtypes={"param_dtype": param_dtype, "dtype": dtype},
+    )  # fmt: skip
     spec = spec_from_flags(hidden_size, flags)
     H, n, P = hidden_size, len(spec.blocks), flags["proj_size"]
     R, S = (P or H), len(spec.fed_back)

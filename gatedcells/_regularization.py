@@ -73,6 +73,7 @@ def recurrent_dropout(
       Gal & Ghahramani, "A Theoretically Grounded Application of Dropout in Recurrent Neural
       Networks", NeurIPS 2016.
     """
+    _cell.check_cell("cell", cell)
     rate = _ops.check_rate("recurrent_dropout: rate", rate)
     _check_key("recurrent_dropout", key, deterministic)
     if deterministic or rate == 0:
@@ -166,6 +167,7 @@ def weight_drop(
       DropConnect", ICML 2013.
       Merity, Keskar & Socher, "Regularizing and Optimizing LSTM Language Models", ICLR 2018.
     """
+    _cell.check_cell("cell", cell)
     rate = _ops.check_rate("weight_drop: rate", rate)
     _check_key("weight_drop", key, deterministic)
     if deterministic or rate == 0:
@@ -250,6 +252,8 @@ def zoneout(
       Krueger, Maharaj, Kramár, Pezeshki, Ballas, Ke, Goyal, Bengio, Courville & Pal,
       "Zoneout: Regularizing RNNs by Randomly Preserving Hidden Activations", ICLR 2017.
     """
+    _cell.check_cell("cell", cell)
+    _cell.check_cell("cell", cell)
     _check_key("zoneout", key, deterministic)
     shape = jax.eval_shape(lambda: cell.initial_carry(()))
     if not (hasattr(shape, "shape") or hasattr(shape, "h")):

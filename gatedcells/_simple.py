@@ -92,6 +92,11 @@ def simple_rnn(
       Difficult", IEEE TNN 1994.
     """
     _cell.check_hidden_size(hidden_size)
+    _cell.check_factory_args(
+        functions={"activation": activation, "kernel_init": kernel_init,
+                   "recurrent_init": recurrent_init, "bias_init": bias_init},
+        dtypes={"param_dtype": param_dtype, "dtype": dtype},
+    )  # fmt: skip
     H = hidden_size
 
     def init(key: Array, input_size: int) -> SimpleRNNParams:

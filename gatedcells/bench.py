@@ -192,14 +192,21 @@ def run(
     *,
     min_time: float = 0.4,
     min_runs: int = 7,
+    rounds: int = 1,
     log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
 ) -> list[Result]:
-    """Time every (shape, cell, system, mode); return the results (see :class:`Result`)."""
+    """Time every (shape, cell, system, mode); return the results (see :class:`Result`).
+
+    With ``rounds > 1`` the systems of a (shape, cell) are timed in turn, ``rounds`` times
+    over, and each figure is the median of the rounds' medians: a load that comes and goes
+    then hits every system alike instead of whichever ran at that moment.
+    """
     have, _ = available(systems)
     results = []
     for shape in shapes:
         dims = SHAPES[shape]
         for cell in cells:
+            entries = []  # (system, mode, thunk, compile seconds)
             for system in have:
                 try:
                     thunks = SYSTEMS[system][1](cell, **dims)
@@ -208,17 +215,22 @@ def run(
                 for mode in modes:
                     t0 = time.perf_counter()
                     thunks[mode]()
-                    compile_s = time.perf_counter() - t0
+                    entries.append((system, mode, thunks[mode], time.perf_counter() - t0))
                     thunks[mode]()  # warm-up
-                    ts = np.array(_time(thunks[mode], min_time=min_time, min_runs=min_runs))
-                    med = float(np.median(ts))
-                    res = Result(
-                        shape, cell, system, mode, med * 1e3, ts.min() * 1e3, ts.max() * 1e3,
-                        None if system == "torch" else compile_s,
-                        flops(cell, **dims, mode=mode) / med / 1e9,
-                    )  # fmt: skip
-                    results.append(res)
-                    log(f"{shape:>10} {cell:>4} {mode:>3} {system:<24} {res.median_ms:9.2f} ms")
+            runs = {(system, mode): [] for system, mode, _, _ in entries}
+            for _ in range(rounds):
+                for system, mode, thunk, _ in entries:
+                    runs[system, mode].append(_time(thunk, min_time=min_time, min_runs=min_runs))
+            for system, mode, _, compile_s in entries:
+                med = float(np.median([np.median(ts) for ts in runs[system, mode]]))
+                every = np.concatenate(runs[system, mode])
+                res = Result(
+                    shape, cell, system, mode, med * 1e3, every.min() * 1e3, every.max() * 1e3,
+                    None if system == "torch" else compile_s,
+                    flops(cell, **dims, mode=mode) / med / 1e9,
+                )  # fmt: skip
+                results.append(res)
+                log(f"{shape:>10} {cell:>4} {mode:>3} {system:<24} {res.median_ms:9.2f} ms")
     return results
 
 
@@ -317,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cells", default=",".join(CELLS), help="comma-separated: lstm,gru,rnn")
     parser.add_argument("--systems", default=None, help="comma-separated system names")
     parser.add_argument("--min-time", type=float, default=0.4, help="seconds per timing")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="time every system this many times in turn; report the median")  # fmt: skip
     parser.add_argument("--out", default=None, help="write results as JSON to this file")
     parser.add_argument("--markdown", default=None, help="write the tables to this file")
     args = parser.parse_args(argv)
@@ -331,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
         bad = [v for v in values if v not in known]
         if bad:
             parser.error(f"unknown {name} {bad[0]!r}; choose from {list(known)}")
+    if args.rounds < 1:
+        parser.error(f"--rounds must be a positive integer, got {args.rounds}")
     _, missing = available(systems)
     for name in missing:
         print(f"skipping {name}: {SYSTEMS[name][0]} is not installed", file=sys.stderr)
@@ -338,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     peak = matmul_peak()
     print(f"matmul peak: {peak:.0f} GFLOP/s; {env}", file=sys.stderr)
     results = run(args.shapes.split(","), args.cells.split(","), systems,
-                  min_time=args.min_time)  # fmt: skip
+                  min_time=args.min_time, rounds=args.rounds)  # fmt: skip
     table = markdown(results, peak)
     print(table)
     if args.markdown:

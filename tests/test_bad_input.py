@@ -148,6 +148,38 @@ def test_linear_recurrence_log_a_and_b_mismatch():
         gc.linear_recurrence(jnp.ones((5, 2)), jnp.ones((5, 3)))
 
 
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda: gc.lstm(4, forget_bias="a"), "forget_bias must be a number, got 'a'"),
+        (lambda: gc.gru(4, update_bias=None), "update_bias must be a number, got None"),
+        (lambda: gc.lstm(4, output_activation="tanh"), "output_activation must be a function"),
+        (lambda: gc.simple_rnn(4, activation="relu"), "activation must be a function"),
+        (lambda: gc.gru(4, kernel_init=0.1), "kernel_init must be a function"),
+        (lambda: gc.lstm(4, param_dtype=jnp.int32), "param_dtype must be a floating dtype"),
+        (lambda: gc.simple_rnn(4, dtype="int8"), "dtype must be a floating dtype"),
+    ],
+)  # fmt: skip
+def test_factory_flags_of_the_wrong_type(build, message):
+    with pytest.raises(TypeError, match=message):
+        build()
+
+
+@pytest.mark.parametrize(
+    "combinator",
+    [
+        gc.resettable,
+        gc.learned_initial_carry,
+        lambda c: gc.recurrent_dropout(c, 0.1, deterministic=True),
+        lambda c: gc.weight_drop(c, 0.1, deterministic=True),
+        lambda c: gc.zoneout(c, 0.1, deterministic=True),
+    ],
+)
+def test_combinators_of_a_non_cell(combinator):
+    with pytest.raises(TypeError, match="cell must be a gatedcells.Cell"):
+        combinator("lstm")
+
+
 # --------------------------------------------------------------------------------------
 # Flax linen: the module's own argument names
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -320,7 +321,7 @@ def fit(
         record_eval(0)
     # Chunk boundaries depend on the step number only: a resumed run compiles and runs the
     # same chunks as an uninterrupted one, hence the same bits.
-    chunk = min(log_every, eval_every)
+    chunk = _chunk_length(log_every, eval_every, checkpoint_every)
     with tqdm(total=steps, initial=done, desc=desc, disable=not progress, leave=True) as bar:
         while done < steps:
             n = min(
@@ -399,6 +400,21 @@ def check_loss_and_optimizer(loss_fn: Any, optimizer: Any) -> None:
 def check_positive_int(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def _chunk_length(log_every: int, eval_every: int, checkpoint_every: int) -> int:
+    """Steps per compiled call: one length for the whole run where possible.
+
+    Each distinct length is compiled once, so the chunks should all be equal: the largest
+    divisor of both the evaluation and the checkpoint periods that is at most ``log_every``
+    (e.g. ``eval_every=60, log_every=50`` runs chunks of 30, not 50, 10, 40, 20, 30, ...
+    each compiled anew). When the periods share no divisor that large, chunks of up to
+    ``min(log_every, eval_every)`` steps end at each boundary instead.
+    """
+    period = math.gcd(eval_every, checkpoint_every)
+    upper = min(log_every, eval_every)
+    chunk = max(d for d in range(1, min(log_every, period) + 1) if period % d == 0)
+    return chunk if 2 * chunk >= upper else upper
 
 
 def _chunk_runner(step: Callable, data: Any, mesh: Mesh | None) -> Callable:
