@@ -53,6 +53,7 @@ from ._simple import simple_rnn as simple_rnn
 from ._stack import bidirectional as bidirectional
 from ._stack import stack as stack
 from ._unroll import GRADS as GRADS
+from ._unroll import default_unroll as default_unroll
 from ._unroll import unroll as unroll
 
 __version__ = "0.1.0"
@@ -86,6 +87,7 @@ __all__ = [
     "bidirectional",
     "check_finite",
     "count_params",
+    "default_unroll",
     "gru",
     "indrnn",
     "learned_initial_carry",

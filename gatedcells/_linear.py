@@ -33,9 +33,10 @@ METHODS = ("sequential", "associative")
 def default_method() -> str:
     """The faster path on the default backend: ``"sequential"`` on CPU, else ``"associative"``.
 
-    Measured on this project's 2-core CPU (B=8, T=4096, H=128, float32): the associative scan
-    is about 6x slower forward and 2.6x slower forward+backward than the sequential scan;
-    the parallel scan pays ``O(T log T)`` work for a depth it cannot use on two cores.
+    Measured with ``python benchmarks/linear_recurrence.py`` (B=8, T=4096, H=128, float32):
+    on this project's 2-core CPU the associative scan is several times slower than the
+    sequential one (it pays ``O(T log T)`` work for a depth two cores cannot use); on an
+    NVIDIA H200 it took 0.33 ms forward+backward against 136 ms sequentially.
     """
     return "sequential" if jax.default_backend() == "cpu" else "associative"
 

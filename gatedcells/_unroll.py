@@ -24,7 +24,7 @@ def unroll(
     lengths: Array | None = None,
     reverse: bool = False,
     time_major: bool = False,
-    unroll: int | bool = 1,
+    unroll: int | bool | None = None,
     grad: str = "auto",
     remat: bool | int = False,
 ) -> tuple[Carry, Array]:
@@ -50,7 +50,9 @@ def unroll(
       lengths: integer ``[*B]``, the valid length of each sequence, in ``[0, T]``.
       reverse: run from the last step to the first.
       time_major: ``xs`` and ``ys`` are ``[T, *B, ...]`` instead of ``[*B, T, ...]``.
-      unroll: steps per loop iteration of the scan (``jax.lax.scan``'s ``unroll``).
+      unroll: steps per loop iteration of the scan (``jax.lax.scan``'s ``unroll``; ``True``
+        unrolls the whole loop). ``None``: :func:`gatedcells.default_unroll`, the factor
+        measured fastest on the default backend (1 on CPU, 8 on GPU).
       grad: how reverse-mode autodiff goes through the loop. ``"auto"``: cells with a
         :class:`gatedcells.Fused` split (LSTM, GRU, simple RNN) use a custom gradient that
         keeps only the pointwise part of the step in the backward loop and forms the
@@ -80,8 +82,9 @@ def unroll(
         ``lengths`` not integer, or ``reverse``/``time_major`` not a bool.
       ValueError: ``xs`` of the wrong rank or input size, ``carry`` or ``lengths`` whose shape
         does not match the batch shape, concrete ``lengths`` outside ``[0, T]``, params
-        that do not belong to ``cell``, an unknown ``grad``, or ``unroll``/``remat`` that
-        is not a positive int (or a bool).
+        that do not belong to ``cell``, an unknown ``grad``, an ``unroll`` that is not a
+        positive int, ``True`` or ``None``, or a ``remat`` that is not a positive int or
+        a bool.
 
     Examples:
       >>> import jax, jax.numpy as jnp, gatedcells as gc
@@ -103,10 +106,7 @@ def unroll(
             f"xs must have shape {layout} with I={input_size} (the params' input size), "
             f"got shape {tuple(xs.shape)}"
         )
-    if unroll is not True and (
-        isinstance(unroll, bool) or not isinstance(unroll, int | np.integer) or unroll < 1
-    ):
-        raise ValueError(f"unroll must be a positive int or True, got {unroll!r}")
+    check_unroll(unroll)
     if grad not in GRADS:
         raise ValueError(f"grad must be one of {GRADS}, got {grad!r}")
     check_remat(remat)
@@ -136,7 +136,7 @@ def scan_cell(
     *,
     valid: Array | None = None,
     reverse: bool = False,
-    unroll: int | bool = 1,
+    unroll: int | bool | None = None,
     grad: str = "auto",
     remat: bool | int = False,
 ) -> tuple[Carry, Array]:
@@ -153,6 +153,8 @@ def scan_cell(
       so that combinators that read the whole sequence (bidirectional layers, resets read
       backwards) see it whole and checkpoint their layers.
     """
+    if unroll is None:
+        unroll = default_unroll()
     if cell.scan is not None:
         return cell.scan(
             params, carry, xs, valid=valid, reverse=reverse, unroll=unroll, grad=grad, remat=remat
@@ -171,6 +173,28 @@ def scan_cell(
         return new_carry, y
 
     return jax.lax.scan(body, carry, (x_proj, valid), reverse=reverse, unroll=unroll)
+
+
+def default_unroll() -> int:
+    """The scan unroll factor that ``unroll=None`` means: 1 on CPU, 8 on GPU and TPU.
+
+    Measured with ``python benchmarks/unroll_sweep.py`` (forward+backward, LSTM, GRU and
+    simple RNN at the benchmark shapes): on a 2-core CPU a factor above 1 gains nothing and
+    compiles longer; on an NVIDIA H200 a factor of 8 ran 1.5-2.5x faster than 1 (LSTM
+    B=32/T=128/I=64/H=128: 2.08 against 3.81 ms; B=1/T=1024: 10.3 against 18.0 ms), where
+    each loop iteration costs a fixed launch overhead, and 16 gained little more at twice
+    the compile time. TPU follows GPU, unmeasured here. The choice follows
+    ``jax.default_backend()``; pass ``unroll`` to choose yourself.
+    """
+    return 1 if jax.default_backend() == "cpu" else 8
+
+
+def check_unroll(unroll) -> None:
+    """``unroll`` must be a positive int, ``True`` (the whole loop) or ``None`` (per backend)."""
+    if unroll is None or unroll is True:
+        return
+    if isinstance(unroll, bool) or not isinstance(unroll, int | np.integer) or unroll < 1:
+        raise ValueError(f"unroll must be a positive int, True or None, got {unroll!r}")
 
 
 def check_flag(name: str, value) -> None:

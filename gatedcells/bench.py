@@ -4,7 +4,9 @@ For each shape and cell (simple RNN, LSTM, GRU) it times the forward pass and th
 plus backward pass (the gradient of ``sum(ys)`` with respect to the params *and* the inputs)
 of: gatedcells ``unroll``; Flax ``nn.RNN`` with ``LSTMCell``, ``OptimizedLSTMCell``,
 ``GRUCell``, ``SimpleCell``; Equinox's ``LSTMCell``/``GRUCell`` under ``lax.scan``; and
-PyTorch ``nn.LSTM/GRU/RNN``. JAX systems are jit-compiled (the first call, compile time, is
+PyTorch ``nn.LSTM/GRU/RNN`` (on CUDA when torch sees a GPU); on a JAX GPU backend also
+``jax.experimental.rnn.lstm`` (cuDNN). Each runs at its library's default float32 matmul
+precision (on recent NVIDIA GPUs XLA and cuDNN may use TF32). JAX systems are jit-compiled (the first call, compile time, is
 reported apart), warmed up, and timed with ``block_until_ready``; every figure is the median
 of repeated runs. Missing peers are skipped and said so.
 
@@ -136,14 +138,17 @@ def equinox_system(cell, B, T, I, H):
 def torch_system(cell, B, T, I, H):
     import torch
 
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell](
-        I, H, batch_first=True
+        I, H, batch_first=True, device=device
     )
-    xs = torch.randn(B, T, I)
+    xs = torch.randn(B, T, I, device=device)
 
     def fwd():
         with torch.no_grad():
             module(xs)
+        sync()
 
     xg = xs.clone().requires_grad_(True)
 
@@ -151,12 +156,30 @@ def torch_system(cell, B, T, I, H):
         module.zero_grad(set_to_none=True)
         xg.grad = None
         module(xg)[0].sum().backward()
+        sync()
 
     return {"fwd": fwd, "f+b": fb}
 
 
+def cudnn_system(cell, B, T, I, H):
+    """``jax.experimental.rnn.lstm``: JAX's binding of the cuDNN LSTM (GPU only, LSTM only)."""
+    from jax.experimental import rnn
+
+    if cell != "lstm":
+        raise NotImplementedError
+    weights = rnn.init_lstm_weight(jax.random.key(0), I, H, 1, False)
+    xs = jax.random.normal(jax.random.key(1), (B, T, I))
+    h0 = jnp.zeros((1, B, H))
+    lengths = jnp.full((B,), T, jnp.int32)
+
+    def apply(w, x):
+        return rnn.lstm(x, h0, h0, w, lengths, I, H, 1, 0.0, False)[0]
+
+    return _jax_thunks(apply, weights, xs)
+
+
 SYSTEMS: dict[str, tuple[str | None, Callable]] = {
-    # name: (module it needs, builder)
+    # name: (module it needs, or "gpu" for a JAX GPU backend; builder)
     "gatedcells": (None, gatedcells_system),
     "flax LSTMCell": ("flax", flax_system("LSTMCell")),
     "flax OptimizedLSTMCell": ("flax", flax_system("OptimizedLSTMCell")),
@@ -164,6 +187,7 @@ SYSTEMS: dict[str, tuple[str | None, Callable]] = {
     "flax SimpleCell": ("flax", flax_system("SimpleCell")),
     "equinox": ("equinox", equinox_system),
     "torch": ("torch", torch_system),
+    "jax cuDNN LSTM": ("gpu", cudnn_system),
 }
 
 
@@ -176,11 +200,16 @@ def matmul_peak(n: int = 2048, runs: int = 5) -> float:
     return 2 * n**3 / statistics.median(times) / 1e9
 
 
+def _requirement_met(need: str | None) -> bool:
+    if need == "gpu":
+        return jax.default_backend() == "gpu"
+    return need is None or importlib.util.find_spec(need) is not None
+
+
 def available(systems) -> tuple[list[str], list[str]]:
     have, missing = [], []
     for name in systems:
-        module = SYSTEMS[name][0]
-        (have if module is None or importlib.util.find_spec(module) else missing).append(name)
+        (have if _requirement_met(SYSTEMS[name][0]) else missing).append(name)
     return have, missing
 
 
@@ -245,12 +274,15 @@ def environment() -> dict[str, Any]:
         import torch
 
         versions["torch_threads"] = torch.get_num_threads()
+        if torch.cuda.is_available():
+            versions["torch_cuda"] = f"{torch.version.cuda} on {torch.cuda.get_device_name()}"
     except ImportError:
         pass
     return {
         "machine": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
-        "device": str(jax.devices()[0]),
+        "device": f"{jax.devices()[0]} ({jax.devices()[0].device_kind})",
+        "jax_default_matmul_precision": jax.config.jax_default_matmul_precision,
         "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "versions": versions,
     }
@@ -349,7 +381,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--rounds must be a positive integer, got {args.rounds}")
     _, missing = available(systems)
     for name in missing:
-        print(f"skipping {name}: {SYSTEMS[name][0]} is not installed", file=sys.stderr)
+        need = SYSTEMS[name][0]
+        why = "needs a JAX GPU backend" if need == "gpu" else f"{need} is not installed"
+        print(f"skipping {name}: {why}", file=sys.stderr)
     env = environment()
     peak = matmul_peak()
     print(f"matmul peak: {peak:.0f} GFLOP/s; {env}", file=sys.stderr)

@@ -52,3 +52,17 @@ def test_the_gatedcells_command_dispatches_bench(tiny, monkeypatch, capsys):
     argv = ["bench", "--shapes", "tiny", "--cells", "lstm", "--systems", "gatedcells"]
     assert cli.main([*argv, "--min-time", "0"]) == 0
     assert "| lstm | gatedcells |" in capsys.readouterr().out
+
+
+def test_gpu_only_peers_are_skipped_and_said_so_elsewhere(tiny, monkeypatch, capsys):
+    import jax
+
+    monkeypatch.setattr(bench, "matmul_peak", lambda: 100.0)
+    have, missing = bench.available(["gatedcells", "jax cuDNN LSTM"])
+    on_gpu = jax.default_backend() == "gpu"
+    assert have == (["gatedcells", "jax cuDNN LSTM"] if on_gpu else ["gatedcells"])
+    if not on_gpu:
+        assert missing == ["jax cuDNN LSTM"]
+        argv = ["--shapes", "tiny", "--cells", "lstm", "--systems", "gatedcells,jax cuDNN LSTM"]
+        assert bench.main([*argv, "--min-time", "0"]) == 0
+        assert "skipping jax cuDNN LSTM: needs a JAX GPU backend" in capsys.readouterr().err

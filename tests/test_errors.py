@@ -144,7 +144,7 @@ def test_hidden_size_must_be_positive_int(factory, size):
 @pytest.mark.parametrize("n", [0, -1, 1.5, False])
 def test_unroll_factor(lstm, n):
     cell, params = lstm
-    with pytest.raises(ValueError, match="unroll must be a positive int or True"):
+    with pytest.raises(ValueError, match="unroll must be a positive int, True or None"):
         gc.unroll(cell, params, jnp.ones((B, T, I)), unroll=n)
 
 

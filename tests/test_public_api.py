@@ -20,7 +20,7 @@ def test_exported_names():
     assert set(gc.__all__) == {
         "Cell", "Fused", "GRADS", "GRUGates", "GRUParams", "LSTMCarry", "LSTMGates", "LSTMParams",
         "SimpleRNNGates", "SimpleRNNParams", "bidirectional", "count_params", "gru", "lstm",
-        "simple_rnn", "stack", "unroll",
+        "simple_rnn", "stack", "unroll", "default_unroll",
         # the variant zoo
         "FullGateCarry", "GREFF_VARIANTS", "IndRNNGates", "IndRNNParams", "LSTM_VARIANTS",
         "LearnedCarry", "LearnedCarryParams", "MGUGates", "MGUParams", "MUTGates", "MUTParams",

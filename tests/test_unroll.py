@@ -80,6 +80,17 @@ def test_scan_unroll_factor_does_not_change_results(setup, n):
     close(gc.unroll(cell, params, xs, unroll=n), gc.unroll(cell, params, xs))
 
 
+def test_default_unroll_follows_the_backend(setup, monkeypatch):
+    assert gc.default_unroll() == (1 if jax.default_backend() == "cpu" else 8)
+    cell, params, xs = setup
+    expected = gc.unroll(cell, params, xs, unroll=1)
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert gc.default_unroll() == 8
+    run = lambda p, x: gc.unroll(cell, p, x)  # unroll=None
+    assert "unroll=8" in str(jax.make_jaxpr(run)(params, xs))
+    close(jax.jit(run)(params, xs), expected)
+
+
 def test_no_recompilation_when_only_length_values_change():
     cell = gc.lstm(5)
     params = cell.init(jax.random.key(0), I)

@@ -27,7 +27,7 @@ def run(
     time_major: bool,
     reverse: bool,
     keep_order: bool,
-    unroll_steps: int | bool,
+    unroll_steps: int | bool | None,
 ) -> tuple[Carry, Array]:
     """Fetch ``cell``'s params once as ``module``'s param ``"cell"`` and unroll it."""
     _cell.check_cell("cell", cell)
@@ -91,7 +91,8 @@ class RNN(nn.Module):
       reverse: read the sequence from its end (see above).
       keep_order: with ``reverse``, return the outputs aligned with the inputs.
       return_carry: return ``(carry, ys)`` instead of ``ys``.
-      unroll: time steps per loop iteration of the scan.
+      unroll: time steps per loop iteration of the scan (``None``: per backend, see
+        :func:`gatedcells.default_unroll`).
       regularizer: a recurrent regulariser ``(cell, key=, deterministic=) -> cell`` applied
         at each call, e.g. ``functools.partial(gc.recurrent_dropout, rate=0.25)`` (also
         :func:`gatedcells.zoneout`, :func:`gatedcells.weight_drop`), drawing its key from the
@@ -116,7 +117,7 @@ class RNN(nn.Module):
     reverse: bool = False
     keep_order: bool = False
     return_carry: bool = False
-    unroll: int | bool = 1
+    unroll: int | bool | None = None
     regularizer: Callable[..., _cell.Cell] | None = None
     deterministic: bool | None = None
 
@@ -191,7 +192,8 @@ class Bidirectional(nn.Module):
       merge: ``"concat"``, ``"sum"``, ``"mean"``, or ``(y_fwd, y_bwd) -> y``.
       time_major: inputs and outputs ``[T, *B, ...]``.
       return_carry: return ``((carry_fwd, carry_bwd), ys)`` instead of ``ys``.
-      unroll: time steps per loop iteration of the scans.
+      unroll: time steps per loop iteration of the scans (``None``: per backend, see
+        :func:`gatedcells.default_unroll`).
 
     Examples:
       >>> import jax, jax.numpy as jnp, gatedcells as gc, gatedcells.linen as gl
@@ -207,7 +209,7 @@ class Bidirectional(nn.Module):
     merge: Merge = "concat"
     time_major: bool = False
     return_carry: bool = False
-    unroll: int | bool = 1
+    unroll: int | bool | None = None
 
     @nn.compact
     def __call__(

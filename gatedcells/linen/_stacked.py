@@ -45,7 +45,8 @@ class StackedRNN(nn.Module):
         whose call arguments are traced, give it here).
       time_major: inputs and outputs ``[T, *B, ...]``.
       return_carry: return ``(carry, ys)`` instead of ``ys``.
-      unroll: time steps per loop iteration of the scans.
+      unroll: time steps per loop iteration of the scans (``None``: per backend, see
+        :func:`gatedcells.default_unroll`).
 
     Examples:
       >>> import jax, jax.numpy as jnp, gatedcells as gc, gatedcells.linen as gl
@@ -68,7 +69,7 @@ class StackedRNN(nn.Module):
     deterministic: bool | None = None
     time_major: bool = False
     return_carry: bool = False
-    unroll: int | bool = 1
+    unroll: int | bool | None = None
 
     @nn.compact
     def __call__(
