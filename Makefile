@@ -12,7 +12,7 @@ STAMP  := $(VENV)/.installed
 # (pip's find-links); otherwise the live comparisons skip and the committed
 # golden fixtures still check equivalence.
 TORCH  ?= torch==2.13.0+cpu
-PYTEST_ARGS ?= -n auto  # one worker per core (pytest-xdist): the suite is compile-bound
+PYTEST_ARGS ?= -n auto --dist worksteal  # a worker per core (pytest-xdist), idle ones take queued tests
 
 .PHONY: demo test lint bench fixtures clean venv
 

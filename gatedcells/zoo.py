@@ -81,6 +81,7 @@ def compare(
     learning_rate: float = 3e-3,
     seed: int = 0,
     names: Sequence[str] | None = None,
+    eval_every: int | None = None,
     progress: bool = False,
 ) -> list[Row]:
     """Train every variant (or those in ``names``) on ``task`` with Adam and the same budget.
@@ -90,6 +91,8 @@ def compare(
       hidden_size: ``H`` of every cell.
       steps, batch_size, learning_rate, seed: the training budget, the same for all.
       names: a subset of :func:`variants`' names, in the order wanted.
+      eval_every: steps between evaluations (default ``steps // 10``); ``steps`` evaluates
+        once, at the end, which is all the table needs.
       progress: show a progress bar per variant.
 
     Returns:
@@ -115,6 +118,7 @@ def compare(
             steps=steps,
             key=jax.random.key(seed),
             batch_size=batch_size,
+            eval_every=eval_every,
             progress=progress,
             desc=name,
         )

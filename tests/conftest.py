@@ -3,12 +3,28 @@ promotion inside the library is a bug, so it raises here. Hypothesis profiles: "
 (the default: few examples, tiny shapes, the suite stays fast) and "thorough"
 (``HYPOTHESIS_PROFILE=thorough pytest tests/test_properties.py``)."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 import jax
 import pytest
 from hypothesis import HealthCheck, settings
 
+# One XLA compilation cache for the run, shared by the xdist workers and the notebook kernels
+# (they inherit the environment of the process that sets it): many tests compile the same
+# program from different closures, and a hit skips the compilation. A directory given by the
+# caller is used as it is and kept.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="gatedcells-xla-")
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.1"
+    atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], True)
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+jax.config.update(
+    "jax_persistent_cache_min_compile_time_secs",
+    float(os.environ.get("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", 1.0)),
+)
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 jax.config.update("jax_numpy_rank_promotion", "raise")
 

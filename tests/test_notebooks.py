@@ -18,7 +18,7 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
-CELL_TIMEOUT = 300  # seconds per cell; each notebook takes well under a minute in all
+CELL_TIMEOUT = 300  # seconds per cell; each notebook takes under two minutes in all
 ALLOWED_IMPORTS = {"gatedcells", "jax", "flax", "optax", "numpy", "matplotlib", "time"}
 
 
