@@ -29,3 +29,13 @@ def test_table_marks_the_best_and_the_baseline():
 def test_compare_refuses_unknown_names():
     with pytest.raises(ValueError, match="unknown variants"):
         zoo.compare(tasks.adding(5), names=["lstm", "gru"])
+
+
+def test_compare_trains_the_named_variants_with_the_same_budget():
+    import math
+
+    rows = zoo.compare(tasks.adding(5), hidden_size=4, steps=4, eval_every=4,
+                       names=["gru", "min_gru"])  # fmt: skip
+    assert [r.name for r in rows] == ["gru", "min_gru"]
+    assert rows[0].params > rows[1].params > 0
+    assert all(math.isfinite(r.metric) and r.metric == r.loss and r.seconds > 0 for r in rows)
