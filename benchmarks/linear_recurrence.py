@@ -9,22 +9,18 @@ Prints forward and forward+backward medians of both methods and which one
 
 import argparse
 import statistics
-import time
 
 import jax
 import jax.numpy as jnp
 
 import gatedcells as gc
 from gatedcells._linear import default_method
+from gatedcells.bench import _time
 
 
-def median_ms(fn, *args, min_time=0.3, min_runs=5):
+def median_ms(fn, *args):
     jax.block_until_ready(fn(*args))  # compile
-    times, start = [], time.perf_counter()
-    while len(times) < min_runs or time.perf_counter() - start < min_time:
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t0)
+    times = _time(lambda: jax.block_until_ready(fn(*args)), min_time=0.3, min_runs=5)
     return 1e3 * statistics.median(times)
 
 

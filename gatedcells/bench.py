@@ -6,9 +6,10 @@ of: gatedcells ``unroll``; Flax ``nn.RNN`` with ``LSTMCell``, ``OptimizedLSTMCel
 ``GRUCell``, ``SimpleCell``; Equinox's ``LSTMCell``/``GRUCell`` under ``lax.scan``; and
 PyTorch ``nn.LSTM/GRU/RNN`` (on CUDA when torch sees a GPU); on a JAX GPU backend also
 ``jax.experimental.rnn.lstm`` (cuDNN). Each runs at its library's default float32 matmul
-precision (on recent NVIDIA GPUs XLA and cuDNN may use TF32). JAX systems are jit-compiled (the first call, compile time, is
-reported apart), warmed up, and timed with ``block_until_ready``; every figure is the median
-of repeated runs. Missing peers are skipped and said so.
+precision (on recent NVIDIA GPUs XLA and cuDNN may use TF32). JAX systems are jit-compiled
+(the first call, compile time, is reported apart), warmed up, and timed with
+``block_until_ready``; every figure is the median of repeated runs. Missing peers are
+skipped and said so.
 
 Run it with ``gatedcells bench`` (``--help`` for options) or ``python benchmarks/run.py``.
 """
@@ -200,16 +201,20 @@ def matmul_peak(n: int = 2048, runs: int = 5) -> float:
     return 2 * n**3 / statistics.median(times) / 1e9
 
 
-def _requirement_met(need: str | None) -> bool:
+def missing_reason(system: str) -> str | None:
+    """Why ``system`` cannot run here (``None`` when it can)."""
+    need = SYSTEMS[system][0]
     if need == "gpu":
-        return jax.default_backend() == "gpu"
-    return need is None or importlib.util.find_spec(need) is not None
+        return None if jax.default_backend() == "gpu" else "needs a JAX GPU backend"
+    if need is None or importlib.util.find_spec(need) is not None:
+        return None
+    return f"{need} is not installed"
 
 
 def available(systems) -> tuple[list[str], list[str]]:
     have, missing = [], []
     for name in systems:
-        (have if _requirement_met(SYSTEMS[name][0]) else missing).append(name)
+        (missing if missing_reason(name) else have).append(name)
     return have, missing
 
 
@@ -381,9 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--rounds must be a positive integer, got {args.rounds}")
     _, missing = available(systems)
     for name in missing:
-        need = SYSTEMS[name][0]
-        why = "needs a JAX GPU backend" if need == "gpu" else f"{need} is not installed"
-        print(f"skipping {name}: {why}", file=sys.stderr)
+        print(f"skipping {name}: {missing_reason(name)}", file=sys.stderr)
     env = environment()
     peak = matmul_peak()
     print(f"matmul peak: {peak:.0f} GFLOP/s; {env}", file=sys.stderr)
