@@ -14,8 +14,8 @@ import jax
 import jax.numpy as jnp
 
 import gatedcells as gc
-from gatedcells._linear import default_method
 from gatedcells.bench import _time
+from gatedcells.sequence._linear import default_method
 
 
 def median_ms(fn, *args):

@@ -8,60 +8,60 @@ jax: the Flax modules (``gatedcells.linen``), the optax training loop
 import their own dependencies.
 """
 
-from ._carry import LearnedCarry as LearnedCarry
-from ._carry import LearnedCarryParams as LearnedCarryParams
-from ._carry import learned_initial_carry as learned_initial_carry
-from ._carry import resettable as resettable
 from ._cell import Cell as Cell
-from ._cell import Fused as Fused
-from ._finite import check_finite as check_finite
-from ._gru import GRUGates as GRUGates
-from ._gru import GRUParams as GRUParams
-from ._gru import gru as gru
-from ._indrnn import IndRNNGates as IndRNNGates
-from ._indrnn import IndRNNParams as IndRNNParams
-from ._indrnn import indrnn as indrnn
-from ._linear import linear_recurrence as linear_recurrence
-from ._lstm import FullGateCarry as FullGateCarry
-from ._lstm import LSTMCarry as LSTMCarry
-from ._lstm import LSTMGates as LSTMGates
-from ._lstm import LSTMParams as LSTMParams
-from ._lstm import lstm as lstm
-from ._lstm_variants import GREFF_VARIANTS as GREFF_VARIANTS
-from ._lstm_variants import LSTM_VARIANTS as LSTM_VARIANTS
-from ._minimal import MinGRUGates as MinGRUGates
-from ._minimal import MinimalParams as MinimalParams
-from ._minimal import MinLSTMGates as MinLSTMGates
-from ._minimal import min_gru as min_gru
-from ._minimal import min_lstm as min_lstm
-from ._mutants import MGUGates as MGUGates
-from ._mutants import MGUParams as MGUParams
-from ._mutants import MUTGates as MUTGates
-from ._mutants import MUTParams as MUTParams
-from ._mutants import mgu as mgu
-from ._mutants import mut1 as mut1
-from ._mutants import mut2 as mut2
-from ._mutants import mut3 as mut3
-from ._params import count_params as count_params
-from ._regularization import ZoneoutCarry as ZoneoutCarry
-from ._regularization import recurrent_dropout as recurrent_dropout
-from ._regularization import weight_drop as weight_drop
-from ._regularization import zoneout as zoneout
-from ._simple import SimpleRNNGates as SimpleRNNGates
-from ._simple import SimpleRNNParams as SimpleRNNParams
-from ._simple import simple_rnn as simple_rnn
-from ._stack import bidirectional as bidirectional
-from ._stack import stack as stack
-from ._unroll import GRADS as GRADS
-from ._unroll import default_unroll as default_unroll
-from ._unroll import unroll as unroll
+from ._cell import MatmulSplit as MatmulSplit
+from ._checks import check_finite as check_finite
+from .cells import GREFF_VARIANTS as GREFF_VARIANTS
+from .cells import LSTM_VARIANTS as LSTM_VARIANTS
+from .cells import FullGateCarry as FullGateCarry
+from .cells import GRUGates as GRUGates
+from .cells import GRUParams as GRUParams
+from .cells import IndRNNGates as IndRNNGates
+from .cells import IndRNNParams as IndRNNParams
+from .cells import LSTMCarry as LSTMCarry
+from .cells import LSTMGates as LSTMGates
+from .cells import LSTMParams as LSTMParams
+from .cells import MGUGates as MGUGates
+from .cells import MGUParams as MGUParams
+from .cells import MinGRUGates as MinGRUGates
+from .cells import MinimalParams as MinimalParams
+from .cells import MinLSTMGates as MinLSTMGates
+from .cells import MUTGates as MUTGates
+from .cells import MUTParams as MUTParams
+from .cells import SimpleRNNGates as SimpleRNNGates
+from .cells import SimpleRNNParams as SimpleRNNParams
+from .cells import gru as gru
+from .cells import indrnn as indrnn
+from .cells import lstm as lstm
+from .cells import mgu as mgu
+from .cells import min_gru as min_gru
+from .cells import min_lstm as min_lstm
+from .cells import mut1 as mut1
+from .cells import mut2 as mut2
+from .cells import mut3 as mut3
+from .cells import simple_rnn as simple_rnn
+from .combinators import LearnedCarry as LearnedCarry
+from .combinators import LearnedCarryParams as LearnedCarryParams
+from .combinators import ZoneoutCarry as ZoneoutCarry
+from .combinators import bidirectional as bidirectional
+from .combinators import learned_initial_carry as learned_initial_carry
+from .combinators import recurrent_dropout as recurrent_dropout
+from .combinators import resettable as resettable
+from .combinators import stack as stack
+from .combinators import weight_drop as weight_drop
+from .combinators import zoneout as zoneout
+from .diagnostics import count_params as count_params
+from .sequence import GRADS as GRADS
+from .sequence import default_unroll as default_unroll
+from .sequence import linear_recurrence as linear_recurrence
+from .sequence import unroll as unroll
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Cell",
     "FullGateCarry",
-    "Fused",
+    "MatmulSplit",
     "GRADS",
     "GREFF_VARIANTS",
     "GRUGates",

@@ -30,11 +30,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._cell import Cell
-from ._gru import GRUParams, gru
-from ._lstm import LSTMParams, lstm
-from ._simple import SimpleRNNParams, simple_rnn
-from ._stack import bidirectional as _bidirectional
-from ._stack import stack
+from .cells import GRUParams, LSTMParams, SimpleRNNParams, gru, lstm, simple_rnn
+from .combinators import bidirectional as _bidirectional
+from .combinators import stack
 
 __all__ = ["from_flax", "from_torch", "from_torch_state_dict", "to_flax", "to_torch"]
 
@@ -165,7 +163,7 @@ def to_torch(params: Any, module):
             mode, module.hidden_size, num_layers=n, bidirectional=bidi,
             proj_size=getattr(module, "proj_size", 0),
         )  # fmt: skip
-        cell.input_size(params)
+        cell.check_params(params)
         layers = (params,) if n == 1 else tuple(params)
         arrays = {}
         for k, layer in enumerate(layers):
@@ -178,7 +176,7 @@ def to_torch(params: Any, module):
                 arrays.update(_layer_to_torch(p, sfx, mode, module.bias))
     else:
         mode = _torch_cell_mode(module)
-        _torch_cell(mode, module.hidden_size).input_size(params)
+        _torch_cell(mode, module.hidden_size).check_params(params)
         arrays = _layer_to_torch(params, "", mode, module.bias)
     current = module.state_dict()
     new = {k: torch.tensor(np.array(v), dtype=current[k].dtype) for k, v in arrays.items()}
@@ -324,19 +322,19 @@ def to_flax(params: Any, module) -> dict:
         return {n: w[..., k * H : (k + 1) * H] for k, n in enumerate(names)}
 
     if kind in ("LSTMCell", "OptimizedLSTMCell"):
-        lstm(H).input_size(params)
+        lstm(H).check_params(params)
         wx = blocks(params.w_x, "ifgo")
         wh, b = blocks(params.w_h, "ifgo"), blocks(params.b, "ifgo")
         out = {f"i{g}": {"kernel": wx[g]} for g in "ifgo"}
         out.update({f"h{g}": {"kernel": wh[g], "bias": b[g]} for g in "ifgo"})
     elif kind == "GRUCell":
-        gru(H).input_size(params)
+        gru(H).check_params(params)
         wx, wh, b = (blocks(w, "rzn") for w in (params.w_x, params.w_h, params.b))
         out = {f"i{g}": {"kernel": wx[g], "bias": b[g]} for g in "rzn"}
         out.update({f"h{g}": {"kernel": wh[g]} for g in "rz"})
         out["hn"] = {"kernel": wh["n"], "bias": params.b_hn}
     elif kind == "SimpleCell":
-        simple_rnn(H).input_size(params)
+        simple_rnn(H).check_params(params)
         out = {"i": {"kernel": params.w_x, "bias": params.b}, "h": {"kernel": params.w_h}}
     else:
         raise TypeError(f"to_flax takes the module kinds of from_flax, got {kind}")

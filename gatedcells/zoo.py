@@ -14,14 +14,20 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from ._cell import Cell
-from ._gru import gru
-from ._indrnn import indrnn
-from ._lstm import lstm
-from ._lstm_variants import GREFF_VARIANTS
-from ._minimal import min_gru, min_lstm
-from ._mutants import mgu, mut1, mut2, mut3
-from ._params import count_params
-from ._simple import simple_rnn
+from .cells import (
+    GREFF_VARIANTS,
+    gru,
+    indrnn,
+    lstm,
+    mgu,
+    min_gru,
+    min_lstm,
+    mut1,
+    mut2,
+    mut3,
+    simple_rnn,
+)
+from .diagnostics import count_params
 
 __all__ = ["Row", "compare", "main", "table", "variants"]
 

@@ -441,7 +441,7 @@ def test_command_bad_names_and_numbers(argv, message, capsys, tmp_path):
 
 
 def test_gate_trace_cell_not_a_cell():
-    with pytest.raises(TypeError, match="cell must be a gatedcells.Cell, got str"):
+    with pytest.raises(TypeError, match="cell must be a gatedcells.Cell .*, got 'lstm'"):
         diagnostics.gate_trace("lstm", PARAMS, XS)
 
 

@@ -48,7 +48,7 @@ def test_shapes_and_dtypes(case):
     new_carry, ys = gc.unroll(cell, params, xs, carry)
     assert ys.shape == (B, T, cell.output_size) and ys.dtype == jnp.float32
     assert jax.tree.map(jnp.shape, new_carry) == jax.tree.map(jnp.shape, carry)
-    assert cell.input_size(params) == I
+    assert cell.check_params(params) == I
 
 
 @pytest.mark.parametrize("reverse", [False, True])
@@ -65,7 +65,7 @@ def test_step_equals_recur_of_project(case):
     _, cell, params, xs, carry = case
     x = xs[:, 0]
     close(cell.step(params, carry, x), cell.recur(params, carry, cell.project(params, x)))
-    new_carry, y, _ = cell.trace(params, carry, cell.project(params, x))
+    new_carry, y, _ = cell.update(params, carry, cell.project(params, x))
     close((new_carry, y), cell.step(params, carry, x))
 
 

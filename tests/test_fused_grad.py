@@ -14,7 +14,7 @@ LENGTHS = jnp.array([8, 5, 1, 0])
 
 # cells whose unroll takes the fused path (directly, or in a stack's layers); for the others
 # both grad options run the same autodiff
-FUSED = sorted(n for n in CELLS if CELLS[n]().fused is not None or n.startswith("stack"))
+FUSED = sorted(n for n in CELLS if CELLS[n]().split is not None or n.startswith("stack"))
 # the scan direction is the driver's, the same for every cell: the three base cells run both
 # directions, the variants one each (alternating), which covers each cell's pointwise VJP
 BOTH = {"lstm", "gru", "simple_rnn"}
@@ -93,16 +93,16 @@ def test_cell_closing_over_a_traced_value_falls_back_to_autodiff():
     fused gradient; it must still differentiate, by plain autodiff of the same loop."""
     import dataclasses
 
-    from gatedcells._cell import Fused, fused_trace
+    from gatedcells._cell import split_update
 
     base = gc.simple_rnn(4)
     params = base.init(jax.random.key(0), I)
     xs = jax.random.normal(jax.random.key(1), (B, T, I))
 
     def scaled(scale):  # the input pre-activation scaled by a (traced) number
-        f = base.fused
-        fused = Fused(f.hidden, lambda p, c, xp, hp: f.update(p, c, xp * scale, hp), f.dtype)
-        return dataclasses.replace(base, fused=fused, trace=fused_trace(fused))
+        f = base.split
+        split = f._replace(pointwise=lambda p, c, xp, hp: f.pointwise(p, c, xp * scale, hp))
+        return dataclasses.replace(base, split=split, update=split_update(split))
 
     def loss(params, scale, grad):
         return jnp.sum(gc.unroll(scaled(scale), params, xs, grad=grad)[1] ** 2)

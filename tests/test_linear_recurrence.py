@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import gatedcells as gc
-from gatedcells import _linear
+from gatedcells.sequence import _linear
 
 B, T, H = 3, 9, 4
 LENGTHS = np.array([9, 4, 0])

@@ -18,7 +18,7 @@ def test_import_needs_only_jax():
 
 def test_exported_names():
     assert set(gc.__all__) == {
-        "Cell", "Fused", "GRADS", "GRUGates", "GRUParams", "LSTMCarry", "LSTMGates", "LSTMParams",
+        "Cell", "MatmulSplit", "GRADS", "GRUGates", "GRUParams", "LSTMCarry", "LSTMGates", "LSTMParams",
         "SimpleRNNGates", "SimpleRNNParams", "bidirectional", "count_params", "gru", "lstm",
         "simple_rnn", "stack", "unroll", "default_unroll",
         # the variant zoo

@@ -127,7 +127,7 @@ def test_resets_start_from_the_learned_carry():
 def test_learned_carry_params_are_checked():
     cell = gc.learned_initial_carry(gc.gru(H))
     with pytest.raises(ValueError, match="LearnedCarryParams"):
-        cell.input_size(gc.gru(H).init(jax.random.key(0), I))
+        cell.check_params(gc.gru(H).init(jax.random.key(0), I))
     params = cell.init(jax.random.key(0), I)
     with pytest.raises(ValueError, match="params.carry"):
-        cell.input_size(params._replace(carry=jnp.zeros(H + 1)))
+        cell.check_params(params._replace(carry=jnp.zeros(H + 1)))

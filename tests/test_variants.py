@@ -155,7 +155,7 @@ def test_layer_norm_lstm_by_hand(state):
     h_new = sigmoid(zo) * np.tanh(layer_norm(c_new, p.ln_c, p.ln_c_bias, eps=1e-3))
     carry, y = cell.step(p, gc.LSTMCarry(c, h), x)
     close(carry.c, c_new), close(y, h_new)
-    assert cell.fused is not None and not cell.fused.additive  # LN reads h_proj on its own
+    assert cell.split is not None and not cell.split.additive  # LN reads h_proj on its own
 
 
 def test_projection_lstm_by_hand(state):
@@ -170,7 +170,7 @@ def test_projection_lstm_by_hand(state):
     r = (sigmoid(zo) * np.tanh(c_new)) @ p.w_r
     carry, y = cell.step(p, gc.LSTMCarry(c, h), x)
     close(carry.c, c_new), close(y, r), close(carry.h, r)
-    assert cell.fused is None  # the projection is a second matmul
+    assert cell.split is None  # the projection is a second matmul
 
 
 @pytest.mark.skipif(not HAS_TORCH, reason="torch not installed (golden fixtures still checked)")
@@ -205,7 +205,7 @@ def test_full_gate_recurrence_carries_the_gates():
     cell = gc.lstm(H, full_gate_recurrence=True)
     carry = cell.initial_carry((B,))
     assert isinstance(carry, gc.FullGateCarry) and carry.gates.shape == (B, 3 * H)
-    assert cell.fused is None and count(cell) == 4 * N + 9 * H * H
+    assert cell.split is None and count(cell) == 4 * N + 9 * H * H
 
 
 def test_chrono_initialisation():
@@ -349,8 +349,8 @@ def test_errors_name_the_argument(build, match):
 def test_params_of_another_variant_are_refused():
     vanilla = gc.lstm(H, variant="vanilla").init(jax.random.key(0), I)
     with pytest.raises(ValueError, match="params.p_i must be None"):
-        gc.lstm(H).input_size(vanilla)
+        gc.lstm(H).check_params(vanilla)
     with pytest.raises(ValueError, match="expected a field 'p_i'"):
-        gc.lstm(H, variant="vanilla").input_size(gc.lstm(H).init(jax.random.key(0), I))
+        gc.lstm(H, variant="vanilla").check_params(gc.lstm(H).init(jax.random.key(0), I))
     with pytest.raises(ValueError, match="ln_x must be None"):
-        gc.gru(H).input_size(gc.gru(H, layer_norm=True).init(jax.random.key(0), I))
+        gc.gru(H).check_params(gc.gru(H, layer_norm=True).init(jax.random.key(0), I))

@@ -32,6 +32,7 @@ from ._flow import gradient_flow as gradient_flow
 from ._jacobian import CarryJacobian as CarryJacobian
 from ._jacobian import carry_jacobian as carry_jacobian
 from ._params import ParamCount as ParamCount
+from ._params import count_params as count_params
 from ._params import param_counts as param_counts
 from ._regimes import REGIMES as REGIMES
 from ._regimes import Regimes as Regimes
@@ -40,6 +41,7 @@ from ._trace import GateTrace as GateTrace
 from ._trace import gate_trace as gate_trace
 
 __all__ = [
+    "count_params",
     "REGIMES",
     "CarryJacobian",
     "GateTrace",

@@ -9,7 +9,8 @@ import jax
 import jax.numpy as jnp
 
 from .._cell import Array, Carry, Cell, Params
-from ._trace import batch_major_fn, check_sequence
+from .._checks import check_sequence
+from ._trace import batch_major_fn
 
 
 class GradientFlow(NamedTuple):
@@ -115,7 +116,7 @@ def gradient_flow(
                     for leaf, fl in _pairs(jax.tree.leaves(carry), floating)
                 ],
             )
-            carry, y, _ = cell.trace(params, carry, x_proj_t)
+            carry, y, _ = cell.update(params, carry, x_proj_t)
             return carry, y
 
         _, ys = jax.lax.scan(body, carry, (x_proj, deltas))

@@ -9,9 +9,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .. import _cell
+from .. import _checks
 from .._cell import Array, Carry, Cell, Params
-from ._trace import check_cell
 
 
 class CarryJacobian(NamedTuple):
@@ -70,15 +69,15 @@ def carry_jacobian(cell: Cell, params: Params, carry: Carry, x: Array) -> CarryJ
       >>> bool(jnp.allclose(jac.memory, jnp.diag(f)))
       True
     """
-    check_cell(cell)
-    _cell.check_step_input(cell, params, carry, x)
+    _checks.check_cell("cell", cell)
+    _checks.check_step_input(cell, params, carry, x)
     batch_shape = tuple(x.shape[:-1])
 
     def one(carry: Carry, x: Array) -> CarryJacobian:
         x_proj = cell.project(params, x)
 
         def step(carry: Carry) -> Carry:
-            return cell.trace(params, carry, x_proj)[0]
+            return cell.update(params, carry, x_proj)[0]
 
         full = _flat_jacobian(step, carry)
         if _has_memory_cell(carry):

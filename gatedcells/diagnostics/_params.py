@@ -8,9 +8,30 @@ from typing import NamedTuple
 
 import jax
 
-from .._cell import Cell
-from .._simple import simple_rnn
-from ._trace import check_cell
+from .._cell import Cell, Params
+from .._checks import check_cell
+from ..cells import simple_rnn
+
+
+def count_params(params: Params) -> int:
+    """The number of scalars in a params pytree (any cell, stack or model).
+
+    Examples:
+      >>> import jax, gatedcells as gc
+      >>> I, H = 3, 8
+      >>> [gc.count_params(c.init(jax.random.key(0), I)) // (I * H + H * H + H)
+      ...  for c in (gc.simple_rnn(H), gc.lstm(H), gc.lstm(H, forget_gate=False))]
+      [1, 4, 3]
+    """
+    total = 0
+    for leaf in jax.tree.leaves(params):
+        if not hasattr(leaf, "shape"):
+            raise TypeError(
+                f"params must be a pytree of arrays (or jax.ShapeDtypeStruct), got a leaf of "
+                f"type {type(leaf).__name__}"
+            )
+        total += math.prod(leaf.shape)
+    return total
 
 
 class ParamCount(NamedTuple):
@@ -68,7 +89,7 @@ def param_counts(
             raise ValueError(f"two cells share a name in {names}; pass a dict to name them")
     table = {}
     for name, cell in items:
-        check_cell(cell)
+        check_cell("cell", cell)
         params = _count(cell, input_size)
         reference = _count(simple_rnn(cell.output_size), input_size)
         table[name] = ParamCount(params, reference, params / reference)

@@ -7,8 +7,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 
 from .._cell import Array, Gates
-from .._gru import GRUGates
-from .._lstm import LSTMGates
+from ..cells import GRUGates, LSTMGates
 from ._trace import GateTrace
 
 CANDIDATES = ("g", "n")

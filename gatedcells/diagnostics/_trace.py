@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from .. import _cell
 from .._cell import Array, Carry, Cell, Gates, Params
-from .._unroll import mask_step, valid_mask
+from .._checks import check_sequence
+from ..sequence import mask_step, valid_mask
 
 
 class GateTrace(NamedTuple):
@@ -86,7 +86,7 @@ def gate_trace(
 
     def body(carry, inputs):
         x_proj_t, valid_t = inputs
-        new_carry, y, gates = cell.trace(params, carry, x_proj_t)
+        new_carry, y, gates = cell.update(params, carry, x_proj_t)
         if valid_t is not None:
             new_carry, y = mask_step(valid_t, new_carry, carry, y)
             gates = jax.tree.map(lambda g: jnp.where(valid_t[..., None], g, 0), gates)
@@ -107,28 +107,3 @@ def gate_trace(
 def batch_major_fn(batch_ndim: int):
     """``[T, *B, ...] -> [*B, T, ...]`` for leaves with ``batch_ndim`` batch axes."""
     return lambda leaf: jnp.moveaxis(leaf, 0, batch_ndim)
-
-
-def check_cell(cell: Any) -> None:
-    if not isinstance(cell, Cell):
-        raise TypeError(f"cell must be a gatedcells.Cell, got {type(cell).__name__}")
-
-
-def check_sequence(
-    cell: Cell, params: Params, xs: Array, carry: Carry | None
-) -> tuple[Array, Carry, tuple[int, ...]]:
-    """Trace-time checks of ``(cell, params, xs [*B, T, I], carry)``; zeros for no carry."""
-    check_cell(cell)
-    input_size = cell.input_size(params)
-    xs = _cell.check_float_array("xs", xs)
-    if xs.ndim < 2 or xs.shape[-1] != input_size:
-        raise ValueError(
-            f"xs must have shape [*B, T, I] with I={input_size} (the params' input size), "
-            f"got shape {tuple(xs.shape)}"
-        )
-    batch_shape = tuple(xs.shape[:-2])
-    if carry is None:
-        carry = cell.initial_carry(batch_shape)
-    else:
-        _cell.check_carry(cell, carry, batch_shape)
-    return xs, carry, batch_shape

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import flax.linen as nn
 
-from .. import _cell
+from .. import _cell, _checks
 from .._cell import Array, Carry
 
 
@@ -37,7 +37,7 @@ class Cell(nn.RNNCellBase):
     @nn.compact
     def __call__(self, carry: Carry, x: Array) -> tuple[Carry, Array]:
         """One step: ``x [*B, I] -> (carry, y [*B, O])``."""
-        x = _cell.check_float_array("x", x)
+        x = _checks.check_float_array("x", x)
         params = self.param("cell", self.cell.init, x.shape[-1])
         return self.cell.step(params, carry, x)
 

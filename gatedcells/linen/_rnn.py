@@ -9,17 +9,17 @@ import flax.linen as nn
 import jax.numpy as jnp
 from flax.linen.recurrent import flip_sequences
 
-from .. import _cell
-from .._cell import Array, Carry
-from .._stack import bidirectional
-from .._unroll import unroll, valid_mask
+from .. import _checks
+from .._cell import Array, Carry, Cell
+from ..combinators import bidirectional
+from ..sequence import unroll, valid_mask
 
 Merge = str | Callable[[Array, Array], Array]
 
 
 def run(
     module: nn.Module,
-    cell: _cell.Cell,
+    cell: Cell,
     xs: Array,
     initial_carry: Carry | None,
     seq_lengths: Array | None,
@@ -30,8 +30,8 @@ def run(
     unroll_steps: int | bool | None,
 ) -> tuple[Carry, Array]:
     """Fetch ``cell``'s params once as ``module``'s param ``"cell"`` and unroll it."""
-    _cell.check_cell("cell", cell)
-    xs = _cell.check_float_array("xs", xs)
+    _checks.check_cell("cell", cell)
+    xs = _checks.check_float_array("xs", xs)
     check_seq_lengths(seq_lengths, xs, time_major)
     params = module.param("cell", cell.init, xs.shape[-1])
     carry, ys = unroll(
@@ -112,13 +112,13 @@ class RNN(nn.Module):
       ((4, 10, 16), (4, 16), 0.0)
     """
 
-    cell: _cell.Cell
+    cell: Cell
     time_major: bool = False
     reverse: bool = False
     keep_order: bool = False
     return_carry: bool = False
     unroll: int | bool | None = None
-    regularizer: Callable[..., _cell.Cell] | None = None
+    regularizer: Callable[..., Cell] | None = None
     deterministic: bool | None = None
 
     @nn.compact
@@ -173,7 +173,7 @@ class RNN(nn.Module):
         return (carry, ys) if _pick(return_carry, self.return_carry) else ys
 
     @nn.nowrap
-    def as_cell(self) -> _cell.Cell:
+    def as_cell(self) -> Cell:
         """The cell whose params are ``variables["params"]["cell"]``: ``self.cell``."""
         return self.cell
 
@@ -204,8 +204,8 @@ class Bidirectional(nn.Module):
       (2, 5, 16)
     """
 
-    forward: _cell.Cell
-    backward: _cell.Cell | None = None
+    forward: Cell
+    backward: Cell | None = None
     merge: Merge = "concat"
     time_major: bool = False
     return_carry: bool = False
@@ -234,6 +234,6 @@ class Bidirectional(nn.Module):
         return (carry, ys) if self.return_carry else ys
 
     @nn.nowrap
-    def as_cell(self) -> _cell.Cell:
+    def as_cell(self) -> Cell:
         """``gatedcells.bidirectional(forward, backward, merge=merge)``."""
         return bidirectional(self.forward, self.backward, merge=self.merge)

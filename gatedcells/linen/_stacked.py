@@ -7,10 +7,10 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from .. import _cell
-from .._cell import Array
-from .._stack import bidirectional, stack
-from .._unroll import unroll
+from .. import _checks
+from .._cell import Array, Cell
+from ..combinators import bidirectional, stack
+from ..sequence import unroll
 from ._rnn import Merge, check_seq_lengths
 
 
@@ -61,7 +61,7 @@ class StackedRNN(nn.Module):
       (4, 10, 32)
     """
 
-    cells: _cell.Cell | Sequence[_cell.Cell]
+    cells: Cell | Sequence[Cell]
     num_layers: int | None = None
     bidirectional: bool = False
     dropout: float = 0.0
@@ -100,7 +100,7 @@ class StackedRNN(nn.Module):
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout!r}")
         layers = self._layers()
-        xs = _cell.check_float_array("xs", xs)
+        xs = _checks.check_float_array("xs", xs)
         check_seq_lengths(seq_lengths, xs, self.time_major)
         params = self.param("cell", stack(*layers).init, xs.shape[-1])
         drop = self.dropout > 0 and not nn.merge_param(
@@ -133,16 +133,16 @@ class StackedRNN(nn.Module):
         return (tuple(carries), ys) if self.return_carry else ys
 
     @nn.nowrap
-    def _layers(self) -> tuple[_cell.Cell, ...]:
+    def _layers(self) -> tuple[Cell, ...]:
         cells = self.cells
-        if isinstance(cells, _cell.Cell):
+        if isinstance(cells, Cell):
             n = 1 if self.num_layers is None else self.num_layers
             if isinstance(n, bool) or not isinstance(n, int) or n < 1:
                 raise ValueError(f"num_layers must be a positive int, got {self.num_layers!r}")
             cells = (cells,) * n
         else:
             cells = tuple(cells)
-            if not cells or not all(isinstance(c, _cell.Cell) for c in cells):
+            if not cells or not all(isinstance(c, Cell) for c in cells):
                 raise TypeError(
                     f"cells must be a gatedcells.Cell or a non-empty sequence of them, got "
                     f"{self.cells!r}"
@@ -157,6 +157,6 @@ class StackedRNN(nn.Module):
         return cells
 
     @nn.nowrap
-    def as_cell(self) -> _cell.Cell:
+    def as_cell(self) -> Cell:
         """The :func:`gatedcells.stack` of the layers (bidirectional ones if so)."""
         return stack(*self._layers())

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._cell import check_key
+from .._checks import check_key
 
 Array = jax.Array
 

@@ -16,7 +16,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from .._cell import check_key
+from .._checks import check_key
 from . import _checkpoint
 
 Array = jax.Array

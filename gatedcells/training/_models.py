@@ -12,8 +12,9 @@ import optax
 from jax.sharding import Mesh
 
 from .. import tasks as _tasks
-from .._cell import Cell, along_last
-from .._unroll import unroll
+from .._cell import Cell
+from ..cells._blocks import along_last
+from ..sequence import unroll
 from ._loop import Array, EvalFn, History, LossFn, Params, check_positive_int, fit
 
 

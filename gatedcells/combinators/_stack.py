@@ -7,9 +7,9 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from . import _cell
-from ._cell import Array, Cell
-from ._unroll import scan_cell
+from .. import _checks
+from .._cell import Array, Cell
+from ..sequence import unroll_time_major
 
 
 def stack(*cells: Cell) -> Cell:
@@ -63,10 +63,10 @@ def stack(*cells: Cell) -> Cell:
                 f"params, got {type(params).__name__}"
                 + (f" of length {len(params)}" if isinstance(params, tuple | list) else "")
             )
-        size = cells[0].input_size(params[0])
+        size = cells[0].check_params(params[0])
         below = cells[0].output_size
         for k in range(1, len(cells)):
-            got = cells[k].input_size(params[k])
+            got = cells[k].check_params(params[k])
             if got != below:
                 raise ValueError(
                     f"params[{k}] expect input size {got}, but layer {k - 1} outputs {below}"
@@ -81,7 +81,7 @@ def stack(*cells: Cell) -> Cell:
         new_carry, all_gates, y = [], [], None
         for k, cell in enumerate(cells):
             x_proj_k = x_proj if k == 0 else cell.project(params[k], y)
-            c, y, g = cell.trace(params[k], carry[k], x_proj_k)
+            c, y, g = cell.update(params[k], carry[k], x_proj_k)
             new_carry.append(c)
             all_gates.append(g)
         return tuple(new_carry), y, tuple(all_gates)
@@ -89,16 +89,16 @@ def stack(*cells: Cell) -> Cell:
     def scan(params, carry, xs, *, reverse, **options):
         new_carry = []
         for k, cell in enumerate(cells):
-            c, xs = scan_cell(cell, params[k], carry[k], xs, reverse=reverse, **options)
+            c, xs = unroll_time_major(cell, params[k], carry[k], xs, reverse=reverse, **options)
             new_carry.append(c)
         return tuple(new_carry), xs
 
     return Cell(
-        init=init,
-        initial_carry=initial_carry,
+        init_fn=init,
+        carry_fn=initial_carry,
         project=project,
-        trace=trace,
-        input_size=input_size,
+        update=trace,
+        check_params=input_size,
         output_size=cells[-1].output_size,
         name="stack(" + ", ".join(c.name for c in cells) + ")",
         scan=scan,
@@ -145,8 +145,8 @@ def bidirectional(
       >>> ys.shape
       (2, 5, 8)
     """
-    _cell.check_cell("forward", forward)
-    backward = forward if backward is None else _cell.check_cell("backward", backward)
+    _checks.check_cell("forward", forward)
+    backward = forward if backward is None else _checks.check_cell("backward", backward)
     if isinstance(merge, str):
         if merge not in _MERGES:
             raise ValueError(f"merge must be one of {sorted(_MERGES)} or a function, got {merge!r}")
@@ -174,7 +174,7 @@ def bidirectional(
                 "params of a bidirectional layer must be a pair (forward's, backward's), got "
                 f"{type(params).__name__}"
             )
-        size, size_b = forward.input_size(params[0]), backward.input_size(params[1])
+        size, size_b = forward.check_params(params[0]), backward.check_params(params[1])
         if size != size_b:
             raise ValueError(f"params: forward expects input size {size}, backward {size_b}")
         return size
@@ -186,17 +186,19 @@ def bidirectional(
         )
 
     def scan(params, carry, xs, *, reverse, **options):
-        cf, yf = scan_cell(forward, params[0], carry[0], xs, reverse=reverse, **options)
-        cb, yb = scan_cell(backward, params[1], carry[1], xs, reverse=not reverse, **options)
+        cf, yf = unroll_time_major(forward, params[0], carry[0], xs, reverse=reverse, **options)
+        cb, yb = unroll_time_major(
+            backward, params[1], carry[1], xs, reverse=not reverse, **options
+        )
         return (cf, cb), merge_fn(yf, yb)
 
     name = f"bidirectional({forward.name}" + (")" if backward is forward else f", {backward.name})")
     return Cell(
-        init=init,
-        initial_carry=initial_carry,
+        init_fn=init,
+        carry_fn=initial_carry,
         project=not_steppable,
-        trace=not_steppable,
-        input_size=input_size,
+        update=not_steppable,
+        check_params=input_size,
         output_size=out.shape[-1],
         name=name,
         scan=scan,

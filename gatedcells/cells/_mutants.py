@@ -1,6 +1,6 @@
 """Relatives of the GRU: the minimal gated unit (Zhou et al. 2016) and the three mutants found
 by Jozefowicz et al.'s (2015) architecture search. Each resets ``h`` before its recurrent
-matmul (Cho et al.'s form), so none has a :class:`~gatedcells.Fused` split."""
+matmul (Cho et al.'s form), so none has a :class:`~gatedcells.MatmulSplit` split."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import _cell, _ops
-from ._cell import Array, Cell
+from .. import _cell, _checks
+from .._cell import Array, Cell
+from . import _blocks
 
 
 class MGUParams(NamedTuple):
@@ -63,7 +64,7 @@ class MUTGates(NamedTuple):
 def mgu_trace(dtype: Any, params: MGUParams, h: Array, x_proj: Array):
     """One MGU step (Zhou et al. 2016). See :func:`mgu`."""
     with jax.named_scope("gatedcells.mgu"):
-        x = _cell.split(x_proj.astype(h.dtype), ("f", "n"))
+        x = _blocks.split(x_proj.astype(h.dtype), ("f", "n"))
         w_f, w_n = jnp.split(params.w_h, 2, axis=-1)
         f = jax.nn.sigmoid(x["f"] + _cell.matmul(h, w_f, dtype).astype(h.dtype))
         n = jnp.tanh(x["n"] + _cell.matmul(f * h, w_n, dtype).astype(h.dtype))
@@ -83,14 +84,14 @@ def mut_project(version: int, raw_input: bool, dtype: Any, params: MUTParams, xs
     if version == 1:
         r, z, n = jnp.split(out, 3, axis=-1)
         out = jnp.concatenate([r, z, jnp.tanh(n)], axis=-1)
-    return out + _cell.along_last(params.b, out)
+    return out + _blocks.along_last(params.b, out)
 
 
 def mut_trace(version: int, dtype: Any, params: MUTParams, h: Array, x_proj: Array):
     """One step of MUT1, MUT2 or MUT3 (Jozefowicz et al. 2015). See :func:`mut1`."""
     with jax.named_scope(f"gatedcells.mut{version}"):
-        x = _cell.split(x_proj.astype(h.dtype), ("r", "z", "n"))
-        w = _cell.split(params.w_h, ("r", "n") if version == 1 else ("r", "z", "n"))
+        x = _blocks.split(x_proj.astype(h.dtype), ("r", "z", "n"))
+        w = _blocks.split(params.w_h, ("r", "n") if version == 1 else ("r", "z", "n"))
 
         def rec(v, block):
             return _cell.matmul(v, w[block], dtype).astype(h.dtype)
@@ -164,31 +165,31 @@ def mgu(
       Zhou, Wu, Zhang & Zhou, "Minimal Gated Unit for Recurrent Neural Networks",
       International Journal of Automation and Computing 2016 (arXiv:1603.09420).
     """
-    _cell.check_hidden_size(hidden_size)
-    _ops.check_t_max(chrono)
+    _checks.check_positive_int("hidden_size", hidden_size)
+    _checks.check_t_max(chrono)
     H = hidden_size
 
     def init(key: Array, input_size: int) -> MGUParams:
         kx, kh, kb, kc = jax.random.split(key, 4)
-        b = _cell.gate_biases(bias_init, kb, H, ("f", "n"), {"f": forget_bias}, param_dtype)
+        b = _blocks.gate_biases(bias_init, kb, H, ("f", "n"), {"f": forget_bias}, param_dtype)
         if chrono is not None:
-            b = _ops.set_block(b, 0, H, -_ops.chrono_bias(kc, H, chrono, param_dtype))
+            b = _blocks.set_block(b, 0, H, -_blocks.chrono_bias(kc, H, chrono, param_dtype))
         return MGUParams(
-            w_x=_cell.init_blocks(kernel_init, kx, input_size, H, 2, param_dtype),
-            w_h=_cell.init_blocks(recurrent_init, kh, H, H, 2, param_dtype),
+            w_x=_blocks.init_blocks(kernel_init, kx, input_size, H, 2, param_dtype),
+            w_h=_blocks.init_blocks(recurrent_init, kh, H, H, 2, param_dtype),
             b=b,
         )
 
     def input_size(params: MGUParams) -> int:
         shapes = {"w_x": (None, 2 * H), "w_h": (H, 2 * H), "b": (2 * H,)}
-        return _cell.check_param_shapes(f"mgu({H})", params, shapes)
+        return _checks.check_param_shapes(f"mgu({H})", params, shapes)
 
     return Cell(
-        init=init,
-        initial_carry=_cell.zeros_carry(H, param_dtype),
-        project=functools.partial(_cell.project_affine, dtype=dtype),
-        trace=functools.partial(mgu_trace, dtype),
-        input_size=input_size,
+        init_fn=init,
+        carry_fn=_blocks.zeros_carry(H, param_dtype),
+        project=functools.partial(_blocks.project_affine, dtype=dtype),
+        update=functools.partial(mgu_trace, dtype),
+        check_params=input_size,
         output_size=H,
         name=f"mgu({H})",
     )
@@ -204,7 +205,7 @@ def _mut(
     param_dtype: Any,
     dtype: Any,
 ) -> Cell:
-    _cell.check_hidden_size(hidden_size)
+    _checks.check_positive_int("hidden_size", hidden_size)
     if raw_input and version == 3:
         raise ValueError("raw_input=True: MUT3 has no raw input term (MUT1 and MUT2 do)")
     H = hidden_size
@@ -219,23 +220,23 @@ def _mut(
             )
         kx, kh, kb = jax.random.split(key, 3)
         return MUTParams(
-            w_x=_cell.init_blocks(kernel_init, kx, input_size, H, n_x, param_dtype),
-            w_h=_cell.init_blocks(recurrent_init, kh, H, H, n_h, param_dtype),
-            b=_cell.gate_biases(bias_init, kb, H, ("r", "z", "n"), {}, param_dtype),
+            w_x=_blocks.init_blocks(kernel_init, kx, input_size, H, n_x, param_dtype),
+            w_h=_blocks.init_blocks(recurrent_init, kh, H, H, n_h, param_dtype),
+            b=_blocks.gate_biases(bias_init, kb, H, ("r", "z", "n"), {}, param_dtype),
         )
 
     def input_size(params: MUTParams) -> int:
         x_rows = H if raw_input else None
         shapes = {"w_x": (x_rows, n_x * H), "w_h": (H, n_h * H), "b": (3 * H,)}
-        size = _cell.check_param_shapes(name, params, shapes)
+        size = _checks.check_param_shapes(name, params, shapes)
         return H if raw_input else size
 
     return Cell(
-        init=init,
-        initial_carry=_cell.zeros_carry(H, param_dtype),
+        init_fn=init,
+        carry_fn=_blocks.zeros_carry(H, param_dtype),
         project=functools.partial(mut_project, version, raw_input, dtype),
-        trace=functools.partial(mut_trace, version, dtype),
-        input_size=input_size,
+        update=functools.partial(mut_trace, version, dtype),
+        check_params=input_size,
         output_size=H,
         name=name,
     )

@@ -18,9 +18,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import _cell, _ops
-from ._cell import Array, Cell
-from ._unroll import scan_cell
+from .. import _cell, _checks
+from .._cell import Array, Cell
+from ..sequence import unroll_time_major
 
 
 def _check_key(name: str, key, deterministic: bool) -> None:
@@ -44,10 +44,10 @@ def recurrent_dropout(
     ``h`` is replaced by :math:`\tilde h` in the recurrent matmul only (the memory path of an
     LSTM or the interpolation of a GRU keep the true ``h``), with one mask per sequence: the
     same at every step, drawn once from ``key`` for the batch shape the cell sees. ``unroll``
-    draws it before the scan and keeps the cell's fast gradient (:class:`Fused`).
+    draws it before the scan and keeps the cell's fast gradient (:class:`~gatedcells.MatmulSplit`).
 
     Args:
-      cell: a cell with a :class:`Fused` split (simple RNN, LSTM and its fused variants,
+      cell: a cell with a :class:`~gatedcells.MatmulSplit` split (simple RNN, LSTM and its fused variants,
         GRU with ``reset_after=True``), where the recurrent matmul's input is known.
       rate: the dropout probability :math:`p` in ``[0, 1)``.
       key: a PRNG key (required unless ``deterministic``).
@@ -58,7 +58,7 @@ def recurrent_dropout(
 
     Raises:
       ValueError: ``rate`` outside ``[0, 1)``, a missing ``key``, or a cell without a
-        :class:`Fused` split (use :func:`weight_drop` or :func:`zoneout` there).
+        :class:`~gatedcells.MatmulSplit` split (use :func:`weight_drop` or :func:`zoneout` there).
 
     Examples:
       >>> import jax, jax.numpy as jnp, gatedcells as gc
@@ -73,17 +73,17 @@ def recurrent_dropout(
       Gal & Ghahramani, "A Theoretically Grounded Application of Dropout in Recurrent Neural
       Networks", NeurIPS 2016.
     """
-    _cell.check_cell("cell", cell)
-    rate = _ops.check_rate("recurrent_dropout: rate", rate)
+    _checks.check_cell("cell", cell)
+    rate = _checks.check_rate("recurrent_dropout: rate", rate)
     _check_key("recurrent_dropout", key, deterministic)
     if deterministic or rate == 0:
         return cell
-    if cell.fused is None:
+    if cell.split is None:
         raise ValueError(
-            f"recurrent_dropout needs a cell with a Fused split (its recurrent matmul's input); "
+            f"recurrent_dropout needs a cell with a MatmulSplit (its recurrent matmul's input); "
             f"{cell.name} has none: use weight_drop or zoneout"
         )
-    inner = cell.fused
+    inner = cell.split
 
     def step_hidden(carry):  # a step draws the mask of its batch shape from the key
         h = inner.hidden(carry)
@@ -94,30 +94,30 @@ def recurrent_dropout(
     # unroll: the mask is drawn once, before the scan, and travels in the carry (a cell that
     # closed over it would hide a traced value in a static argument of the fused scan)
     def masked_update(params, carry: _MaskedCarry, x_proj, h_proj):
-        new, y, gates = inner.update(params, carry.carry, x_proj, h_proj)
+        new, y, gates = inner.pointwise(params, carry.carry, x_proj, h_proj)
         return _MaskedCarry(new, carry.mask), y, gates
 
     masked = inner._replace(
         hidden=lambda carry: inner.hidden(carry.carry) * carry.mask,  # also stacked over time
-        update=masked_update,
+        pointwise=masked_update,
     )
     masked_cell = dataclasses.replace(
-        cell, trace=_cell.fused_trace(masked), fused=masked, scan=None
+        cell, update=_cell.split_update(masked), split=masked, scan=None
     )
 
     def scan(params, carry, xs, **options):
         h = inner.hidden(carry)
         mask = _keep_mask(key, rate, h.shape, h.dtype)
-        new, ys = scan_cell(masked_cell, params, _MaskedCarry(carry, mask), xs, **options)
+        new, ys = unroll_time_major(masked_cell, params, _MaskedCarry(carry, mask), xs, **options)
         return new.carry, ys
 
-    # The cell declares no Fused split of its own: its step draws a mask per batch shape,
+    # The cell declares no MatmulSplit of its own: its step draws a mask per batch shape,
     # which a scan over carries stacked in time cannot; its scan takes the fused path.
     return dataclasses.replace(
         cell,
-        trace=_cell.fused_trace(stepped),
+        update=_cell.split_update(stepped),
         name=f"recurrent_dropout({cell.name}, {rate})",
-        fused=None,
+        split=None,
         scan=scan,
     )
 
@@ -167,8 +167,8 @@ def weight_drop(
       DropConnect", ICML 2013.
       Merity, Keskar & Socher, "Regularizing and Optimizing LSTM Language Models", ICLR 2018.
     """
-    _cell.check_cell("cell", cell)
-    rate = _ops.check_rate("weight_drop: rate", rate)
+    _checks.check_cell("cell", cell)
+    rate = _checks.check_rate("weight_drop: rate", rate)
     _check_key("weight_drop", key, deterministic)
     if deterministic or rate == 0:
         return cell
@@ -184,17 +184,17 @@ def weight_drop(
 
     def input_size(params) -> int:
         drop(params)
-        return cell.input_size(params)
+        return cell.check_params(params)
 
     def scan(params, carry, xs, **options):
-        return scan_cell(cell, drop(params), carry, xs, **options)
+        return unroll_time_major(cell, drop(params), carry, xs, **options)
 
     return dataclasses.replace(
         cell,
-        trace=lambda params, carry, x_proj: cell.trace(drop(params), carry, x_proj),
-        input_size=input_size,
+        update=lambda params, carry, x_proj: cell.update(drop(params), carry, x_proj),
+        check_params=input_size,
         name=f"weight_drop({cell.name}, {rate})",
-        fused=None,
+        split=None,
         scan=scan,
     )
 
@@ -232,7 +232,7 @@ def zoneout(
 
     Returns:
       A :class:`gatedcells.Cell` with the params of ``cell`` and carry
-      :class:`ZoneoutCarry`. With ``deterministic=True`` it keeps ``cell``'s :class:`Fused`
+      :class:`ZoneoutCarry`. With ``deterministic=True`` it keeps ``cell``'s :class:`~gatedcells.MatmulSplit`
       split; with random masks it runs on the generic scan (the cell closes over its key).
 
     Raises:
@@ -252,8 +252,8 @@ def zoneout(
       Krueger, Maharaj, Kramár, Pezeshki, Ballas, Ke, Goyal, Bengio, Courville & Pal,
       "Zoneout: Regularizing RNNs by Randomly Preserving Hidden Activations", ICLR 2017.
     """
-    _cell.check_cell("cell", cell)
-    _cell.check_cell("cell", cell)
+    _checks.check_cell("cell", cell)
+    _checks.check_cell("cell", cell)
     _check_key("zoneout", key, deterministic)
     shape = jax.eval_shape(lambda: cell.initial_carry(()))
     if not (hasattr(shape, "shape") or hasattr(shape, "h")):
@@ -272,7 +272,7 @@ def zoneout(
             f"zoneout: rate must be a number or a pytree with the carry's structure "
             f"{structure}, got {rate!r}"
         ) from None
-    rates = [_ops.check_rate("zoneout: rate", r) for r in rates]
+    rates = [_checks.check_rate("zoneout: rate", r) for r in rates]
 
     def zone(carry: ZoneoutCarry, new):
         """Mix the cell's new carry with the old one; the output is the mixed ``h``."""
@@ -297,28 +297,28 @@ def zoneout(
     # With random masks the cell closes over its key, often a traced value (a fresh key per
     # training step): it must not reach the fused scan, which takes the cell as a static
     # argument. The deterministic cell keeps the fused split of ``cell``.
-    if cell.fused is not None and deterministic:
-        inner = cell.fused
+    if cell.split is not None and deterministic:
+        inner = cell.split
 
         def update(params, carry, x_proj, h_proj):
-            new, _, gates = inner.update(params, carry.carry, x_proj, h_proj)
+            new, _, gates = inner.pointwise(params, carry.carry, x_proj, h_proj)
             return (*zone(carry, new), gates)
 
-        fused = inner._replace(hidden=lambda carry: inner.hidden(carry.carry), update=update)
-        trace = _cell.fused_trace(fused)
+        fused = inner._replace(hidden=lambda carry: inner.hidden(carry.carry), pointwise=update)
+        trace = _cell.split_update(fused)
     else:
         fused = None
 
         def trace(params, carry, x_proj):
-            new, _, gates = cell.trace(params, carry.carry, x_proj)
+            new, _, gates = cell.update(params, carry.carry, x_proj)
             return (*zone(carry, new), gates)
 
     mode = "deterministic" if deterministic else "random"
     return dataclasses.replace(
         cell,
-        initial_carry=initial_carry,
-        trace=trace,
+        carry_fn=initial_carry,
+        update=trace,
         name=f"zoneout({cell.name}, {jax.tree.unflatten(structure, rates)}, {mode})",
-        fused=fused,
+        split=fused,
         scan=None,
     )

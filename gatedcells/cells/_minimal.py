@@ -14,8 +14,10 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import _cell, _linear
-from ._cell import Array, Cell
+from .. import _checks
+from .._cell import Array, Cell
+from ..sequence import _linear
+from . import _blocks
 
 
 class MinimalParams(NamedTuple):
@@ -55,7 +57,7 @@ def positive_candidate(v: Array) -> Array:
 
 def min_gru_coefficients(positive: bool, x_proj: Array) -> tuple[Array, Array, MinGRUGates]:
     """``(log a, b, gates)`` of minGRU's recurrence ``h' = a*h + b``. See :func:`min_gru`."""
-    k = _cell.split(x_proj, ("z", "n"))
+    k = _blocks.split(x_proj, ("z", "n"))
     z = jax.nn.sigmoid(k["z"])
     n = positive_candidate(k["n"]) if positive else k["n"]
     return -jax.nn.softplus(k["z"]), z * n, MinGRUGates(z, n)  # log(1 - z) = -softplus(k_z)
@@ -63,7 +65,7 @@ def min_gru_coefficients(positive: bool, x_proj: Array) -> tuple[Array, Array, M
 
 def min_lstm_coefficients(positive: bool, x_proj: Array) -> tuple[Array, Array, MinLSTMGates]:
     """``(log a, b, gates)`` of minLSTM's recurrence ``h' = a*h + b``. See :func:`min_lstm`."""
-    k = _cell.split(x_proj, ("i", "f", "g"))
+    k = _blocks.split(x_proj, ("i", "f", "g"))
     log_i, log_f = -jax.nn.softplus(-k["i"]), -jax.nn.softplus(-k["f"])  # log sigmoid
     log_sum = jnp.logaddexp(log_i, log_f)
     i, log_a = jnp.exp(log_i - log_sum), log_f - log_sum
@@ -83,7 +85,7 @@ def _minimal_cell(
     dtype: Any,
 ) -> Cell:
     """A cell whose recurrence is ``h' = exp(log_a) * h + b`` with ``(log_a, b)`` from x."""
-    _cell.check_hidden_size(hidden_size)
+    _checks.check_positive_int("hidden_size", hidden_size)
     if method is not None:
         _linear.check_method(method)
     H, n = hidden_size, len(blocks)
@@ -91,12 +93,12 @@ def _minimal_cell(
     def init(key: Array, input_size: int) -> MinimalParams:
         kx, kb = jax.random.split(key)
         return MinimalParams(
-            w_x=_cell.init_blocks(kernel_init, kx, input_size, H, n, param_dtype),
-            b=_cell.gate_biases(bias_init, kb, H, blocks, {}, param_dtype),
+            w_x=_blocks.init_blocks(kernel_init, kx, input_size, H, n, param_dtype),
+            b=_blocks.gate_biases(bias_init, kb, H, blocks, {}, param_dtype),
         )
 
     def input_size(params: MinimalParams) -> int:
-        return _cell.check_param_shapes(name, params, {"w_x": (None, n * H), "b": (n * H,)})
+        return _checks.check_param_shapes(name, params, {"w_x": (None, n * H), "b": (n * H,)})
 
     def trace(params: MinimalParams, h: Array, x_proj: Array):
         with jax.named_scope(f"gatedcells.{name.split('(')[0]}"):
@@ -104,7 +106,7 @@ def _minimal_cell(
             h = jnp.exp(log_a) * h + b
         return h, h, gates
 
-    project = functools.partial(_cell.project_affine, dtype=dtype)
+    project = functools.partial(_blocks.project_affine, dtype=dtype)
 
     def scan(params, carry, xs, *, valid, reverse, unroll, **options):
         log_a, b, _ = coefficients(project(params, xs).astype(carry.dtype))
@@ -115,11 +117,11 @@ def _minimal_cell(
         )
 
     return Cell(
-        init=init,
-        initial_carry=_cell.zeros_carry(H, param_dtype),
+        init_fn=init,
+        carry_fn=_blocks.zeros_carry(H, param_dtype),
         project=project,
-        trace=trace,
-        input_size=input_size,
+        update=trace,
+        check_params=input_size,
         output_size=H,
         name=name,
         scan=scan,

@@ -6,11 +6,11 @@ import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from . import _cell
-from ._cell import Array, Carry, Cell, Params
-from ._fused_scan import fused_scan
+from .. import _checks
+from .._cell import Array, Carry, Cell, Params
+from ._fused import fused_scan
+from ._masks import mask_step, valid_mask
 
 GRADS = ("auto", "autodiff")
 
@@ -54,7 +54,7 @@ def unroll(
         unrolls the whole loop). ``None``: :func:`gatedcells.default_unroll`, the factor
         measured fastest on the default backend (1 on CPU, 8 on GPU).
       grad: how reverse-mode autodiff goes through the loop. ``"auto"``: cells with a
-        :class:`gatedcells.Fused` split (LSTM, GRU, simple RNN) use a custom gradient that
+        :class:`~gatedcells.MatmulSplit` split (LSTM, GRU, simple RNN) use a custom gradient that
         keeps only the pointwise part of the step in the backward loop and forms the
         weight gradients as single large matmuls after it (faster, same math); other cells
         use plain autodiff. ``"autodiff"``: plain autodiff of the scan everywhere, needed
@@ -95,40 +95,24 @@ def unroll(
       >>> ys.shape, bool((ys[1, 2:] == 0).all()), bool((h[2] == 0).all())
       ((3, 6, 4), True, True)
     """
-    _cell.check_cell("cell", cell)
-    input_size = cell.input_size(params)
-    xs = _cell.check_float_array("xs", xs)
-    check_flag("reverse", reverse)
-    check_flag("time_major", time_major)
-    layout = "[T, *B, I]" if time_major else "[*B, T, I]"
-    if xs.ndim < 2 or xs.shape[-1] != input_size:
-        raise ValueError(
-            f"xs must have shape {layout} with I={input_size} (the params' input size), "
-            f"got shape {tuple(xs.shape)}"
-        )
-    check_unroll(unroll)
-    if grad not in GRADS:
-        raise ValueError(f"grad must be one of {GRADS}, got {grad!r}")
-    check_remat(remat)
+    xs, carry, batch_shape = _checks.check_sequence(cell, params, xs, carry, time_major)
+    _checks.check_flag("reverse", reverse)
+    _checks.check_unroll(unroll)
+    _checks.check_choice("grad", grad, GRADS)
+    _checks.check_remat(remat)
     steps = xs.shape[0] if time_major else xs.shape[-2]
-    batch_shape = tuple(xs.shape[1:-1] if time_major else xs.shape[:-2])
-    if carry is None:
-        carry = cell.initial_carry(batch_shape)
-    else:
-        _cell.check_carry(cell, carry, batch_shape)
     valid = None if lengths is None else valid_mask(lengths, steps, batch_shape)
     if not time_major:
         xs = jnp.moveaxis(xs, -2, 0)
-    carry, ys = scan_cell(
-        cell, params, carry, xs, valid=valid, reverse=reverse, unroll=unroll, grad=grad,
-        remat=remat,
-    )  # fmt: skip
+    carry, ys = unroll_time_major(
+        cell, params, carry, xs, valid=valid, reverse=reverse, unroll=unroll, grad=grad, remat=remat
+    )
     if not time_major:
         ys = jnp.moveaxis(ys, 0, -2)
     return carry, ys
 
 
-def scan_cell(
+def unroll_time_major(
     cell: Cell,
     params: Params,
     carry: Carry,
@@ -161,7 +145,7 @@ def scan_cell(
         )
     if remat is not False and xs.shape[0] > 0:
         return _remat_scan(cell, params, carry, xs, valid, reverse, unroll, grad, remat)
-    if cell.fused is not None and grad == "auto":
+    if cell.split is not None and grad == "auto":
         return fused_scan(cell, params, carry, xs, valid, reverse, unroll)
     x_proj = cell.project(params, xs)
 
@@ -189,31 +173,11 @@ def default_unroll() -> int:
     return 1 if jax.default_backend() == "cpu" else 8
 
 
-def check_unroll(unroll) -> None:
-    """``unroll`` must be a positive int, ``True`` (the whole loop) or ``None`` (per backend)."""
-    if unroll is None or unroll is True:
-        return
-    if isinstance(unroll, bool) or not isinstance(unroll, int | np.integer) or unroll < 1:
-        raise ValueError(f"unroll must be a positive int, True or None, got {unroll!r}")
-
-
-def check_flag(name: str, value) -> None:
-    """``value`` must be a bool (a string such as ``"no"`` would be true)."""
-    if not isinstance(value, bool | np.bool_):
-        raise TypeError(f"{name} must be a bool, got {value!r}")
-
-
-def check_remat(remat) -> None:
-    """``remat`` must be a bool or a positive int (a chunk length)."""
-    if not isinstance(remat, bool) and (not isinstance(remat, int | np.integer) or remat < 1):
-        raise ValueError(f"remat must be a bool or a positive int (a chunk length), got {remat!r}")
-
-
 def _remat_scan(cell, params, carry, xs, valid, reverse, unroll, grad, remat):
-    """``scan_cell`` over chunks of time, each checkpointed (see ``remat`` in :func:`unroll`).
+    """``unroll_time_major`` over chunks of time, each checkpointed (see ``remat`` in :func:`unroll`).
 
     An outer ``lax.scan`` runs the chunks; its body, ``jax.checkpoint`` of the inner
-    ``scan_cell``, saves nothing but its arguments, so the backward pass keeps the carry at
+    ``unroll_time_major``, saves nothing but its arguments, so the backward pass keeps the carry at
     each chunk's start and recomputes the chunk's own residuals when it gets there.
     """
     steps = xs.shape[0]
@@ -231,7 +195,7 @@ def _remat_scan(cell, params, carry, xs, valid, reverse, unroll, grad, remat):
 
     def body(params, carry, inputs):
         xs_c, valid_c = inputs
-        return scan_cell(
+        return unroll_time_major(
             cell, params, carry, xs_c, valid=valid_c, reverse=reverse, unroll=unroll, grad=grad
         )
 
@@ -244,35 +208,3 @@ def _remat_scan(cell, params, carry, xs, valid, reverse, unroll, grad, remat):
     )
     ys = ys.reshape(chunks * size, *ys.shape[2:])
     return carry, ys[:steps] if pad else ys
-
-
-def mask_step(valid_t: Array, new_carry: Carry, carry: Carry, y: Array) -> tuple[Carry, Array]:
-    """Keep the old carry and output zeros where ``valid_t [*B]`` is false."""
-    keep = valid_t[..., None]
-    new_carry = jax.tree.map(lambda n, o: jnp.where(keep, n, o), new_carry, carry)
-    return new_carry, jnp.where(keep, y, jnp.zeros_like(y))
-
-
-def valid_mask(
-    lengths: Array, steps: int, batch_shape: tuple[int, ...], name: str = "lengths"
-) -> Array:
-    """``[T, *B]`` booleans ``t < lengths``, after checking ``lengths`` (called ``name`` in
-    the messages: Flax modules call it ``seq_lengths``)."""
-    if not hasattr(lengths, "dtype"):
-        lengths = np.asarray(lengths)
-    if not jnp.issubdtype(lengths.dtype, jnp.integer):
-        raise TypeError(f"{name} must have an integer dtype, got {lengths.dtype}")
-    if tuple(lengths.shape) != tuple(batch_shape):
-        raise ValueError(
-            f"{name} must have shape [*B]={tuple(batch_shape)} (the batch shape of xs), "
-            f"got shape {tuple(lengths.shape)}"
-        )
-    if not isinstance(lengths, jax.core.Tracer) and np.size(lengths):
-        concrete = np.asarray(lengths)
-        low, high = int(concrete.min()), int(concrete.max())
-        if low < 0 or high > steps:
-            raise ValueError(
-                f"{name} must lie in [0, T] = [0, {steps}], got values from {low} to {high}"
-            )
-    t = jnp.arange(steps).reshape((steps,) + (1,) * len(batch_shape))
-    return t < jnp.asarray(lengths).astype(t.dtype)[None]

@@ -15,8 +15,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from . import _ops
-from ._cell import Array
+from .. import _checks
+from .._cell import Array
 
 _LSTM_GATES = ("i", "f", "o")  # the sigmoid gates; "g" is the candidate (block input)
 
@@ -139,7 +139,7 @@ def spec_from_flags(hidden_size: int, flags: dict[str, Any]) -> LSTMSpec:
     gates = tuple(n for n in blocks if n != "g")
     if flags["full_gate_recurrence"] and not gates:
         raise ValueError("full_gate_recurrence needs at least one learned gate")
-    _ops.check_t_max(flags["chrono"])
+    _checks.check_t_max(flags["chrono"])
     if flags["chrono"] is not None and "f" not in blocks:
         raise ValueError("chrono initialises the forget-gate bias: it needs a learned forget gate")
     proj = flags["proj_size"]

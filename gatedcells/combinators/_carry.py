@@ -10,9 +10,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import _cell
-from ._cell import Array, Cell
-from ._unroll import scan_cell
+from .. import _checks
+from .._cell import Array, Cell
+from ..sequence import unroll_time_major
 
 
 def resettable(cell: Cell) -> Cell:
@@ -58,7 +58,7 @@ def resettable(cell: Cell) -> Cell:
     References:
       Haiku's ``hk.ResetCore`` (the same semantics: reset before the step whose flag is set).
     """
-    _cell.check_cell("cell", cell)
+    _checks.check_cell("cell", cell)
 
     def reset(carry, flag: Array):
         batch_shape = flag.shape[:-1]
@@ -72,14 +72,14 @@ def resettable(cell: Cell) -> Cell:
         return jnp.concatenate([x_proj, xs[..., -1:].astype(x_proj.dtype)], axis=-1)
 
     def trace(params, carry, x_proj: Array):
-        return cell.trace(params, reset(carry, x_proj[..., -1:]), x_proj[..., :-1])
+        return cell.update(params, reset(carry, x_proj[..., -1:]), x_proj[..., :-1])
 
     stepped = Cell(
-        init=lambda key, input_size: cell.init(key, input_size - 1),
-        initial_carry=cell.initial_carry,
+        init_fn=lambda key, input_size: cell.init(key, input_size - 1),
+        carry_fn=cell.initial_carry,
         project=project,
-        trace=trace,
-        input_size=lambda params: cell.input_size(params) + 1,
+        update=trace,
+        check_params=lambda params: cell.check_params(params) + 1,
         output_size=cell.output_size,
         name=f"resettable({cell.name})",
     )
@@ -91,7 +91,9 @@ def resettable(cell: Cell) -> Cell:
                 flags = jnp.where(valid[1:], flags, jnp.zeros_like(flags))
             flags = jnp.concatenate([flags, jnp.zeros_like(xs[:1, ..., -1])], axis=0)
             xs = jnp.concatenate([xs[..., :-1], flags[..., None]], axis=-1)
-        return scan_cell(stepped, params, carry, xs, valid=valid, reverse=reverse, **options)
+        return unroll_time_major(
+            stepped, params, carry, xs, valid=valid, reverse=reverse, **options
+        )
 
     return dataclasses.replace(stepped, scan=scan)
 
@@ -154,7 +156,7 @@ def learned_initial_carry(
     References:
       The request of google/flax#868 ("Initialize an RNN's carry with learnable parameters").
     """
-    _cell.check_cell("cell", cell)
+    _checks.check_cell("cell", cell)
     template = jax.eval_shape(lambda: cell.initial_carry((), param_dtype))
 
     def init_params(key: Array, input_size: int) -> LearnedCarryParams:
@@ -181,7 +183,7 @@ def learned_initial_carry(
                 f"params.carry of {name} must have the shapes "
                 f"{jax.tree.map(jnp.shape, template)}, got {got}"
             )
-        return cell.input_size(params.cell)
+        return cell.check_params(params.cell)
 
     def start(params: LearnedCarryParams, carry: LearnedCarry):
         """The carry to step from: the learned one in rows that have not started."""
@@ -193,11 +195,13 @@ def learned_initial_carry(
         return jax.tree.map(pick, carry.carry, params.carry)
 
     def trace(params, carry, x_proj):
-        new, y, gates = cell.trace(params.cell, start(params, carry), x_proj)
+        new, y, gates = cell.update(params.cell, start(params, carry), x_proj)
         return LearnedCarry(new, jnp.ones_like(carry.started)), y, gates
 
     def scan(params, carry, xs, *, valid, **options):
-        new, ys = scan_cell(cell, params.cell, start(params, carry), xs, valid=valid, **options)
+        new, ys = unroll_time_major(
+            cell, params.cell, start(params, carry), xs, valid=valid, **options
+        )
         if valid is None:
             started = jnp.ones_like(carry.started)
         else:  # a row without any valid step has not started
@@ -207,11 +211,11 @@ def learned_initial_carry(
 
     name = f"learned_initial_carry({cell.name})"
     return Cell(
-        init=init_params,
-        initial_carry=initial_carry,
+        init_fn=init_params,
+        carry_fn=initial_carry,
         project=lambda params, xs: cell.project(params.cell, xs),
-        trace=trace,
-        input_size=input_size,
+        update=trace,
+        check_params=input_size,
         output_size=cell.output_size,
         name=name,
         scan=scan,

@@ -9,8 +9,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import _cell
-from ._cell import Array, Cell
+from .. import _checks
+from .._cell import Array, Cell
+from . import _blocks
 
 _UNIFORM_0_1 = jax.nn.initializers.uniform(1.0)  # U[0, 1), the paper's recurrent init
 
@@ -38,7 +39,7 @@ def indrnn_trace(
 ) -> tuple[Array, Array, IndRNNGates]:
     """One IndRNN step. See :func:`indrnn`."""
     with jax.named_scope("gatedcells.indrnn"):
-        h = activation(x_proj.astype(h.dtype) + _cell.along_last(params.u, h) * h)
+        h = activation(x_proj.astype(h.dtype) + _blocks.along_last(params.u, h) * h)
     return h, h, IndRNNGates()
 
 
@@ -92,7 +93,7 @@ def indrnn(
       Li, Li, Cook, Zhu & Gao, "Independently Recurrent Neural Network (IndRNN): Building
       A Longer and Deeper RNN", CVPR 2018.
     """
-    _cell.check_hidden_size(hidden_size)
+    _checks.check_positive_int("hidden_size", hidden_size)
     H = hidden_size
     act = getattr(activation, "__name__", "?")
     name = f"indrnn({H})" if activation is jax.nn.relu else f"indrnn({H}, {act})"
@@ -100,20 +101,20 @@ def indrnn(
     def init(key: Array, input_size: int) -> IndRNNParams:
         kx, ku, kb = jax.random.split(key, 3)
         return IndRNNParams(
-            w_x=_cell.init_param(kernel_init, kx, (input_size, H), param_dtype),
-            u=_cell.init_param(recurrent_init, ku, (H,), param_dtype),
-            b=_cell.init_param(bias_init, kb, (H,), param_dtype),
+            w_x=_blocks.init_param(kernel_init, kx, (input_size, H), param_dtype),
+            u=_blocks.init_param(recurrent_init, ku, (H,), param_dtype),
+            b=_blocks.init_param(bias_init, kb, (H,), param_dtype),
         )
 
     def input_size(params: IndRNNParams) -> int:
-        return _cell.check_param_shapes(name, params, {"w_x": (None, H), "u": (H,), "b": (H,)})
+        return _checks.check_param_shapes(name, params, {"w_x": (None, H), "u": (H,), "b": (H,)})
 
     return Cell(
-        init=init,
-        initial_carry=_cell.zeros_carry(H, param_dtype),
-        project=functools.partial(_cell.project_affine, dtype=dtype),
-        trace=functools.partial(indrnn_trace, activation),
-        input_size=input_size,
+        init_fn=init,
+        carry_fn=_blocks.zeros_carry(H, param_dtype),
+        project=functools.partial(_blocks.project_affine, dtype=dtype),
+        update=functools.partial(indrnn_trace, activation),
+        check_params=input_size,
         output_size=H,
         name=name,
     )

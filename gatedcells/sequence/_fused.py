@@ -1,4 +1,4 @@
-"""The scan of a cell with a :class:`~gatedcells.Fused` split, with a gradient of its own.
+"""The scan of a cell with a :class:`~gatedcells.MatmulSplit` split, with a gradient of its own.
 
 Plain autodiff through ``lax.scan`` keeps every intermediate of every step and forms the
 weight gradients inside the backward loop, one small matmul per step. For a cell whose step
@@ -19,7 +19,7 @@ TPU. It is exact: the same math as autodiff, in another order (float rounding as
 Two layout choices come from measurements on XLA:CPU (``gatedcells bench``): the input
 projection is computed inside the loop rather than hoisted before it (a hoisted
 ``[T, *B, G*H]`` buffer was slower at every shape but the smallest), and arrays the loops
-read per step are fed as ``G`` per-gate slabs ``[T, *B, H]`` rather than one fused
+read per step are fed as ``G`` per-gate slabs ``[T, *B, H]`` rather than one split
 ``[T, *B, G*H]`` array, whose per-step slicing XLA:CPU compiles 1.3-1.8x slower.
 """
 
@@ -30,7 +30,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from ._cell import Array, Carry, Cell, Params, matmul
+from .._cell import Array, Carry, Cell, Params, matmul
+from ._masks import mask_step
 
 
 def fused_scan(
@@ -42,7 +43,7 @@ def fused_scan(
     reverse: bool,
     unroll: int | bool,
 ) -> tuple[Carry, Array]:
-    """``scan_cell`` for a cell with ``cell.fused``, differentiated by the recipe above.
+    """``unroll_time_major`` for a cell with ``cell.split``, differentiated by the recipe above.
 
     The custom gradient takes the cell as a static argument, so it cannot serve a cell whose
     functions close over traced values (a cell built inside ``jit`` around a traced key or
@@ -55,16 +56,16 @@ def fused_scan(
 
 
 def _closes_over_tracers(cell, params, carry, xs) -> bool:
-    """Whether ``cell.project``, ``fused.update`` or ``fused.hidden`` close over tracers."""
-    fused = cell.fused
+    """Whether ``cell.project``, ``split.pointwise`` or ``split.hidden`` close over tracers."""
+    split = cell.split
     x = jax.ShapeDtypeStruct(xs.shape[1:], xs.dtype)
     x_proj = jax.eval_shape(cell.project, params, x)
     h_proj = jax.ShapeDtypeStruct(x_proj.shape, x_proj.dtype)
     consts = []
     for fn, args in (
         (cell.project, (params, x)),
-        (fused.update, (params, carry, x_proj, h_proj)),
-        (fused.hidden, (carry,)),
+        (split.pointwise, (params, carry, x_proj, h_proj)),
+        (split.hidden, (carry,)),
     ):
         args = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), args)
         consts += jax.closure_convert(fn, *args)[1]
@@ -95,24 +96,22 @@ def _hoist(params, xs) -> bool:
 
 
 def _loop(cell, reverse, unroll, params, carry, xs, valid, save):
-    from ._unroll import mask_step
-
-    fused, n = cell.fused, _n_slabs(params)
+    split, n = cell.split, _n_slabs(params)
     hoist = _hoist(params, xs)
-    if hoist:  # fed as per-gate slabs: XLA:CPU slices a fused scanned array slowly
+    if hoist:  # fed as per-gate slabs: XLA:CPU slices a split scanned array slowly
         xs = _slabs(cell.project(params, xs), n)
 
     def body(carry, inputs):
         x_t, valid_t = inputs
         x_proj = jnp.concatenate(x_t, axis=-1) if hoist else cell.project(params, x_t)
-        h_proj = matmul(fused.hidden(carry), params.w_h, fused.dtype)
-        new_carry, y, _ = fused.update(params, carry, x_proj, h_proj)
+        h_proj = matmul(split.hidden(carry), params.w_h, split.dtype)
+        new_carry, y, _ = split.pointwise(params, carry, x_proj, h_proj)
         if valid_t is not None:
             new_carry, y = mask_step(valid_t, new_carry, carry, y)
         if not save:
             return new_carry, y
-        if fused.additive:  # summed in the carry's dtype, as `update` does
-            dtype = fused.hidden(carry).dtype
+        if split.additive:  # summed in the carry's dtype, as `update` does
+            dtype = split.hidden(carry).dtype
             z = x_proj.astype(dtype) + h_proj.astype(dtype)
             return new_carry, (y, carry, _slabs(z, n), ())
         return new_carry, (y, carry, _slabs(x_proj, n), _slabs(h_proj, n))
@@ -135,13 +134,13 @@ def _scan_fwd(cell, reverse, unroll, params, carry, xs, valid):
 def _scan_bwd(cell, reverse, unroll, residuals, cotangents):
     params, xs, valid, carries, x_proj, h_proj = residuals
     d_carry, d_ys = cotangents
-    fused = cell.fused
+    split = cell.split
     # What `update` may read: everything but the two kernels (the Fused contract).
     pointwise = params._replace(w_x=None, w_h=None)
     w_h_t = params.w_h.T
 
     def update(p, c, x_proj_t, h_proj_t):
-        new_carry, y, _ = fused.update(p, c, x_proj_t, h_proj_t)
+        new_carry, y, _ = split.pointwise(p, c, x_proj_t, h_proj_t)
         return new_carry, y
 
     def additive_update(p, c, z_t):
@@ -157,7 +156,7 @@ def _scan_bwd(cell, reverse, unroll, residuals, cotangents):
             d_skip = jax.tree.map(lambda d: jnp.where(keep, jnp.zeros_like(d), d), d_carry)
             d_carry = jax.tree.map(lambda d: jnp.where(keep, d, jnp.zeros_like(d)), d_carry)
             d_y = jnp.where(keep, d_y, jnp.zeros_like(d_y))
-        if fused.additive:  # x_proj_t holds the sum; one cotangent serves both halves
+        if split.additive:  # x_proj_t holds the sum; one cotangent serves both halves
             _, vjp = jax.vjp(additive_update, pointwise, carry_t, jnp.concatenate(x_proj_t, -1))
             d_p, d_prev, d_x_proj = vjp((d_carry, d_y))
             d_h_proj = d_x_proj
@@ -165,14 +164,14 @@ def _scan_bwd(cell, reverse, unroll, residuals, cotangents):
             x_proj_t, h_proj_t = (jnp.concatenate(a, axis=-1) for a in (x_proj_t, h_proj_t))
             _, vjp = jax.vjp(update, pointwise, carry_t, x_proj_t, h_proj_t)
             d_p, d_prev, d_x_proj, d_h_proj = vjp((d_carry, d_y))
-        d_h = matmul(d_h_proj, w_h_t, fused.dtype)
-        _, vjp_hidden = jax.vjp(fused.hidden, carry_t)
-        (d_through_h,) = vjp_hidden(d_h.astype(fused.hidden(carry_t).dtype))
+        d_h = matmul(d_h_proj, w_h_t, split.dtype)
+        _, vjp_hidden = jax.vjp(split.hidden, carry_t)
+        (d_through_h,) = vjp_hidden(d_h.astype(split.hidden(carry_t).dtype))
         d_prev = jax.tree.map(jnp.add, d_prev, d_through_h)
         if d_skip is not None:
             d_prev = jax.tree.map(jnp.add, d_prev, d_skip)
         d_pointwise = jax.tree.map(jnp.add, d_pointwise, d_p)
-        return (d_prev, d_pointwise), (d_x_proj, () if fused.additive else d_h_proj)
+        return (d_prev, d_pointwise), (d_x_proj, () if split.additive else d_h_proj)
 
     zeros = jax.tree.map(jnp.zeros_like, pointwise)
     (d_carry0, d_pointwise), (d_x_proj, d_h_proj) = jax.lax.scan(
@@ -182,10 +181,10 @@ def _scan_bwd(cell, reverse, unroll, residuals, cotangents):
         reverse=not reverse,
         unroll=unroll,
     )
-    if fused.additive:
+    if split.additive:
         d_h_proj = d_x_proj
     # Weight and input gradients after the loop, as single large matmuls.
-    h_prev = fused.hidden(carries)  # [T, *B, H]: the state each step read
+    h_prev = split.hidden(carries)  # [T, *B, H]: the state each step read
     d_w_h = matmul(
         h_prev.reshape(-1, h_prev.shape[-1]).T, d_h_proj.reshape(-1, d_h_proj.shape[-1]), None
     ).astype(params.w_h.dtype)

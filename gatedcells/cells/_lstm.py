@@ -11,8 +11,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import _cell, _ops
-from ._cell import Array, Cell, Fused
+from .. import _cell, _checks
+from .._cell import Array, Cell, MatmulSplit
+from . import _blocks
 from ._lstm_variants import LSTMSpec, describe, resolve_variant, spec_from_flags
 
 
@@ -99,17 +100,17 @@ def lstm_update(
         c, dtype = carry.c, carry.c.dtype
         h_proj = h_proj.astype(dtype)
         if spec.layer_norm_eps is not None:
-            h_proj = _ops.layer_norm(h_proj, params.ln_h, None, spec.layer_norm_eps)
-        z = _cell.split(x_proj.astype(dtype) + h_proj, spec.blocks)
+            h_proj = _blocks.layer_norm(h_proj, params.ln_h, None, spec.layer_norm_eps)
+        z = _blocks.split(x_proj.astype(dtype) + h_proj, spec.blocks)
         if g_proj is not None:
-            for name, zg in _cell.split(g_proj.astype(dtype), spec.fed_back).items():
+            for name, zg in _blocks.split(g_proj.astype(dtype), spec.fed_back).items():
                 z[name] = z[name] + zg
         fixed = dict(spec.fixed)
 
         def pre(name, cell_state):  # a gate's pre-activation, with its peephole
             if name in spec.peepholes:
                 p = getattr(params, f"p_{name}")
-                return z[name] + _cell.along_last(p, cell_state) * cell_state
+                return z[name] + _blocks.along_last(p, cell_state) * cell_state
             return z[name]
 
         def gate(name, cell_state):
@@ -127,7 +128,7 @@ def lstm_update(
         o = gate("o", c)  # the output gate's peephole reads the new memory cell
         if spec.layer_norm_eps is not None:
             h = o * spec.output_activation(
-                _ops.layer_norm(c, params.ln_c, params.ln_c_bias, spec.layer_norm_eps)
+                _blocks.layer_norm(c, params.ln_c, params.ln_c_bias, spec.layer_norm_eps)
             )
         else:
             h = o * spec.output_activation(c)
@@ -141,14 +142,14 @@ def lstm_update(
 def lstm_project(spec: LSTMSpec, dtype: Any, params: LSTMParams, xs: Array) -> Array:
     """The input half: ``xs @ w_x + b``, or ``LN(xs @ w_x) * ln_x + b`` with layer norm."""
     if spec.layer_norm_eps is None:
-        return _cell.project_affine(params, xs, dtype)
+        return _blocks.project_affine(params, xs, dtype)
     out = _cell.matmul(xs, params.w_x, dtype).astype(params.b.dtype)
-    out = _ops.layer_norm(out, params.ln_x, None, spec.layer_norm_eps)
-    return out + _cell.along_last(params.b, out)
+    out = _blocks.layer_norm(out, params.ln_x, None, spec.layer_norm_eps)
+    return out + _blocks.along_last(params.b, out)
 
 
 def lstm_trace(spec: LSTMSpec, dtype: Any, params: LSTMParams, carry, x_proj: Array):
-    """A step of the variants without a :class:`Fused` form: full gate recurrence (a second
+    """A step of the variants without a :class:`~gatedcells.MatmulSplit` form: full gate recurrence (a second
     recurrent matmul, from the gates) and the projection (a matmul after the update)."""
     h_proj = _cell.matmul(carry.h, params.w_h, dtype)
     g_proj = _cell.matmul(carry.gates, params.w_g, dtype) if spec.fed_back else None
@@ -275,7 +276,7 @@ def lstm(
     Returns:
       A :class:`gatedcells.Cell` with :class:`LSTMParams`, carry :class:`LSTMCarry` (or
       :class:`FullGateCarry`) and gates :class:`LSTMGates`; its output is ``h``
-      (``output_size`` = ``H``, or ``P``). It declares its :class:`Fused` form except with
+      (``output_size`` = ``H``, or ``P``). It declares its :class:`~gatedcells.MatmulSplit` form except with
       full gate recurrence or a projection, whose steps hold a second matmul.
 
     Raises:
@@ -314,8 +315,8 @@ def lstm(
       2018 (JANET).
     """
     flags = resolve_variant(variant, dict(locals()), _DEFAULTS)
-    _cell.check_hidden_size(hidden_size)
-    _cell.check_factory_args(
+    _checks.check_positive_int("hidden_size", hidden_size)
+    _checks.check_factory_args(
         numbers={"forget_bias": forget_bias},
         functions={"output_activation": flags["output_activation"],
                    "candidate_activation": flags["candidate_activation"],
@@ -331,24 +332,24 @@ def lstm(
 
     def init(key: Array, input_size: int) -> LSTMParams:
         kx, kh, kb, kc, kp, kg, kr = jax.random.split(key, 7)
-        b = _cell.gate_biases(bias_init, kb, H, spec.blocks, {"f": forget_bias}, param_dtype)
+        b = _blocks.gate_biases(bias_init, kb, H, spec.blocks, {"f": forget_bias}, param_dtype)
         if chrono is not None:
-            b_f = _ops.chrono_bias(kc, H, chrono, param_dtype)
-            b = _ops.set_block(b, spec.blocks.index("f"), H, b_f)
+            b_f = _blocks.chrono_bias(kc, H, chrono, param_dtype)
+            b = _blocks.set_block(b, spec.blocks.index("f"), H, b_f)
             if "i" in spec.blocks:
-                b = _ops.set_block(b, spec.blocks.index("i"), H, -b_f)
+                b = _blocks.set_block(b, spec.blocks.index("i"), H, -b_f)
         ones = jnp.ones((n * H,), param_dtype)
         peep = dict(zip(spec.peepholes, jax.random.split(kp, 3), strict=False))
         return LSTMParams(
-            w_x=_cell.init_blocks(kernel_init, kx, input_size, H, n, param_dtype),
-            w_h=_cell.init_blocks(recurrent_init, kh, R, H, n, param_dtype),
+            w_x=_blocks.init_blocks(kernel_init, kx, input_size, H, n, param_dtype),
+            w_h=_blocks.init_blocks(recurrent_init, kh, R, H, n, param_dtype),
             b=b,
             **{
-                f"p_{g}": _cell.init_param(peephole_init, k, (H,), param_dtype)
+                f"p_{g}": _blocks.init_param(peephole_init, k, (H,), param_dtype)
                 for g, k in peep.items()
             },  # fmt: skip
-            w_g=_cell.init_blocks(recurrent_init, kg, S * H, H, S, param_dtype) if S else None,
-            w_r=_cell.init_param(kernel_init, kr, (H, P), param_dtype) if P else None,
+            w_g=_blocks.init_blocks(recurrent_init, kg, S * H, H, S, param_dtype) if S else None,
+            w_r=_blocks.init_param(kernel_init, kr, (H, P), param_dtype) if P else None,
             ln_x=ones if layer_norm else None,
             ln_h=ones if layer_norm else None,
             ln_c=jnp.ones((H,), param_dtype) if layer_norm else None,
@@ -356,10 +357,10 @@ def lstm(
         )
 
     def initial_carry(batch_shape: tuple[int, ...] = (), dtype=None):
-        c = _cell.zeros_carry(H, param_dtype)(batch_shape, dtype)
-        h = _cell.zeros_carry(R, param_dtype)(batch_shape, dtype)
+        c = _blocks.zeros_carry(H, param_dtype)(batch_shape, dtype)
+        h = _blocks.zeros_carry(R, param_dtype)(batch_shape, dtype)
         if S:
-            return FullGateCarry(c, h, _cell.zeros_carry(S * H, param_dtype)(batch_shape, dtype))
+            return FullGateCarry(c, h, _blocks.zeros_carry(S * H, param_dtype)(batch_shape, dtype))
         return LSTMCarry(c, h)
 
     shapes = {"w_x": (None, n * H), "w_h": (R, n * H), "b": (n * H,)}
@@ -370,8 +371,8 @@ def lstm(
         shapes.update({"ln_x": (n * H,), "ln_h": (n * H,), "ln_c": (H,), "ln_c_bias": (H,)})
 
     def input_size(params: LSTMParams) -> int:
-        size = _cell.check_param_shapes(name, params, shapes)
-        _ops.check_absent(name, params, tuple(f for f in LSTMParams._fields if f not in shapes))
+        size = _checks.check_param_shapes(name, params, shapes)
+        _checks.check_absent(name, params, tuple(f for f in LSTMParams._fields if f not in shapes))
         return size
 
     project = functools.partial(lstm_project, spec, dtype)
@@ -380,17 +381,17 @@ def lstm(
     else:
         update = functools.partial(lstm_update, spec)
         additive = spec.layer_norm_eps is None  # layer norm reads h_proj on its own
-        fused = Fused(lambda carry: carry.h, update, dtype=dtype, additive=additive)
-        trace = _cell.fused_trace(fused)
+        fused = MatmulSplit(lambda carry: carry.h, update, dtype=dtype, additive=additive)
+        trace = _cell.split_update(fused)
     return Cell(
-        init=init,
-        initial_carry=initial_carry,
+        init_fn=init,
+        carry_fn=initial_carry,
         project=project,
-        trace=trace,
-        input_size=input_size,
+        update=trace,
+        check_params=input_size,
         output_size=R,
         name=name,
-        fused=fused,
+        split=fused,
     )
 
 

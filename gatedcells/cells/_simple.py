@@ -9,8 +9,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import _cell
-from ._cell import Array, Cell, Fused
+from .. import _cell, _checks
+from .._cell import Array, Cell, MatmulSplit
+from . import _blocks
 
 
 class SimpleRNNParams(NamedTuple):
@@ -91,8 +92,8 @@ def simple_rnn(
       Bengio, Simard & Frasconi, "Learning Long-Term Dependencies with Gradient Descent is
       Difficult", IEEE TNN 1994.
     """
-    _cell.check_hidden_size(hidden_size)
-    _cell.check_factory_args(
+    _checks.check_positive_int("hidden_size", hidden_size)
+    _checks.check_factory_args(
         functions={"activation": activation, "kernel_init": kernel_init,
                    "recurrent_init": recurrent_init, "bias_init": bias_init},
         dtypes={"param_dtype": param_dtype, "dtype": dtype},
@@ -102,29 +103,29 @@ def simple_rnn(
     def init(key: Array, input_size: int) -> SimpleRNNParams:
         kx, kh, kb = jax.random.split(key, 3)
         return SimpleRNNParams(
-            w_x=_cell.init_param(kernel_init, kx, (input_size, H), param_dtype),
-            w_h=_cell.init_param(recurrent_init, kh, (H, H), param_dtype),
-            b=_cell.init_param(bias_init, kb, (H,), param_dtype),
+            w_x=_blocks.init_param(kernel_init, kx, (input_size, H), param_dtype),
+            w_h=_blocks.init_param(recurrent_init, kh, (H, H), param_dtype),
+            b=_blocks.init_param(bias_init, kb, (H,), param_dtype),
         )
 
     def input_size(params: SimpleRNNParams) -> int:
         shapes = {"w_x": (None, H), "w_h": (H, H), "b": (H,)}
-        return _cell.check_param_shapes(f"simple_rnn({H})", params, shapes)
+        return _checks.check_param_shapes(f"simple_rnn({H})", params, shapes)
 
-    fused = Fused(
+    fused = MatmulSplit(
         hidden=lambda h: h,
-        update=functools.partial(simple_rnn_update, activation),
+        pointwise=functools.partial(simple_rnn_update, activation),
         dtype=dtype,
         additive=True,
     )
     act = getattr(activation, "__name__", "?")
     return Cell(
-        init=init,
-        initial_carry=_cell.zeros_carry(H, param_dtype),
-        project=functools.partial(_cell.project_affine, dtype=dtype),
-        trace=_cell.fused_trace(fused),
-        input_size=input_size,
+        init_fn=init,
+        carry_fn=_blocks.zeros_carry(H, param_dtype),
+        project=functools.partial(_blocks.project_affine, dtype=dtype),
+        update=_cell.split_update(fused),
+        check_params=input_size,
         output_size=H,
         name=f"simple_rnn({H})" if activation is jnp.tanh else f"simple_rnn({H}, {act})",
-        fused=fused,
+        split=fused,
     )

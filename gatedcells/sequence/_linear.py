@@ -23,9 +23,9 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from . import _cell
-from ._cell import Array
-from ._unroll import valid_mask
+from .. import _checks
+from .._cell import Array
+from ._masks import valid_mask
 
 METHODS = ("sequential", "associative")
 
@@ -111,8 +111,8 @@ def linear_recurrence(
       Heinsen, "Efficient Parallelization of a Ubiquitous Sequential Computation", 2023.
     """
     method = check_method(method)
-    log_a = _cell.check_float_array("log_a", log_a)
-    b = _cell.check_float_array("b", b)
+    log_a = _checks.check_float_array("log_a", log_a)
+    b = _checks.check_float_array("b", b)
     if log_a.shape != b.shape or b.ndim < 2:
         raise ValueError(
             f"log_a and b must have the same shape [*B, T, H] (or [T, *B, H]), got "
@@ -123,7 +123,7 @@ def linear_recurrence(
     steps, batch_shape = b.shape[0], tuple(b.shape[1:-1])
     if h0 is None:
         h0 = jnp.zeros(b.shape[1:], b.dtype)
-    h0 = _cell.check_float_array("h0", h0)
+    h0 = _checks.check_float_array("h0", h0)
     if tuple(h0.shape) != tuple(b.shape[1:]):
         raise ValueError(f"h0 must have shape [*B, H]={tuple(b.shape[1:])}, got {tuple(h0.shape)}")
     valid = None if lengths is None else valid_mask(lengths, steps, batch_shape)

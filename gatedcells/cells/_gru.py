@@ -10,8 +10,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import _cell, _ops
-from ._cell import Array, Cell, Fused
+from .. import _cell, _checks
+from .._cell import Array, Cell, MatmulSplit
+from . import _blocks
 
 _RZN = ("r", "z", "n")
 
@@ -55,14 +56,14 @@ def gru_update(
     With layer norm (``params.ln_h`` set), ``h_proj`` is normalised first."""
     with jax.named_scope("gatedcells.gru"):
         dtype = h.dtype
-        x = _cell.split(x_proj.astype(dtype), _RZN)
+        x = _blocks.split(x_proj.astype(dtype), _RZN)
         h_proj = h_proj.astype(dtype)
         if params.ln_h is not None:
-            h_proj = _ops.layer_norm(h_proj, params.ln_h, None, layer_norm_eps)
-        hh = _cell.split(h_proj, _RZN)
+            h_proj = _blocks.layer_norm(h_proj, params.ln_h, None, layer_norm_eps)
+        hh = _blocks.split(h_proj, _RZN)
         r = jax.nn.sigmoid(x["r"] + hh["r"])
         z = jax.nn.sigmoid(x["z"] + hh["z"])
-        n = jnp.tanh(x["n"] + r * (hh["n"] + _cell.along_last(params.b_hn, hh["n"])))
+        n = jnp.tanh(x["n"] + r * (hh["n"] + _blocks.along_last(params.b_hn, hh["n"])))
         h = (1 - z) * n + z * h
     return h, h, GRUGates(r, z, n)
 
@@ -73,9 +74,9 @@ def gru_reset_before_trace(
     """One GRU step (``reset_after=False``, Cho et al. 2014). See :func:`gru`."""
     with jax.named_scope("gatedcells.gru"):
         H = h.shape[-1]
-        x = _cell.split(x_proj.astype(h.dtype), _RZN)
+        x = _blocks.split(x_proj.astype(h.dtype), _RZN)
         w_rz, w_n = params.w_h[:, : 2 * H], params.w_h[:, 2 * H :]
-        hh = _cell.split(_cell.matmul(h, w_rz, dtype).astype(h.dtype), ("r", "z"))
+        hh = _blocks.split(_cell.matmul(h, w_rz, dtype).astype(h.dtype), ("r", "z"))
         r = jax.nn.sigmoid(x["r"] + hh["r"])
         z = jax.nn.sigmoid(x["z"] + hh["z"])
         n = jnp.tanh(x["n"] + _cell.matmul(r * h, w_n, dtype).astype(h.dtype))
@@ -168,29 +169,29 @@ def gru(
       Ba, Kiros & Hinton, "Layer Normalization", 2016.
       Tallec & Ollivier, "Can Recurrent Neural Networks Warp Time?", ICLR 2018.
     """
-    _cell.check_hidden_size(hidden_size)
-    _cell.check_factory_args(
+    _checks.check_positive_int("hidden_size", hidden_size)
+    _checks.check_factory_args(
         numbers={"update_bias": update_bias},
         functions={"kernel_init": kernel_init, "recurrent_init": recurrent_init,
                    "bias_init": bias_init},
         dtypes={"param_dtype": param_dtype, "dtype": dtype},
     )  # fmt: skip
-    _ops.check_t_max(chrono)
+    _checks.check_t_max(chrono)
     if layer_norm and not reset_after:
         raise ValueError("layer_norm=True needs reset_after=True (the PyTorch/cuDNN form)")
     H = hidden_size
 
     def init(key: Array, input_size: int) -> GRUParams:
         kx, kh, kb, kn, kc = jax.random.split(key, 5)
-        b = _cell.gate_biases(bias_init, kb, H, _RZN, {"z": update_bias}, param_dtype)
+        b = _blocks.gate_biases(bias_init, kb, H, _RZN, {"z": update_bias}, param_dtype)
         if chrono is not None:
-            b = _ops.set_block(b, 1, H, _ops.chrono_bias(kc, H, chrono, param_dtype))
+            b = _blocks.set_block(b, 1, H, _blocks.chrono_bias(kc, H, chrono, param_dtype))
         gains = jnp.ones((3 * H,), param_dtype) if layer_norm else None
         return GRUParams(
-            w_x=_cell.init_blocks(kernel_init, kx, input_size, H, 3, param_dtype),
-            w_h=_cell.init_blocks(recurrent_init, kh, H, H, 3, param_dtype),
+            w_x=_blocks.init_blocks(kernel_init, kx, input_size, H, 3, param_dtype),
+            w_h=_blocks.init_blocks(recurrent_init, kh, H, H, 3, param_dtype),
             b=b,
-            b_hn=_cell.init_param(bias_init, kn, (H,), param_dtype) if reset_after else None,
+            b_hn=_blocks.init_param(bias_init, kn, (H,), param_dtype) if reset_after else None,
             ln_x=gains,
             ln_h=gains,
         )
@@ -204,30 +205,30 @@ def gru(
     name += ", layer_norm=True)" if layer_norm else ")"
 
     def input_size(params: GRUParams) -> int:
-        size = _cell.check_param_shapes(name, params, shapes)
-        _ops.check_absent(name, params, tuple(f for f in GRUParams._fields if f not in shapes))
+        size = _checks.check_param_shapes(name, params, shapes)
+        _checks.check_absent(name, params, tuple(f for f in GRUParams._fields if f not in shapes))
         return size
 
     def project(params: GRUParams, xs: Array) -> Array:
         if not layer_norm:
-            return _cell.project_affine(params, xs, dtype)
+            return _blocks.project_affine(params, xs, dtype)
         out = _cell.matmul(xs, params.w_x, dtype).astype(params.b.dtype)
-        out = _ops.layer_norm(out, params.ln_x, None, layer_norm_eps)
-        return out + _cell.along_last(params.b, out)
+        out = _blocks.layer_norm(out, params.ln_x, None, layer_norm_eps)
+        return out + _blocks.along_last(params.b, out)
 
     if reset_after:
         update = functools.partial(gru_update, layer_norm_eps=layer_norm_eps)
-        fused = Fused(hidden=lambda h: h, update=update, dtype=dtype)
-        trace = _cell.fused_trace(fused)
+        fused = MatmulSplit(hidden=lambda h: h, pointwise=update, dtype=dtype)
+        trace = _cell.split_update(fused)
     else:
         fused, trace = None, functools.partial(gru_reset_before_trace, dtype)
     return Cell(
-        init=init,
-        initial_carry=_cell.zeros_carry(H, param_dtype),
+        init_fn=init,
+        carry_fn=_blocks.zeros_carry(H, param_dtype),
         project=project,
-        trace=trace,
-        input_size=input_size,
+        update=trace,
+        check_params=input_size,
         output_size=H,
         name=name,
-        fused=fused,
+        split=fused,
     )

@@ -1,0 +1,365 @@
+"""Every argument check of the package, once.
+
+Checks run at trace time, at the public boundary, and raise ``TypeError``/``ValueError``
+with a one-line message naming the argument, what it got and what was expected. This module
+imports nothing else of gatedcells: checks that need a cell duck-type on its methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = jax.Array
+
+# --------------------------------------------------------------------------------------
+# Scalars and flags.
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    """``value`` must be a positive int (not a bool); return it as a Python int."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def check_flag(name: str, value: Any) -> None:
+    """``value`` must be a bool (a string such as ``"no"`` would be true)."""
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+
+
+def check_rate(name: str, rate: Any) -> float:
+    """``rate`` must be a number in ``[0, 1)`` (a dropout or zoneout probability)."""
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate < 1:
+        raise ValueError(f"{name} must be a number in [0, 1), got {rate!r}")
+    return float(rate)
+
+
+def check_t_max(chrono: Any) -> None:
+    """``chrono`` must be ``None`` or the longest dependency expected, ``T_max > 2``."""
+    if chrono is None:
+        return
+    if isinstance(chrono, bool) or not isinstance(chrono, int | float) or chrono <= 2:
+        raise ValueError(
+            f"chrono must be None or T_max > 2 (the longest dependency expected, in steps), "
+            f"got {chrono!r}"
+        )
+
+
+def check_unroll(unroll: Any) -> None:
+    """``unroll`` must be a positive int, ``True`` (the whole loop) or ``None`` (per backend)."""
+    if unroll is None or unroll is True:
+        return
+    if isinstance(unroll, bool) or not isinstance(unroll, int | np.integer) or unroll < 1:
+        raise ValueError(f"unroll must be a positive int, True or None, got {unroll!r}")
+
+
+def check_remat(remat: Any) -> None:
+    """``remat`` must be a bool or a positive int (a chunk length)."""
+    if not isinstance(remat, bool) and (not isinstance(remat, int | np.integer) or remat < 1):
+        raise ValueError(f"remat must be a bool or a positive int (a chunk length), got {remat!r}")
+
+
+def check_choice(name: str, value: Any, choices: tuple) -> None:
+    """``value`` must be one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+def check_key(name: str, key: Any) -> None:
+    """``key`` must be a PRNG key: ``jax.random.key(seed)`` (or a raw ``uint32`` one)."""
+    dtype = getattr(key, "dtype", None)
+    if dtype is None or not (
+        jnp.issubdtype(dtype, jax.dtypes.prng_key) or (dtype == jnp.uint32 and key.ndim >= 1)
+    ):
+        raise TypeError(
+            f"{name} must be a PRNG key (jax.random.key(seed)), got "
+            + (f"an array of dtype {dtype}" if dtype is not None else type(key).__name__)
+        )
+
+
+def check_batch_shape(batch_shape: Any) -> tuple[int, ...]:
+    """``batch_shape`` must be a tuple of non-negative ints; return it as a tuple."""
+    if not isinstance(batch_shape, tuple | list) or not all(
+        isinstance(n, int | np.integer) and not isinstance(n, bool) and n >= 0 for n in batch_shape
+    ):
+        raise TypeError(
+            f"batch_shape must be a tuple of non-negative ints (e.g. (32,), or () for one "
+            f"sequence), got {batch_shape!r}"
+        )
+    return tuple(int(n) for n in batch_shape)
+
+
+def check_float_dtype(name: str, dtype: Any, *, optional: bool = False) -> None:
+    """``dtype`` must be a floating dtype (or ``None`` where ``optional``)."""
+    if dtype is None and optional:
+        return
+    try:
+        floating = jnp.issubdtype(dtype, jnp.floating)
+    except TypeError:
+        floating = False
+    if not floating:
+        raise TypeError(f"{name} must be a floating dtype (e.g. jnp.float32), got {dtype!r}")
+
+
+def check_factory_args(
+    *,
+    numbers: Mapping[str, Any] = MappingProxyType({}),
+    functions: Mapping[str, Any] = MappingProxyType({}),
+    dtypes: Mapping[str, Any] = MappingProxyType({}),
+) -> None:
+    """A cell factory's flags, checked when the cell is built (not when ``init`` fails).
+
+    ``numbers`` must be real numbers, ``functions`` callables, ``dtypes`` floating dtypes
+    (``None`` allowed for the compute ``dtype``).
+    """
+    for name, value in numbers.items():
+        scalar = isinstance(value, int | float | np.number) or (
+            hasattr(value, "dtype")
+            and np.ndim(value) == 0
+            and jnp.issubdtype(value.dtype, jnp.number)
+        )
+        if isinstance(value, bool) or not scalar:
+            raise TypeError(f"{name} must be a number, got {value!r}")
+    for name, value in functions.items():
+        if not callable(value):
+            raise TypeError(f"{name} must be a function (e.g. jnp.tanh), got {value!r}")
+    for name, value in dtypes.items():
+        check_float_dtype(name, value, optional=name == "dtype")
+
+
+# --------------------------------------------------------------------------------------
+# Arrays, params and carries.
+
+
+def check_float_array(name: str, x: Any) -> Array:
+    """``x`` must be an array of a floating dtype; return it."""
+    if not hasattr(x, "dtype") or not hasattr(x, "shape"):
+        raise TypeError(f"{name} must be an array, got {type(x).__name__}")
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(f"{name} must have a floating dtype, got {x.dtype}")
+    return x
+
+
+def check_param_shapes(name: str, params: Any, expected: dict[str, tuple]) -> int:
+    """Check ``params`` fields against ``expected`` shapes (``None`` = any); return ``I``.
+
+    ``expected`` maps field names to shapes whose first entry may be ``None`` for the input
+    size, which is read from the first such field.
+    """
+    input_size = None
+    for field, shape in expected.items():
+        leaf = getattr(params, field, None)
+        if leaf is None or not hasattr(leaf, "shape"):
+            raise ValueError(
+                f"params do not belong to this {name}: expected a field {field!r} of shape "
+                f"{_fmt(shape)}, got params of type {type(params).__name__}"
+            )
+        got = tuple(leaf.shape)
+        if shape[0] is None:
+            input_size = got[0] if got else None
+            shape = (input_size, *shape[1:])
+        if got != tuple(shape):
+            raise ValueError(
+                f"params do not belong to this {name}: params.{field} has shape {got}, "
+                f"expected {_fmt(shape)} (params of type {type(params).__name__})"
+            )
+    return input_size
+
+
+def _fmt(shape) -> str:
+    return "(" + ", ".join("I" if s is None else str(s) for s in shape) + ")"
+
+
+def check_absent(name: str, params: Any, fields: tuple[str, ...]) -> None:
+    """Fields that this configuration of a cell does not have must be ``None``."""
+    for field in fields:
+        if getattr(params, field, None) is not None:
+            raise ValueError(
+                f"params do not belong to this {name}: params.{field} must be None (this "
+                f"configuration has no {field})"
+            )
+
+
+def check_cell(name: str, cell: Any) -> Any:
+    """``cell`` must be a :class:`gatedcells.Cell` (duck-typed; the message names it)."""
+    if not all(hasattr(cell, a) for a in ("init_fn", "carry_fn", "project", "update", "step")):
+        raise TypeError(
+            f"{name} must be a gatedcells.Cell (e.g. gatedcells.lstm(128)), got {cell!r}"
+        )
+    return cell
+
+
+def check_carry(cell: Any, carry: Any, batch_shape: tuple[int, ...]) -> None:
+    """``carry`` must have the structure and shapes of ``cell.initial_carry(batch_shape)``."""
+    expected = jax.eval_shape(lambda: cell.initial_carry(tuple(batch_shape)))
+    exp_leaves, exp_tree = jax.tree.flatten(expected)
+    try:
+        got_leaves = exp_tree.flatten_up_to(carry)
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"carry must have the structure of cell.initial_carry(batch_shape={batch_shape}): "
+            f"{_describe(expected)}, got {_describe(carry)}"
+        ) from None
+    for exp, got in zip(exp_leaves, got_leaves, strict=True):
+        shape = getattr(got, "shape", None)
+        if shape is None or tuple(shape) != tuple(exp.shape):
+            raise ValueError(
+                f"carry does not match the batch shape of the input: expected leaves of "
+                f"shape {tuple(exp.shape)} (batch shape {tuple(batch_shape)}), got "
+                f"{_describe(carry)}"
+            )
+        if not jnp.issubdtype(got.dtype, jnp.floating):
+            raise TypeError(f"carry must have a floating dtype, got {got.dtype}")
+
+
+def _describe(tree) -> str:
+    return str(jax.tree.map(lambda a: tuple(getattr(a, "shape", ())), tree))
+
+
+def check_step_input(cell: Any, params: Any, carry: Any, x: Any) -> None:
+    """Trace-time checks of :meth:`Cell.step`'s arguments, with messages naming them."""
+    input_size = cell.check_params(params)
+    x = check_float_array("x", x)
+    if x.ndim < 1 or x.shape[-1] != input_size:
+        raise ValueError(f"x must have shape [*B, I] with I={input_size}, got shape {x.shape}")
+    check_carry(cell, carry, x.shape[:-1])
+
+
+def check_sequence(
+    cell: Any, params: Any, xs: Any, carry: Any, time_major: bool = False
+) -> tuple[Array, Any, tuple[int, ...]]:
+    """Trace-time checks of ``(cell, params, xs, carry)`` for a sequence driver.
+
+    ``xs`` is ``[*B, T, I]`` (``[T, *B, I]`` when ``time_major``). Returns ``(xs, carry,
+    batch_shape)`` with ``carry=None`` replaced by the cell's zeros.
+    """
+    check_cell("cell", cell)
+    input_size = cell.check_params(params)
+    xs = check_float_array("xs", xs)
+    check_flag("time_major", time_major)
+    layout = "[T, *B, I]" if time_major else "[*B, T, I]"
+    if xs.ndim < 2 or xs.shape[-1] != input_size:
+        raise ValueError(
+            f"xs must have shape {layout} with I={input_size} (the params' input size), "
+            f"got shape {tuple(xs.shape)}"
+        )
+    batch_shape = tuple(xs.shape[1:-1] if time_major else xs.shape[:-2])
+    if carry is None:
+        carry = cell.initial_carry(batch_shape)
+    else:
+        check_carry(cell, carry, batch_shape)
+    return xs, carry, batch_shape
+
+
+def check_lengths(
+    lengths: Any, steps: int, batch_shape: tuple[int, ...], name: str = "lengths"
+) -> Array:
+    """``lengths`` must be integer ``[*B]`` with concrete values in ``[0, T]``; return it.
+
+    Traced values (under ``jax.jit``) cannot be checked here: see ``unroll``'s docstring.
+    """
+    if not hasattr(lengths, "dtype"):
+        lengths = np.asarray(lengths)
+    if not jnp.issubdtype(lengths.dtype, jnp.integer):
+        raise TypeError(f"{name} must have an integer dtype, got {lengths.dtype}")
+    if tuple(lengths.shape) != tuple(batch_shape):
+        raise ValueError(
+            f"{name} must have shape [*B]={tuple(batch_shape)} (the batch shape of xs), "
+            f"got shape {tuple(lengths.shape)}"
+        )
+    if not isinstance(lengths, jax.core.Tracer) and np.size(lengths):
+        concrete = np.asarray(lengths)
+        low, high = int(concrete.min()), int(concrete.max())
+        if low < 0 or high > steps:
+            raise ValueError(
+                f"{name} must lie in [0, T] = [0, {steps}], got values from {low} to {high}"
+            )
+    return lengths
+
+
+# --------------------------------------------------------------------------------------
+# Values, where the user asks for it.
+
+
+def check_finite(tree: Any, name: str = "xs") -> Any:
+    r"""Check that every floating leaf of ``tree`` is finite (no NaN, no Inf); return ``tree``.
+
+    The cells and :func:`gatedcells.unroll` never check their inputs' values (a check costs a
+    pass over the data and, under ``jax.jit``, a transfer to the host): a NaN in ``xs``
+    propagates to the outputs and the gradients silently. Call this where a check is wanted,
+    e.g. on a batch before a training step. The cells themselves produce no NaN or Inf from
+    finite inputs (tested over ``T = 10,000`` steps of ``|x|`` up to ``1e3`` in float32 and
+    bfloat16, gradients included).
+
+    - On concrete arrays (eager code) it raises at once.
+    - Under a transformation (``jax.jit``, ``lax.scan``, ...) it stages a
+      ``jax.experimental.checkify`` check: wrap the transformed function with
+      ``checkify.checkify`` and the check's error comes back as a value
+      (``err, out = checkify.checkify(jax.jit(f))(...)``; ``err.throw()`` raises it).
+      ``checkify.float_checks`` added to the errors also reports the first operation that
+      *produces* a NaN; ``jax.debug_nans`` does the same without checkify, rerunning the
+      offending computation op by op.
+
+    Args:
+      tree: an array or a pytree of arrays (integer and boolean leaves are skipped).
+      name: how the message names ``tree`` (the argument's name).
+
+    Returns:
+      ``tree``, unchanged, so that a call can wrap an argument in place.
+
+    Raises:
+      TypeError: ``name`` not a string.
+      ValueError: eagerly, when a leaf holds a NaN or an Inf; the message names ``name``,
+        the leaf, the number of bad values and the index of the first one. Under
+        ``jax.jit`` without ``checkify.checkify``, jax itself raises a ``ValueError`` at
+        compile time saying that the check needs ``checkify.checkify``.
+
+    Examples:
+      >>> import jax.numpy as jnp, gatedcells as gc
+      >>> xs = gc.check_finite(jnp.ones((2, 3, 4)), "xs")
+      >>> gc.check_finite(jnp.ones((2, 3)).at[1, 2].set(jnp.nan), "xs")
+      Traceback (most recent call last):
+        ...
+      ValueError: xs holds 1 non-finite value (NaN or Inf), the first at index (1, 2)
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string (the argument's name), got {name!r}")
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    for path, leaf in leaves:
+        if not hasattr(leaf, "dtype") or not jnp.issubdtype(leaf.dtype, jnp.inexact):
+            continue
+        where = name + jax.tree_util.keystr(path)
+        if isinstance(leaf, jax.core.Tracer):
+            _staged_check(leaf, where)
+            continue
+        value = np.asarray(leaf)
+        if value.dtype.kind not in "fc":  # bfloat16 and other ml_dtypes
+            value = value.astype(np.float32)
+        bad = ~np.isfinite(value)
+        count = int(bad.sum())
+        if count:
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            plural = "" if count == 1 else "s"
+            raise ValueError(
+                f"{where} holds {count} non-finite value{plural} (NaN or Inf), the first at "
+                f"index {first}"
+            )
+    return tree
+
+
+def _staged_check(leaf: jax.Array, where: str) -> None:
+    from jax.experimental import checkify
+
+    bad = ~jnp.isfinite(leaf)
+    checkify.check(
+        ~jnp.any(bad),
+        f"{where} holds {{count}} non-finite values (NaN or Inf)",
+        count=jnp.sum(bad, dtype=jnp.int32),
+    )

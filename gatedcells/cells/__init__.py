@@ -1,0 +1,31 @@
+"""The cells: one module per family, each step written once, as in its paper."""
+
+from ._gru import GRUGates as GRUGates
+from ._gru import GRUParams as GRUParams
+from ._gru import gru as gru
+from ._indrnn import IndRNNGates as IndRNNGates
+from ._indrnn import IndRNNParams as IndRNNParams
+from ._indrnn import indrnn as indrnn
+from ._lstm import FullGateCarry as FullGateCarry
+from ._lstm import LSTMCarry as LSTMCarry
+from ._lstm import LSTMGates as LSTMGates
+from ._lstm import LSTMParams as LSTMParams
+from ._lstm import lstm as lstm
+from ._lstm_variants import GREFF_VARIANTS as GREFF_VARIANTS
+from ._lstm_variants import LSTM_VARIANTS as LSTM_VARIANTS
+from ._minimal import MinGRUGates as MinGRUGates
+from ._minimal import MinimalParams as MinimalParams
+from ._minimal import MinLSTMGates as MinLSTMGates
+from ._minimal import min_gru as min_gru
+from ._minimal import min_lstm as min_lstm
+from ._mutants import MGUGates as MGUGates
+from ._mutants import MGUParams as MGUParams
+from ._mutants import MUTGates as MUTGates
+from ._mutants import MUTParams as MUTParams
+from ._mutants import mgu as mgu
+from ._mutants import mut1 as mut1
+from ._mutants import mut2 as mut2
+from ._mutants import mut3 as mut3
+from ._simple import SimpleRNNGates as SimpleRNNGates
+from ._simple import SimpleRNNParams as SimpleRNNParams
+from ._simple import simple_rnn as simple_rnn
