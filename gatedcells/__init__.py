@@ -10,7 +10,8 @@ import their own dependencies.
 
 from ._cell import Cell as Cell
 from ._cell import MatmulSplit as MatmulSplit
-from ._checks import check_finite as check_finite
+from ._values import check_finite as check_finite
+from ._values import check_lengths as check_lengths
 from .cells import GREFF_VARIANTS as GREFF_VARIANTS
 from .cells import LSTM_VARIANTS as LSTM_VARIANTS
 from .cells import FullGateCarry as FullGateCarry
@@ -86,6 +87,7 @@ __all__ = [
     "ZoneoutCarry",
     "bidirectional",
     "check_finite",
+    "check_lengths",
     "count_params",
     "default_unroll",
     "gru",

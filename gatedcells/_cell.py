@@ -12,6 +12,8 @@ One shape legend serves every docstring of the package:
 from __future__ import annotations
 
 import dataclasses
+import functools
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
@@ -144,7 +146,12 @@ class Cell:
     def init(self, key: Array, input_size: int) -> Params:
         """Fresh params for inputs ``[*B, I]`` with ``I = input_size``."""
         _checks.check_key("key", key)
-        return self.init_fn(key, _checks.check_positive_int("input_size", input_size))
+        input_size = _checks.check_positive_int("input_size", input_size)
+        with warnings.catch_warnings():  # e.g. int32 indices of a huge bias: it is refused
+            warnings.simplefilter("ignore")
+            shapes = jax.eval_shape(functools.partial(self.init_fn, input_size=input_size), key)
+        _checks.check_fits_in_memory(self.name, shapes)
+        return self.init_fn(key, input_size)
 
     def initial_carry(self, batch_shape: tuple[int, ...] = (), dtype: Any = None) -> Carry:
         """The zero carry, each leaf ``[*B, H]``; ``dtype=None`` is the cell's param dtype."""
@@ -174,6 +181,14 @@ class Cell:
 
     def __repr__(self) -> str:
         return f"Cell({self.name})"
+
+    def __getattr__(self, name: str):
+        if name in ("num_feature_axes", "initialize_carry"):  # asked by flax's RNN of a cell
+            raise AttributeError(
+                f"{self!r} is not a Flax module (it has no {name!r}): wrap it, "
+                f"flax.linen.RNN(gatedcells.linen.Cell(cell)), or use gatedcells.linen.RNN(cell)"
+            )
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
 
 def matmul(a: Array, w: Array, dtype: Any = None) -> Array:

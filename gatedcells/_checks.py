@@ -1,12 +1,14 @@
 """Every argument check of the package, once.
 
-Checks run at trace time, at the public boundary, and raise ``TypeError``/``ValueError``
-with a one-line message naming the argument, what it got and what was expected. This module
-imports nothing else of gatedcells: checks that need a cell duck-type on its methods.
+Checks run at trace time, at the public boundary, and raise a one-line ``TypeError`` or
+``ValueError`` naming the argument, what it got and what was expected. This module imports
+nothing else of gatedcells (checks that need a cell duck-type on its methods).
 """
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -67,7 +69,6 @@ def check_remat(remat: Any) -> None:
 
 
 def check_choice(name: str, value: Any, choices: tuple) -> None:
-    """``value`` must be one of ``choices``."""
     if value not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
 
@@ -187,6 +188,22 @@ def check_absent(name: str, params: Any, fields: tuple[str, ...]) -> None:
             )
 
 
+def check_fits_in_memory(name: str, shapes: Any) -> None:
+    """Params of ``shapes`` (a pytree of ``ShapeDtypeStruct``) must fit in the memory of the
+    default device (the host's RAM on CPU): a clear error instead of a process killed."""
+    size = sum(math.prod(a.shape) * np.dtype(a.dtype).itemsize for a in jax.tree.leaves(shapes))
+    device = jax.devices()[0]
+    stats = device.memory_stats() if device.platform != "cpu" else None
+    limit = (stats or {}).get("bytes_limit") or os.sysconf("SC_PAGE_SIZE") * os.sysconf(
+        "SC_PHYS_PAGES"
+    )
+    if size > limit:
+        raise ValueError(
+            f"the params of {name} would take {size / 2**30:,.1f} GiB, more than the "
+            f"{limit / 2**30:,.1f} GiB of memory of {device.platform}:{device.id}"
+        )
+
+
 def check_cell(name: str, cell: Any) -> Any:
     """``cell`` must be a :class:`gatedcells.Cell` (duck-typed; the message names it)."""
     if not all(hasattr(cell, a) for a in ("init_fn", "carry_fn", "project", "update", "step")):
@@ -219,7 +236,7 @@ def check_carry(cell: Any, carry: Any, batch_shape: tuple[int, ...]) -> None:
             raise TypeError(f"carry must have a floating dtype, got {got.dtype}")
 
 
-def _describe(tree) -> str:
+def _describe(tree) -> str:  # the shapes of a pytree's leaves
     return str(jax.tree.map(lambda a: tuple(getattr(a, "shape", ())), tree))
 
 
@@ -282,84 +299,3 @@ def check_lengths(
                 f"{name} must lie in [0, T] = [0, {steps}], got values from {low} to {high}"
             )
     return lengths
-
-
-# --------------------------------------------------------------------------------------
-# Values, where the user asks for it.
-
-
-def check_finite(tree: Any, name: str = "xs") -> Any:
-    r"""Check that every floating leaf of ``tree`` is finite (no NaN, no Inf); return ``tree``.
-
-    The cells and :func:`gatedcells.unroll` never check their inputs' values (a check costs a
-    pass over the data and, under ``jax.jit``, a transfer to the host): a NaN in ``xs``
-    propagates to the outputs and the gradients silently. Call this where a check is wanted,
-    e.g. on a batch before a training step. The cells themselves produce no NaN or Inf from
-    finite inputs (tested over ``T = 10,000`` steps of ``|x|`` up to ``1e3`` in float32 and
-    bfloat16, gradients included).
-
-    - On concrete arrays (eager code) it raises at once.
-    - Under a transformation (``jax.jit``, ``lax.scan``, ...) it stages a
-      ``jax.experimental.checkify`` check: wrap the transformed function with
-      ``checkify.checkify`` and the check's error comes back as a value
-      (``err, out = checkify.checkify(jax.jit(f))(...)``; ``err.throw()`` raises it).
-      ``checkify.float_checks`` added to the errors also reports the first operation that
-      *produces* a NaN; ``jax.debug_nans`` does the same without checkify, rerunning the
-      offending computation op by op.
-
-    Args:
-      tree: an array or a pytree of arrays (integer and boolean leaves are skipped).
-      name: how the message names ``tree`` (the argument's name).
-
-    Returns:
-      ``tree``, unchanged, so that a call can wrap an argument in place.
-
-    Raises:
-      TypeError: ``name`` not a string.
-      ValueError: eagerly, when a leaf holds a NaN or an Inf; the message names ``name``,
-        the leaf, the number of bad values and the index of the first one. Under
-        ``jax.jit`` without ``checkify.checkify``, jax itself raises a ``ValueError`` at
-        compile time saying that the check needs ``checkify.checkify``.
-
-    Examples:
-      >>> import jax.numpy as jnp, gatedcells as gc
-      >>> xs = gc.check_finite(jnp.ones((2, 3, 4)), "xs")
-      >>> gc.check_finite(jnp.ones((2, 3)).at[1, 2].set(jnp.nan), "xs")
-      Traceback (most recent call last):
-        ...
-      ValueError: xs holds 1 non-finite value (NaN or Inf), the first at index (1, 2)
-    """
-    if not isinstance(name, str):
-        raise TypeError(f"name must be a string (the argument's name), got {name!r}")
-    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-    for path, leaf in leaves:
-        if not hasattr(leaf, "dtype") or not jnp.issubdtype(leaf.dtype, jnp.inexact):
-            continue
-        where = name + jax.tree_util.keystr(path)
-        if isinstance(leaf, jax.core.Tracer):
-            _staged_check(leaf, where)
-            continue
-        value = np.asarray(leaf)
-        if value.dtype.kind not in "fc":  # bfloat16 and other ml_dtypes
-            value = value.astype(np.float32)
-        bad = ~np.isfinite(value)
-        count = int(bad.sum())
-        if count:
-            first = tuple(int(i) for i in np.argwhere(bad)[0])
-            plural = "" if count == 1 else "s"
-            raise ValueError(
-                f"{where} holds {count} non-finite value{plural} (NaN or Inf), the first at "
-                f"index {first}"
-            )
-    return tree
-
-
-def _staged_check(leaf: jax.Array, where: str) -> None:
-    from jax.experimental import checkify
-
-    bad = ~jnp.isfinite(leaf)
-    checkify.check(
-        ~jnp.any(bad),
-        f"{where} holds {{count}} non-finite values (NaN or Inf)",
-        count=jnp.sum(bad, dtype=jnp.int32),
-    )

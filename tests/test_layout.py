@@ -17,12 +17,13 @@ PACKAGE = Path(__file__).resolve().parent.parent / "gatedcells"
 ALLOWED = {
     "_cell": {"_checks"},
     "_checks": set(),
+    "_values": set(),
     "sequence": {"_cell", "_checks"},
     "tasks": {"_cell", "_checks"},
     "cells": {"_cell", "_checks", "sequence"},
     "combinators": {"_cell", "_checks", "sequence"},
 }
-LOW = {"_cell", "_checks", "sequence", "tasks", "cells", "combinators"}
+LOW = {"_cell", "_checks", "_values", "sequence", "tasks", "cells", "combinators"}
 ALLOWED |= {
     "diagnostics": LOW,
     "interop": LOW,

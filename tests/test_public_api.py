@@ -29,6 +29,7 @@ def test_exported_names():
         "mut2", "mut3", "recurrent_dropout", "resettable", "weight_drop", "zoneout",
         # robustness
         "check_finite",
+        "check_lengths",
     }  # fmt: skip
     for name in set(gc.__all__) - {"GRADS"}:
         assert getattr(gc, name).__doc__, f"{name} has no docstring"

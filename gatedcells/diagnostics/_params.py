@@ -9,7 +9,7 @@ from typing import NamedTuple
 import jax
 
 from .._cell import Cell, Params
-from .._checks import check_cell
+from .._checks import check_cell, check_positive_int
 from ..cells import simple_rnn
 
 
@@ -78,8 +78,7 @@ def param_counts(
       >>> {name: (row.params, round(row.ratio, 3)) for name, row in table.items()}
       {'simple_rnn(32)': (1568, 1.0), 'lstm(32)': (6272, 4.0), 'gru(32)': (4736, 3.02)}
     """
-    if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 1:
-        raise ValueError(f"input_size must be a positive int, got {input_size!r}")
+    check_positive_int("input_size", input_size)
     if isinstance(cells, Mapping):
         items = list(cells.items())
     else:

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from .._cell import Array, Carry, Cell, Gates, Params
 from .._checks import check_sequence
-from ..sequence import mask_step, valid_mask
+from ..sequence import mask_inputs, mask_step, valid_mask
 
 
 class GateTrace(NamedTuple):
@@ -82,7 +82,7 @@ def gate_trace(
     xs, carry, batch_shape = check_sequence(cell, params, xs, carry)
     steps = xs.shape[-2]
     valid = None if lengths is None else valid_mask(lengths, steps, batch_shape)
-    x_proj = cell.project(params, jnp.moveaxis(xs, -2, 0))  # [T, *B, G*H]
+    x_proj = cell.project(params, mask_inputs(valid, jnp.moveaxis(xs, -2, 0)))  # [T, *B, G*H]
 
     def body(carry, inputs):
         x_proj_t, valid_t = inputs

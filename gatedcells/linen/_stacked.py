@@ -137,8 +137,7 @@ class StackedRNN(nn.Module):
         cells = self.cells
         if isinstance(cells, Cell):
             n = 1 if self.num_layers is None else self.num_layers
-            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-                raise ValueError(f"num_layers must be a positive int, got {self.num_layers!r}")
+            n = _checks.check_positive_int("num_layers", n)
             cells = (cells,) * n
         else:
             cells = tuple(cells)

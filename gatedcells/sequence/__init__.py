@@ -2,6 +2,7 @@
 cells with a :class:`~gatedcells.MatmulSplit`, and the diagonal linear recurrence."""
 
 from ._linear import linear_recurrence as linear_recurrence
+from ._masks import mask_inputs as mask_inputs
 from ._masks import mask_step as mask_step
 from ._masks import valid_mask as valid_mask
 from ._unroll import GRADS as GRADS

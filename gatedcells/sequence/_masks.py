@@ -10,6 +10,20 @@ from .. import _checks
 from .._cell import Array, Carry
 
 
+def mask_inputs(valid: Array | None, xs: Array) -> Array:
+    """``xs [T, *B, ...]`` with zeros at the steps where ``valid [T, *B]`` is false.
+
+    Padding is often garbage (NaN, Inf, 1e30) in real pipelines. A padded step's result is
+    discarded by :func:`mask_step`, but a discarded branch still differentiates through its
+    inputs (``0 * nan`` is ``nan``): padding zeroed before any step reaches no value and no
+    gradient.
+    """
+    if valid is None:
+        return xs
+    keep = valid.reshape(valid.shape + (1,) * (xs.ndim - valid.ndim))
+    return jnp.where(keep, xs, jnp.zeros_like(xs))
+
+
 def mask_step(valid_t: Array, new_carry: Carry, carry: Carry, y: Array) -> tuple[Carry, Array]:
     """Keep the old carry and output zeros where ``valid_t [*B]`` is false."""
     keep = valid_t[..., None]

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from .. import _checks
 from .._cell import Array, Carry, Cell, Params
 from ._fused import fused_scan
-from ._masks import mask_step, valid_mask
+from ._masks import mask_inputs, mask_step, valid_mask
 
 GRADS = ("auto", "autodiff")
 
@@ -47,7 +47,11 @@ def unroll(
       xs: inputs ``[*B, T, I]``, or ``[T, *B, I]`` with ``time_major=True``; ``*B`` may be
         empty. Any floating dtype; the cell computes in its own dtypes.
       carry: initial carry (``cell.initial_carry(B)``); ``None`` starts from zeros.
-      lengths: integer ``[*B]``, the valid length of each sequence, in ``[0, T]``.
+      lengths: integer ``[*B]``, the valid length of each sequence, in ``[0, T]``. Inputs
+        past a sequence's length never reach a value or a gradient (NaN padding is safe).
+        Concrete lengths outside ``[0, T]`` raise; under ``jax.jit`` their values are
+        unknown and a length above ``T`` counts as ``T``, one below 0 as 0: check them
+        with :func:`gatedcells.check_lengths` under ``checkify``.
       reverse: run from the last step to the first.
       time_major: ``xs`` and ``ys`` are ``[T, *B, ...]`` instead of ``[*B, T, ...]``.
       unroll: steps per loop iteration of the scan (``jax.lax.scan``'s ``unroll``; ``True``
@@ -139,6 +143,7 @@ def unroll_time_major(
     """
     if unroll is None:
         unroll = default_unroll()
+    xs = mask_inputs(valid, xs)  # padding reaches no value and no gradient
     if cell.scan is not None:
         return cell.scan(
             params, carry, xs, valid=valid, reverse=reverse, unroll=unroll, grad=grad, remat=remat
