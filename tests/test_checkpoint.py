@@ -173,3 +173,51 @@ def test_fit_refuses_checkpoints_of_another_model(tmp_path):
         run_fit(None, batches(), resume=True)
     with pytest.raises(ValueError, match="checkpoint_every must be a positive int"):
         run_fit(tmp_path / "x", batches(), checkpoint_every=0)
+
+
+def test_fit_closes_the_checkpoint_manager_on_every_path(tmp_path, monkeypatch):
+    """Errors included: an unclosed orbax manager may print a traceback at exit."""
+    from gatedcells.training import _checkpoint
+
+    opened, closed, make = [], [], _checkpoint.manager
+
+    def tracked(directory):
+        mngr = make(directory)
+        opened.append(mngr)
+        original = mngr.close
+
+        def close():
+            closed.append(mngr)
+            original()
+
+        monkeypatch.setattr(mngr, "close", close)
+        return mngr
+
+    def loss_fn(params, batch, key):
+        return jnp.sum((params - batch) ** 2), {}
+
+    def quick(data, steps=4, **kwargs):
+        return training.fit(
+            loss_fn,
+            jnp.zeros(2),
+            optax.sgd(0.1),
+            data,
+            steps=steps,
+            key=jax.random.key(0),
+            progress=False,
+            checkpoint_dir=tmp_path,
+            **kwargs,
+        )
+
+    monkeypatch.setattr(_checkpoint, "manager", tracked)
+
+    quick(lambda key: jnp.ones(2))
+    with pytest.raises(ValueError, match="pass resume=True"):
+        quick(lambda key: jnp.ones(2), steps=8)
+    with pytest.raises(ValueError, match="another run"):
+        quick(lambda key: jnp.ones(2), steps=8, resume=True, config={"lr": 1})
+    with pytest.raises(ValueError, match="past steps=2"):
+        quick(lambda key: jnp.ones(2), steps=2, resume=True)
+    with pytest.raises(ValueError, match="data ran out"):
+        quick([jnp.ones(2)] * 5, steps=8, resume=True)
+    assert len(opened) == 5 and closed == opened

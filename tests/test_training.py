@@ -147,9 +147,9 @@ def test_save_and_load_params(tmp_path):
 
 
 def test_fit_compiles_one_chunk_length_when_periods_allow():
-    from gatedcells.training._loop import _chunk_length
+    from gatedcells.training._schedule import chunk_length
 
-    assert _chunk_length(50, 60, 60) == 30  # not 50, 10, 40, 20, 30, ... compiled anew
-    assert _chunk_length(50, 100, 100) == 50
-    assert _chunk_length(50, 10, 10) == 10
-    assert _chunk_length(50, 97, 97) == 50  # a prime period: chunks end at each boundary
+    assert chunk_length(50, 60, 60) == 30  # not 50, 10, 40, 20, 30, ... compiled anew
+    assert chunk_length(50, 100, 100) == 50
+    assert chunk_length(50, 10, 10) == 10
+    assert chunk_length(50, 97, 97) == 50  # a prime period: chunks end at each boundary

@@ -26,17 +26,17 @@ PRNG key per step for dropout (ignore it when unused). With a Flax module::
 (``pip install 'gatedcells[train]'``).
 """
 
+from ._fit import fit as fit
+from ._history import History as History
 from ._io import load_params as load_params
 from ._io import save_params as save_params
-from ._loop import History as History
-from ._loop import TrainState as TrainState
-from ._loop import fit as fit
-from ._loop import train_step as train_step
 from ._models import Model as Model
 from ._models import fit_task as fit_task
 from ._models import task_eval as task_eval
 from ._models import task_loss as task_loss
 from ._models import task_model as task_model
+from ._state import TrainState as TrainState
+from ._state import train_step as train_step
 
 __all__ = [
     "History",

@@ -11,7 +11,10 @@ removed on the next start.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import jax
@@ -36,6 +39,57 @@ def manager(directory: str | os.PathLike):
     return ocp.CheckpointManager(
         os.path.abspath(os.fspath(directory)), options=options, item_names=("state", "meta")
     )
+
+
+@contextlib.contextmanager
+def opened(directory: str | os.PathLike | None) -> Iterator[Any]:
+    """A :func:`manager` over ``directory`` (``None`` for ``None``), closed however the block
+    ends, an error included (an unclosed manager may print orbax's traceback at exit)."""
+    if directory is None:
+        yield None
+        return
+    mngr = manager(directory)
+    try:
+        yield mngr
+    finally:
+        mngr.close()
+
+
+def resume_or_start(
+    mngr, state: Any, config: dict | None, *, resume: bool, steps: int, directory: str | os.PathLike
+) -> tuple[Any, dict | None]:
+    """``(state, history)`` restored from the latest checkpoint in ``mngr`` (into the structure
+    and shardings of ``state``), or ``(state, None)`` to start afresh: there is no ``mngr``
+    (``None``) or no checkpoint yet.
+
+    Raises:
+      ValueError: when ``directory`` holds checkpoints but ``resume`` is false (nothing is
+        overwritten), when the latest belongs to another run (see :func:`restore`), or when
+        it is past ``steps``.
+    """
+    if mngr is None:
+        return state, None
+    directory, latest = os.fspath(directory), mngr.latest_step()
+    if latest is not None and not resume:
+        raise ValueError(
+            f"checkpoint_dir {directory} already holds a run's checkpoints (latest step "
+            f"{latest}): pass resume=True to go on with it, or choose another folder"
+        )
+    state, history = restore(mngr, state, config, directory) or (state, None)
+    if int(state.step) > steps:
+        done = int(state.step)
+        raise ValueError(f"the checkpoint in {directory} is at step {done}, past steps={steps}")
+    return state, history
+
+
+def json_config(config: Any) -> Any:
+    """``config`` as it reads back from a checkpoint (tuples become lists)."""
+    if config is None:
+        return None
+    try:
+        return json.loads(json.dumps(config))
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"config must be JSON-serialisable: {err}") from None
 
 
 def describe(state: Any) -> list[list]:
@@ -141,26 +195,3 @@ def _config_diff(saved: Any, here: Any) -> str:
         if saved.get(k, "(absent)") != here.get(k, "(absent)")
     ]
     return "; ".join(diffs)
-
-
-# --------------------------------------------------------------------------------------
-# The history as JSON: exact (a float32 or bfloat16 value survives a round trip through a
-# Python float and its repr), with the dtypes kept.
-
-
-def history_to_json(records: dict[str, np.ndarray], evals: dict[str, list], eval_steps: list,
-                    seconds: list) -> dict:  # fmt: skip
-    return {
-        "train": {k: v.tolist() for k, v in records.items()},
-        "train_dtype": {k: str(v.dtype) for k, v in records.items()},
-        "eval": evals,
-        "eval_step": list(eval_steps),
-        "seconds": list(seconds),
-    }
-
-
-def history_from_json(data: dict) -> tuple[dict[str, np.ndarray], list, list, list]:
-    records = {
-        k: np.asarray(v, dtype=jnp.dtype(data["train_dtype"][k])) for k, v in data["train"].items()
-    }
-    return records, list(data["eval"]), list(data["eval_step"]), list(data["seconds"])

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._loop import Params
+from ._state import Params
 
 
 def save_params(path: str | os.PathLike, params: Params) -> None:

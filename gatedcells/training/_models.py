@@ -13,9 +13,12 @@ from jax.sharding import Mesh
 
 from .. import tasks as _tasks
 from .._cell import Cell
+from .._checks import check_positive_int
 from ..cells._blocks import along_last
 from ..sequence import unroll
-from ._loop import Array, EvalFn, History, LossFn, Params, check_positive_int, fit
+from ._fit import fit
+from ._history import History
+from ._state import Array, EvalFn, LossFn, Params
 
 
 class Model(NamedTuple):

@@ -1,0 +1,78 @@
+"""Data parallelism for :func:`~gatedcells.training.fit`: the mesh, the compiled chunk of
+steps, and the batches split over the mesh's devices."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from ._state import Batch, TrainState
+
+
+def data_mesh(mesh: Mesh | str | None) -> Mesh | None:
+    """The mesh :func:`fit` shards batches over: ``"auto"`` is a one-axis ``("data",)`` mesh of
+    every device when there is more than one, else ``None`` (one device)."""
+    if isinstance(mesh, str):
+        if mesh != "auto":
+            raise ValueError(f'mesh must be "auto", None or a jax.sharding.Mesh, got {mesh!r}')
+        devices = jax.devices()
+        return Mesh(np.asarray(devices), ("data",)) if len(devices) > 1 else None
+    if mesh is not None and not isinstance(mesh, Mesh):
+        raise TypeError(f'mesh must be "auto", None or a jax.sharding.Mesh, got {mesh!r}')
+    return mesh
+
+
+def replicate(state: TrainState, mesh: Mesh | None) -> TrainState:
+    """``state`` on every device of ``mesh`` (as it is when ``mesh`` is ``None``)."""
+    return state if mesh is None else jax.device_put(state, NamedSharding(mesh, PartitionSpec()))
+
+
+def chunk_runner(step: Callable, data: Any, mesh: Mesh | None) -> Callable:
+    """A jitted ``run(state, stacked_batches, n) -> (state, metrics [n])``; with a ``mesh``,
+    batches are split over its devices along their leading axis and the state replicated."""
+    shard = batch_sharder(mesh)
+    if callable(data):
+
+        def body(state, _):
+            key, data_key = jax.random.split(state.key)
+            return step(state._replace(key=key), shard(data(data_key)))
+
+    elif isinstance(data, Iterable):
+
+        def body(state, batch):
+            return step(state, shard(batch))
+
+    else:
+        raise TypeError(f"data must be a sampler (key -> batch) or an iterable, got {data!r}")
+
+    def run(state: TrainState, stacked: Batch | None, n: int):
+        return jax.lax.scan(body, state, stacked, length=n)
+
+    if mesh is None:
+        return jax.jit(run, static_argnums=2)
+    replicated = NamedSharding(mesh, PartitionSpec())
+    return jax.jit(run, static_argnums=2, out_shardings=replicated)
+
+
+def batch_sharder(mesh: Mesh | None) -> Callable[[Batch], Batch]:
+    """``batch -> batch`` constrained to be split over ``mesh`` along every leaf's axis 0."""
+    if mesh is None:
+        return lambda batch: batch
+    sharding = NamedSharding(mesh, PartitionSpec(mesh.axis_names))
+
+    def constrain(leaf):
+        if np.ndim(leaf) == 0:
+            return leaf
+        if leaf.shape[0] % mesh.size:
+            raise ValueError(
+                f"a batch of {leaf.shape[0]} (leading axis of a leaf of shape "
+                f"{tuple(leaf.shape)}) does not split over {mesh.size} devices; use a batch "
+                "size they divide, or mesh=None for one device"
+            )
+        return jax.lax.with_sharding_constraint(leaf, sharding)
+
+    return lambda batch: jax.tree.map(constrain, batch)
