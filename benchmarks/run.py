@@ -5,7 +5,7 @@
     gatedcells bench ...                           # the same, from the installed command
 
 Peers are optional (``pip install "gatedcells[bench]"`` and a CPU build of torch); missing
-ones are skipped and said so. See ``gatedcells/bench.py`` for the method.
+ones are skipped and said so. See ``gatedcells/bench/`` for the method.
 """
 
 import importlib.util

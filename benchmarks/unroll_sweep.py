@@ -15,9 +15,9 @@ import jax
 import jax.numpy as jnp
 
 import gatedcells as gc
-from gatedcells.bench import SHAPES, _time
+from gatedcells.bench import SHAPES, time_thunk
 
-MAKE = {"lstm": gc.lstm, "gru": gc.gru, "rnn": gc.simple_rnn}
+MAKE = {"lstm": gc.lstm, "gru": gc.gru, "simple_rnn": gc.simple_rnn}
 
 
 def measure(cell, params, xs, factor, min_time):
@@ -34,7 +34,7 @@ def measure(cell, params, xs, factor, min_time):
     compile_s = time.perf_counter() - t0
     ms = []
     for f in (fwd, fb):
-        times = _time(
+        times = time_thunk(
             lambda f=f: jax.block_until_ready(f(params, xs)), min_time=min_time, min_runs=7
         )
         ms.append(1e3 * statistics.median(times))
@@ -44,12 +44,12 @@ def measure(cell, params, xs, factor, min_time):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shapes", default="base,latency")
-    parser.add_argument("--cells", default="lstm,gru,rnn")
+    parser.add_argument("--cells", default=",".join(MAKE))
     parser.add_argument("--factors", default="1,2,4,8,16")
     parser.add_argument("--min-time", type=float, default=0.15)
     args = parser.parse_args()
     print(f"backend {jax.default_backend()} ({jax.devices()[0].device_kind})")
-    print(f"{'shape':>10} {'cell':>4} {'unroll':>6} {'fwd ms':>8} {'f+b ms':>8} {'compile s':>9}")
+    print(f"{'shape':>10} {'cell':>10} {'unroll':>6} {'fwd ms':>8} {'f+b ms':>8} {'compile s':>9}")
     for shape in args.shapes.split(","):
         d = SHAPES[shape]
         for name in args.cells.split(","):
@@ -58,7 +58,7 @@ def main():
             xs = jax.random.normal(jax.random.key(1), (d["B"], d["T"], d["I"]))
             for k in map(int, args.factors.split(",")):
                 f, b, c = measure(cell, params, xs, k, args.min_time)
-                print(f"{shape:>10} {name:>4} {k:>6} {f:8.2f} {b:8.2f} {c:9.2f}", flush=True)
+                print(f"{shape:>10} {name:>10} {k:>6} {f:8.2f} {b:8.2f} {c:9.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -31,12 +31,12 @@ def test_run_and_report(tiny):
 def test_command_line(tiny, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(bench, "matmul_peak", lambda: 100.0)
     out = tmp_path / "r.json"
-    code = bench.main(["--shapes", "tiny", "--cells", "rnn", "--systems", "gatedcells",
+    code = bench.main(["--shapes", "tiny", "--cells", "simple_rnn", "--systems", "gatedcells",
                        "--min-time", "0", "--out", str(out)])  # fmt: skip
     assert code == 0
     payload = json.loads(out.read_text())
     assert payload["matmul_peak_gflops"] > 0 and payload["results"][0]["system"] == "gatedcells"
-    assert "| rnn | gatedcells |" in capsys.readouterr().out
+    assert "| simple_rnn | gatedcells |" in capsys.readouterr().out
 
 
 def test_unknown_names_are_one_line_errors(capsys):

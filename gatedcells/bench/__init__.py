@@ -16,6 +16,7 @@ Run it with ``gatedcells bench`` (``--help`` for options) or ``python benchmarks
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import importlib.util
 import json
@@ -25,13 +26,14 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-import gatedcells as gc
+from ._systems import SYSTEMS, available, missing_reason
 
 SHAPES = {
     "base": dict(B=32, T=128, I=64, H=128),
@@ -39,8 +41,8 @@ SHAPES = {
     "latency": dict(B=1, T=1024, I=32, H=128),
     "throughput": dict(B=256, T=64, I=128, H=512),
 }
-CELLS = ("lstm", "gru", "rnn")
-GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+CELLS = ("lstm", "gru", "simple_rnn")
+GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 
 
 @dataclasses.dataclass
@@ -63,7 +65,16 @@ def flops(cell: str, B: int, T: int, I: int, H: int, mode: str) -> float:
     return fwd if mode == "fwd" else 3 * fwd
 
 
-def _time(fn: Callable[[], Any], *, min_time: float, min_runs: int) -> list[float]:
+def time_thunk(fn: Callable[[], Any], *, min_time: float, min_runs: int) -> list[float]:
+    """Seconds of each call of ``fn()``, called at least ``min_runs`` times and for at least
+    ``min_time`` seconds in all (at most 200 calls). ``fn`` must wait for its own result
+    (``jax.block_until_ready``, ``torch.cuda.synchronize``).
+
+    Examples:
+      >>> times = time_thunk(lambda: sum(range(100)), min_time=0.0, min_runs=3)
+      >>> len(times), all(t >= 0 for t in times)
+      (3, True)
+    """
     times = []
     start = time.perf_counter()
     while len(times) < min_runs or time.perf_counter() - start < min_time:
@@ -75,147 +86,13 @@ def _time(fn: Callable[[], Any], *, min_time: float, min_runs: int) -> list[floa
     return times
 
 
-# --------------------------------------------------------------------------------------
-# Systems: each returns {"fwd": thunk, "f+b": thunk} for a (cell, shape), or raises
-# NotImplementedError when it has no such cell. JAX thunks return after block_until_ready.
-
-
-def _jax_thunks(apply, variables, xs):
-    fwd = jax.jit(apply)
-    loss = lambda v, x: jnp.sum(apply(v, x))
-    fb = jax.jit(jax.grad(loss, argnums=(0, 1)))
-    return {
-        "fwd": lambda: jax.block_until_ready(fwd(variables, xs)),
-        "f+b": lambda: jax.block_until_ready(fb(variables, xs)),
-    }
-
-
-def gatedcells_system(cell: str, B, T, I, H, *, grad: str = "auto", **factory):
-    make = {"lstm": gc.lstm, "gru": gc.gru, "rnn": gc.simple_rnn}[cell]
-    c = make(H, **factory)
-    params = c.init(jax.random.key(0), I)
-    xs = jax.random.normal(jax.random.key(1), (B, T, I))
-    return _jax_thunks(lambda p, x: gc.unroll(c, p, x, grad=grad)[1], params, xs)
-
-
-def flax_system(kind: str):
-    def build(cell, B, T, I, H):
-        import flax.linen as nn
-
-        wanted = {"lstm": ("LSTMCell", "OptimizedLSTMCell"), "gru": ("GRUCell",)}
-        if kind not in wanted.get(cell, ("SimpleCell",)):
-            raise NotImplementedError
-        model = nn.RNN(getattr(nn, kind)(H))
-        xs = jax.random.normal(jax.random.key(1), (B, T, I))
-        variables = model.init(jax.random.key(0), xs)
-        return _jax_thunks(model.apply, variables, xs)
-
-    return build
-
-
-def equinox_system(cell, B, T, I, H):
-    import equinox as eqx
-
-    if cell == "rnn":
-        raise NotImplementedError
-    module = {"lstm": eqx.nn.LSTMCell, "gru": eqx.nn.GRUCell}[cell](I, H, key=jax.random.key(0))
-    params, static = eqx.partition(module, eqx.is_array)
-    xs = jax.random.normal(jax.random.key(1), (B, T, I))
-
-    def apply(params, xs):
-        m = eqx.combine(params, static)
-        h = jnp.zeros((B, H))
-        carry = (h, h) if cell == "lstm" else h
-
-        def body(carry, x):
-            carry = jax.vmap(m)(x, carry)
-            return carry, carry[0] if cell == "lstm" else carry
-
-        return jax.lax.scan(body, carry, jnp.swapaxes(xs, 0, 1))[1]
-
-    return _jax_thunks(apply, params, xs)
-
-
-def torch_system(cell, B, T, I, H):
-    import torch
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell](
-        I, H, batch_first=True, device=device
-    )
-    xs = torch.randn(B, T, I, device=device)
-
-    def fwd():
-        with torch.no_grad():
-            module(xs)
-        sync()
-
-    xg = xs.clone().requires_grad_(True)
-
-    def fb():
-        module.zero_grad(set_to_none=True)
-        xg.grad = None
-        module(xg)[0].sum().backward()
-        sync()
-
-    return {"fwd": fwd, "f+b": fb}
-
-
-def cudnn_system(cell, B, T, I, H):
-    """``jax.experimental.rnn.lstm``: JAX's binding of the cuDNN LSTM (GPU only, LSTM only)."""
-    from jax.experimental import rnn
-
-    if cell != "lstm":
-        raise NotImplementedError
-    weights = rnn.init_lstm_weight(jax.random.key(0), I, H, 1, False)
-    xs = jax.random.normal(jax.random.key(1), (B, T, I))
-    h0 = jnp.zeros((1, B, H))
-    lengths = jnp.full((B,), T, jnp.int32)
-
-    def apply(w, x):
-        return rnn.lstm(x, h0, h0, w, lengths, I, H, 1, 0.0, False)[0]
-
-    return _jax_thunks(apply, weights, xs)
-
-
-SYSTEMS: dict[str, tuple[str | None, Callable]] = {
-    # name: (module it needs, or "gpu" for a JAX GPU backend; builder)
-    "gatedcells": (None, gatedcells_system),
-    "flax LSTMCell": ("flax", flax_system("LSTMCell")),
-    "flax OptimizedLSTMCell": ("flax", flax_system("OptimizedLSTMCell")),
-    "flax GRUCell": ("flax", flax_system("GRUCell")),
-    "flax SimpleCell": ("flax", flax_system("SimpleCell")),
-    "equinox": ("equinox", equinox_system),
-    "torch": ("torch", torch_system),
-    "jax cuDNN LSTM": ("gpu", cudnn_system),
-}
-
-
 def matmul_peak(n: int = 2048, runs: int = 5) -> float:
     """GFLOP/s of one large ``jnp.dot`` (``n^3``) on the default device: the machine's peak."""
     a = jax.random.normal(jax.random.key(0), (n, n))
     dot = jax.jit(jnp.dot)
     jax.block_until_ready(dot(a, a))
-    times = _time(lambda: jax.block_until_ready(dot(a, a)), min_time=0.3, min_runs=runs)
+    times = time_thunk(lambda: jax.block_until_ready(dot(a, a)), min_time=0.3, min_runs=runs)
     return 2 * n**3 / statistics.median(times) / 1e9
-
-
-def missing_reason(system: str) -> str | None:
-    """Why ``system`` cannot run here (``None`` when it can)."""
-    need = SYSTEMS[system][0]
-    if need == "gpu":
-        return None if jax.default_backend() == "gpu" else "needs a JAX GPU backend"
-    if need is None or importlib.util.find_spec(need) is not None:
-        return None
-    return f"{need} is not installed"
-
-
-def available(systems) -> tuple[list[str], list[str]]:
-    have, missing = [], []
-    for name in systems:
-        (missing if missing_reason(name) else have).append(name)
-    return have, missing
 
 
 def run(
@@ -254,17 +131,25 @@ def run(
             runs = {(system, mode): [] for system, mode, _, _ in entries}
             for _ in range(rounds):
                 for system, mode, thunk, _ in entries:
-                    runs[system, mode].append(_time(thunk, min_time=min_time, min_runs=min_runs))
+                    runs[system, mode].append(
+                        time_thunk(thunk, min_time=min_time, min_runs=min_runs)
+                    )
             for system, mode, _, compile_s in entries:
                 med = float(np.median([np.median(ts) for ts in runs[system, mode]]))
                 every = np.concatenate(runs[system, mode])
                 res = Result(
-                    shape, cell, system, mode, med * 1e3, every.min() * 1e3, every.max() * 1e3,
+                    shape,
+                    cell,
+                    system,
+                    mode,
+                    med * 1e3,
+                    every.min() * 1e3,
+                    every.max() * 1e3,
                     None if system == "torch" else compile_s,
                     flops(cell, **dims, mode=mode) / med / 1e9,
-                )  # fmt: skip
+                )
                 results.append(res)
-                log(f"{shape:>10} {cell:>4} {mode:>3} {system:<24} {res.median_ms:9.2f} ms")
+                log(f"{shape:>10} {cell:>10} {mode:>3} {system:<24} {res.median_ms:9.2f} ms")
     return results
 
 
@@ -317,8 +202,10 @@ def markdown(results: list[Result], peak: float) -> str:
         ]
         for cell in dict.fromkeys(r.cell for r in results if r.shape == shape):
             rows = [r for r in results if r.shape == shape and r.cell == cell]
-            best = {m: min((r.median_ms for r in rows if r.mode == m), default=None)
-                    for m in ("fwd", "f+b")}  # fmt: skip
+            best = {
+                m: min((r.median_ms for r in rows if r.mode == m), default=None)
+                for m in ("fwd", "f+b")
+            }
             for system in dict.fromkeys(r.system for r in rows):
                 by = {r.mode: r for r in rows if r.system == system}
                 f, b = by.get("fwd"), by.get("f+b")
@@ -354,31 +241,47 @@ def _torch_first(argv: list[str]) -> int | None:
     return subprocess.call([sys.executable, "-c", code, *argv], env=env)
 
 
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gatedcells bench",
         description="Time gatedcells against Flax, Equinox and PyTorch on this machine.",
     )
-    parser.add_argument("--shapes", default=",".join(SHAPES),
-                        help=f"comma-separated, from {list(SHAPES)} (default: all)")  # fmt: skip
-    parser.add_argument("--cells", default=",".join(CELLS), help="comma-separated: lstm,gru,rnn")
+    parser.add_argument(
+        "--shapes",
+        default=",".join(SHAPES),
+        help=f"comma-separated, from {list(SHAPES)} (default: all)",
+    )
+    parser.add_argument(
+        "--cells", default=",".join(CELLS), help=f"comma-separated: {','.join(CELLS)}"
+    )
     parser.add_argument("--systems", default=None, help="comma-separated system names")
     parser.add_argument("--min-time", type=float, default=0.4, help="seconds per timing")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="time every system this many times in turn; report the median")  # fmt: skip
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="time every system this many times in turn; report the median",
+    )
     parser.add_argument("--out", default=None, help="write results as JSON to this file")
     parser.add_argument("--markdown", default=None, help="write the tables to this file")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    parser = _parser()
     args = parser.parse_args(argv)
+    shapes, cells = args.shapes.split(","), args.cells.split(",")
     systems = args.systems.split(",") if args.systems else list(SYSTEMS)
     if "torch" in systems:
         code = _torch_first(list(sys.argv[1:] if argv is None else argv))
         if code is not None:
             return code
-    for name, values, known in (("shape", args.shapes.split(","), SHAPES),
-                                ("cell", args.cells.split(","), CELLS),
-                                ("system", systems, SYSTEMS)):  # fmt: skip
+    for name, values, known in (
+        ("shape", shapes, SHAPES),
+        ("cell", cells, CELLS),
+        ("system", systems, SYSTEMS),
+    ):
         bad = [v for v in values if v not in known]
         if bad:
             parser.error(f"unknown {name} {bad[0]!r}; choose from {list(known)}")
@@ -390,20 +293,16 @@ def main(argv: list[str] | None = None) -> int:
     env = environment()
     peak = matmul_peak()
     print(f"matmul peak: {peak:.0f} GFLOP/s; {env}", file=sys.stderr)
-    results = run(args.shapes.split(","), args.cells.split(","), systems,
-                  min_time=args.min_time, rounds=args.rounds)  # fmt: skip
+    results = run(shapes, cells, systems, min_time=args.min_time, rounds=args.rounds)
     table = markdown(results, peak)
     print(table)
     if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(table)
+        Path(args.markdown).write_text(table)
     if args.out:
-        with open(args.out, "w") as f:
-            payload = {"environment": env, "matmul_peak_gflops": peak,
-                       "results": [dataclasses.asdict(r) for r in results]}  # fmt: skip
-            json.dump(payload, f, indent=1)
+        payload = {
+            "environment": env,
+            "matmul_peak_gflops": peak,
+            "results": [dataclasses.asdict(r) for r in results],
+        }
+        Path(args.out).write_text(json.dumps(payload, indent=1))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,3 @@
+from gatedcells.bench import main
+
+raise SystemExit(main())

@@ -1,0 +1,321 @@
+"""The gatedcells command: the lecture's experiment, and training any cell on any task.
+
+  gatedcells demo              simple RNN vs LSTM vs GRU on the adding problem (a few minutes)
+  gatedcells demo --quick      the same, reduced to seconds
+  gatedcells train --task adding --cell lstm --hidden 32 --length 100 --steps 2000 --out run/
+  gatedcells bench             speed against Flax, Equinox and PyTorch on this machine
+
+Run 'gatedcells COMMAND --help' for the options of each command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ._runs import CELLS, DEMO, QUICK, UsageError, demo_table, make_cell, plot_runs, train_one
+from ._runs import DemoConfig as DemoConfig
+from ._runs import Run as Run
+from ._runs import save_run as save_run
+
+TASKS = ("adding", "copy", "order", "digits")
+# The help of train's options, where it does not fit on the option's line.
+HELP = {
+    "task": "adding (Le et al. 2015), copy (copy memory, Arjovsky et al. 2016; --length is the "
+    "delay), order (temporal order, Hochreiter & Schmidhuber 1997), digits (scikit-learn's "
+    "8x8 digits read row by row; fixed length 8)",
+    "cell": "simple_rnn (Elman), lstm (with forget gate), lstm1997 (no forget gate), "
+    "gru (PyTorch/cuDNN form), gru_cho (Cho et al. 2014, reset before the matmul)",
+    "length": "sequence length T (the delay for copy; default: the task's own)",
+    "lr": "Adam's learning rate (default: %(default)s)",
+    "clip": "clip gradients to this global norm; 0 for none (default: %(default)s)",
+    "forget_bias": "LSTM forget-gate bias at init (the lecture suggests 5; default: %(default)s)",
+    "update_bias": "GRU update-gate bias at init (default: %(default)s)",
+    "checkpoint_every": "save the run to OUT/checkpoints every N steps and at the end",
+    "resume": "go on from the latest checkpoint in OUT/checkpoints (started afresh if there is "
+    "none; checkpoints then every --eval-every steps unless --checkpoint-every says otherwise)",
+}
+# Options that do not change what a run computes (where it writes, how it reports, how
+# often it saves): left out of history.json's config and of a checkpoint's.
+RUN_ONLY = ("run", "out", "quiet", "resume", "checkpoint_every")
+
+
+# --------------------------------------------------------------------------------------
+# gatedcells train
+
+
+def _train(args: argparse.Namespace) -> int:
+    from gatedcells import tasks
+
+    try:
+        task = tasks.get(args.task, args.length)
+    except ValueError as err:
+        raise UsageError(f"gatedcells train: {err}") from None
+    cell = make_cell(
+        args.cell,
+        args.hidden,
+        forget_bias=args.forget_bias,
+        update_bias=args.update_bias,
+        layers=args.layers,
+    )
+    out = Path(args.out)
+    # What determines the results: a checkpoint of a run with other values is refused.
+    config = {k: v for k, v in vars(args).items() if k not in RUN_ONLY}
+    checkpointing = _checkpointing(args, out / "checkpoints", config)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        params, run = train_one(
+            cell,
+            task,
+            lr=args.lr,
+            steps=args.steps,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            eval_every=args.eval_every,
+            clip=args.clip,
+            quiet=args.quiet,
+            **checkpointing,
+        )
+    except ValueError as err:
+        if "checkpoint" not in str(err):
+            raise
+        raise UsageError(f"gatedcells train: {err}") from None
+    save_run(out, run, params, task, config)
+    final = run.final(task.metric_name)
+    print(
+        f"{cell.name} on {task.name}: {task.metric_name} {final:.4g} "
+        f"(chance {task.baseline_metric:.4g}), {run.params:,} params, {run.seconds:.0f} s"
+    )
+    print(f"wrote {out / 'history.json'}, {out / 'params.npz'}, {out / 'curves.png'}")
+    return 0
+
+
+def _checkpointing(args: argparse.Namespace, checkpoints: Path, config: dict) -> dict:
+    """``train_one``'s checkpoint options; refuses to overwrite another run's checkpoints."""
+    if args.checkpoint_every is None and not args.resume:
+        return {}
+    if checkpoints.exists() and any(checkpoints.iterdir()) and not args.resume:
+        raise UsageError(
+            f"gatedcells train: {checkpoints} holds the checkpoints of a run; pass --resume "
+            "to go on with it, or choose another --out"
+        )
+    return dict(
+        checkpoint_dir=checkpoints,
+        resume=args.resume,
+        config=config,
+        checkpoint_every=args.checkpoint_every,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# gatedcells demo
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from gatedcells import tasks
+
+    config = QUICK if args.quick else DEMO
+    config = config._replace(steps=args.steps or config.steps, length=args.length or config.length)
+    task = tasks.adding(config.length)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(
+        f"The adding problem at T={config.length}: remember two marked numbers over "
+        f"{config.length} steps and add them.\nChance level (always predict 1): MSE "
+        f"{task.baseline_metric:.3f}. {config.steps} Adam steps (lr {config.learning_rate:g}, "
+        f"batch {config.batch_size}, clip 1) per model, seed {args.seed}.\n",
+        flush=True,
+    )
+    runs = []
+    for name, hidden in config.hidden:
+        _, run = train_one(
+            make_cell(name, hidden),
+            task,
+            lr=config.learning_rate,
+            steps=config.steps,
+            seed=args.seed,
+            batch_size=config.batch_size,
+            eval_every=config.eval_every,
+            clip=1.0,
+            quiet=args.quiet,
+        )
+        runs.append(run)
+    table = demo_table(runs, task)
+    print("\n" + table)
+    title = f"Adding problem, T={config.length}: {config.steps} steps, batch {config.batch_size}"
+    plot_runs(runs, task, out / "demo.png", title)
+    summary = {
+        "config": config._asdict(),
+        "seed": args.seed,
+        "table": table,
+        "runs": {
+            r.label: {"params": r.params, "seconds": r.seconds, **r.history.to_dict()} for r in runs
+        },
+    }
+    (out / "demo.json").write_text(json.dumps(summary))
+    print(f"\nwrote {out / 'demo.png'} and {out / 'demo.json'}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------
+# The parser: one function per command.
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line (and a pointer to ``--help``)."""
+
+    def error(self, message: str):
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command's parser; a new command is a new subparser with ``set_defaults(run=...)``."""
+    parser = _Parser(
+        prog="gatedcells",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
+    _add_demo(sub)
+    _add_train(sub)
+    _add_bench(sub)
+    return parser
+
+
+def _add_demo(sub) -> None:
+    demo = sub.add_parser(
+        "demo",
+        help="the lecture's experiment: simple RNN vs LSTM vs GRU on the adding problem",
+        description=(
+            "Trains a simple RNN, an LSTM and a GRU of similar parameter counts on the adding "
+            "problem at a length where the simple RNN fails, prints a table (model, "
+            "parameters, final test MSE, chance level, time) and saves the learning curves "
+            "to OUT/demo.png (and every number to OUT/demo.json). About 5 minutes on 2 CPU "
+            "cores; --quick runs a reduced version in seconds."
+        ),
+    )
+    demo.add_argument("--quick", action="store_true", help="a reduced run (seconds)")
+    demo.add_argument(
+        "--out", default="gatedcells-demo", help="output folder (default: %(default)s)"
+    )
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    demo.add_argument("--steps", type=_positive, help="override the number of steps")
+    demo.add_argument("--length", type=_positive, help="override the length T")
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    demo.set_defaults(run=_demo)
+
+
+def _add_train(sub) -> None:
+    train = sub.add_parser(
+        "train",
+        help="train any cell on any task",
+        description=(
+            "Trains CELL with a linear readout on TASK with Adam and writes OUT/history.json "
+            "(the loss of every step, the evaluations, the configuration), OUT/params.npz "
+            "(the trained params; gatedcells.training.load_params reads them back), "
+            "OUT/curves.png and OUT/timing.json (wall-clock times). With --checkpoint-every N "
+            "the whole run is saved to OUT/checkpoints every N steps and at the end; a run "
+            "stopped at any moment goes on with --resume (the same options) and ends with the "
+            "same params.npz and history.json, to the bit, as a run never stopped."
+        ),
+        epilog=(
+            "example: gatedcells train --task adding --cell lstm --hidden 32 --length 100 "
+            "--steps 2000 --forget-bias 5 --out runs/lstm-adding"
+        ),
+    )
+    _add_model_options(train)
+    _add_run_options(train)
+    train.set_defaults(run=_train)
+
+
+def _add_model_options(train: argparse.ArgumentParser) -> None:
+    """``train``'s options that choose the task, the cell and the training."""
+    add = train.add_argument
+    add("--task", required=True, choices=TASKS, metavar="TASK", help=HELP["task"])
+    add("--cell", required=True, choices=CELLS, metavar="CELL", help=HELP["cell"])
+    add("--hidden", type=_positive, default=32, help="hidden size (default: %(default)s)")
+    add("--layers", type=_positive, default=1, help="stacked layers (default: %(default)s)")
+    add("--length", type=_positive, help=HELP["length"])
+    add("--steps", type=_positive, default=1000, help="training steps (default: %(default)s)")
+    add("--batch-size", type=_positive, default=64, help="default: %(default)s")
+    add("--lr", type=_positive_float, default=1e-3, help=HELP["lr"])
+    add("--clip", type=float, default=1.0, help=HELP["clip"])
+    add("--forget-bias", type=float, default=1.0, help=HELP["forget_bias"])
+    add("--update-bias", type=float, default=1.0, help=HELP["update_bias"])
+    add("--eval-every", type=_positive, help="steps between evaluations (default: steps/10)")
+    add("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+
+
+def _add_run_options(train: argparse.ArgumentParser) -> None:
+    """``train``'s options that do not change what it computes (see :data:`RUN_ONLY`)."""
+    add = train.add_argument
+    add("--out", required=True, help="output folder (created if missing)")
+    add("--checkpoint-every", type=_positive, metavar="N", help=HELP["checkpoint_every"])
+    add("--resume", action="store_true", help=HELP["resume"])
+    add("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_bench(sub) -> None:
+    bench = sub.add_parser(
+        "bench",
+        help="speed against Flax, Equinox and PyTorch (the installed ones), side by side",
+        description="See 'gatedcells bench --help' (options are passed to gatedcells.bench).",
+        add_help=False,
+    )
+    bench.add_argument("args", nargs=argparse.REMAINDER, help="options of gatedcells.bench")
+    bench.set_defaults(run=_bench)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from ..bench import main as bench_main
+
+    return bench_main(args.args)
+
+
+def _positive_of(kind: type, noun: str) -> Callable[[str], Any]:
+    """An argparse ``type`` accepting numbers of ``kind`` greater than zero."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not value > 0:
+            raise argparse.ArgumentTypeError(f"expected a positive {noun}, got {text!r}")
+        return value
+
+    parse.__name__ = f"positive {noun}"
+    return parse
+
+
+_positive = _positive_of(int, "integer")
+_positive_float = _positive_of(float, "number")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        if argv[:1] == ["bench"]:  # its options (--help included) belong to gatedcells.bench
+            return _bench(argparse.Namespace(args=argv[1:]))
+        args = build_parser().parse_args(argv)
+        return args.run(args)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except ImportError as err:
+        print(f"error: {err} (pip install 'gatedcells[train]')", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `gatedcells train ... | head -1`: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1

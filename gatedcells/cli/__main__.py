@@ -1,0 +1,3 @@
+from gatedcells.cli import main
+
+raise SystemExit(main())
