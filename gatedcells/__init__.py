@@ -22,6 +22,8 @@ from .cells import IndRNNParams as IndRNNParams
 from .cells import LSTMCarry as LSTMCarry
 from .cells import LSTMGates as LSTMGates
 from .cells import LSTMParams as LSTMParams
+from .cells import LSTMPParams as LSTMPParams
+from .cells import LSTMVariantParams as LSTMVariantParams
 from .cells import MGUGates as MGUGates
 from .cells import MGUParams as MGUParams
 from .cells import MinGRUGates as MinGRUGates
@@ -34,6 +36,7 @@ from .cells import SimpleRNNParams as SimpleRNNParams
 from .cells import gru as gru
 from .cells import indrnn as indrnn
 from .cells import lstm as lstm
+from .cells import lstm_variant as lstm_variant
 from .cells import mgu as mgu
 from .cells import min_gru as min_gru
 from .cells import min_lstm as min_lstm
@@ -72,6 +75,8 @@ __all__ = [
     "LSTMCarry",
     "LSTMGates",
     "LSTMParams",
+    "LSTMPParams",
+    "LSTMVariantParams",
     "LSTM_VARIANTS",
     "LearnedCarry",
     "LearnedCarryParams",
@@ -95,6 +100,7 @@ __all__ = [
     "learned_initial_carry",
     "linear_recurrence",
     "lstm",
+    "lstm_variant",
     "mgu",
     "min_gru",
     "min_lstm",

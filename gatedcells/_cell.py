@@ -6,7 +6,13 @@ One shape legend serves every docstring of the package:
 - ``I`` input size; ``H`` hidden size; ``O`` output size (``H``, or ``2H`` bidirectional);
 - ``G`` number of learned gate blocks fused on the last axis (``w_x [I, G*H]``);
 - ``P`` projection size (``lstm(proj_size=P)``); ``L`` layers of a stack;
-- ``M``, ``N`` the two sizes of a Jacobian block (diagnostics); ``C`` classes (tasks).
+- ``M``, ``N`` the two sizes of a Jacobian block (diagnostics); ``C`` classes (tasks);
+- ``S`` the spatial shape of a convolutional cell's frames (``*S``: 1 to 3 axes), ``K`` its
+  kernel shape; such a cell reads steps ``x [*B, *S, I]`` (``I`` channels), and its carry
+  and outputs keep ``S``: ``[*B, *S, H]``;
+- feature axes (:attr:`Cell.feature_ndim`): how many trailing axes a step's input has, 1 for
+  dense cells (``[*B, I]``), 1 + spatial rank for convolutional cells (``[*B, *S, I]``).
+  Sequences put time just before them: ``xs [*B, T, *S, I]`` (or ``[T, *B, *S, I]``).
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ class InitFn(Protocol):
 
 class CarryFn(Protocol):
     def __call__(self, batch_shape: tuple[int, ...], dtype: Any) -> Carry:
-        """The zero carry, each leaf ``[*B, H]``; ``dtype=None`` is the params' dtype."""
+        """The zero carry, each leaf ``[*B, H]`` (``[*B, *S, H]`` for a convolutional cell,
+        whose ``batch_shape`` is ``(*B, *S)``); ``dtype=None`` is the params' dtype."""
 
 
 class ProjectFn(Protocol):
@@ -87,7 +94,10 @@ class MatmulSplit(NamedTuple):
         applies it to all the saved carries at once.
       pointwise: ``(params, carry, x_proj, h_proj) -> (carry, y, gates)``: everything of the
         step after the recurrent matmul. ``x_proj`` is ``project(params, x)`` and ``h_proj``
-        is ``hidden(carry) @ w_h``, both ``[*B, G*H]``.
+        is ``hidden(carry) @ w_h`` (:func:`recurrent_matmul`), both ``[*B, G*H]``. ``w_h``
+        is dense, ``[H, G*H]``, or block-diagonal with one block per head,
+        ``[NH, H/NH, G*H/NH]`` (the sLSTM): ``NH`` heads split ``h`` and each gate's block
+        into contiguous slices, and head ``n``'s slice of ``h`` meets only its own block.
       dtype: compute dtype of the matmuls, or ``None`` for the params' own dtype.
       additive: ``pointwise`` reads ``x_proj`` and ``h_proj`` only through their sum (LSTM,
         simple RNN; not the GRU, whose reset multiplies ``h_proj``'s candidate block). The
@@ -131,6 +141,13 @@ class Cell:
       split: ``update`` split around its recurrent matmul (:class:`MatmulSplit`), or ``None``.
       scan: a sequence driver of the cell's own (:class:`ScanFn`), or ``None`` for the
         generic one. Stacks, bidirectional layers and the linear recurrences bring their own.
+      feature_ndim: how many trailing axes a step's input has: 1 for dense cells
+        (``x [*B, I]``), 1 + spatial rank for convolutional cells (``x [*B, *S, I]``).
+        ``unroll`` finds time just before them (``xs [*B, T, *S, I]``), ``lengths`` cover
+        the axes before time, and ``initial_carry``'s ``batch_shape`` is the step input's
+        shape without its last axis, ``(*B, *S)``, so that a carry keeps the frames' ``S``
+        and one cell serves every frame size. A combinator declares the largest of its
+        cells' (a dense cell over frames treats ``S`` as batch axes).
     """
 
     init_fn: InitFn
@@ -142,6 +159,7 @@ class Cell:
     name: str = "cell"
     split: MatmulSplit | None = None
     scan: ScanFn | None = None
+    feature_ndim: int = 1
 
     def init(self, key: Array, input_size: int) -> Params:
         """Fresh params for inputs ``[*B, I]`` with ``I = input_size``."""
@@ -154,7 +172,11 @@ class Cell:
         return self.init_fn(key, input_size)
 
     def initial_carry(self, batch_shape: tuple[int, ...] = (), dtype: Any = None) -> Carry:
-        """The zero carry, each leaf ``[*B, H]``; ``dtype=None`` is the cell's param dtype."""
+        """The zero carry, each leaf ``[*B, H]``; ``dtype=None`` is the cell's param dtype.
+
+        ``batch_shape`` is a step input's shape without its last axis: ``(*B, *S)`` for a
+        convolutional cell, whose carry leaves are ``[*B, *S, H]``.
+        """
         batch_shape = _checks.check_batch_shape(batch_shape)
         if dtype is not None and not jnp.issubdtype(dtype, jnp.floating):
             raise TypeError(f"dtype must be a floating dtype or None, got {dtype!r}")
@@ -166,17 +188,20 @@ class Cell:
         return carry, y
 
     def step(self, params: Params, carry: Carry, x: Array) -> tuple[Carry, Array]:
-        """One time step, ``x [*B, I] -> y [*B, O]``; equal to ``recur(project(x))``.
+        """One time step, ``x [*B, I] -> y [*B, O]`` (``[*B, *S, I] -> [*B, *S, O]`` for a
+        convolutional cell); equal to ``recur(project(x))``.
 
         With ``params`` bound (``functools.partial(cell.step, params)``) this is a valid
-        ``jax.lax.scan`` body.
+        ``jax.lax.scan`` body. A carry given as plain tuples (Flax's ``(c, h)``) comes back
+        as plain tuples.
         """
-        _checks.check_step_input(self, params, carry, x)
-        return self.recur(params, carry, self.project(params, x))
+        checked = _checks.check_step_input(self, params, carry, x)
+        new_carry, y = self.recur(params, checked, self.project(params, x))
+        return _checks.like_carry(carry, new_carry), y
 
     def gates(self, params: Params, carry: Carry, x: Array) -> Gates:
         """The gate activations of one step (a NamedTuple named by the gates' letters)."""
-        _checks.check_step_input(self, params, carry, x)
+        carry = _checks.check_step_input(self, params, carry, x)
         return self.update(params, carry, self.project(params, x))[2]
 
     def __repr__(self) -> str:
@@ -186,7 +211,9 @@ class Cell:
         if name in ("num_feature_axes", "initialize_carry"):  # asked by flax's RNN of a cell
             raise AttributeError(
                 f"{self!r} is not a Flax module (it has no {name!r}): wrap it, "
-                f"flax.linen.RNN(gatedcells.linen.Cell(cell)), or use gatedcells.linen.RNN(cell)"
+                f"flax.linen.RNN(gatedcells.linen.Cell(cell)) or "
+                f"nnx.RNN(gatedcells.nnx.Cell(cell, in_features, rngs=rngs)), or use "
+                f"gatedcells.linen.RNN / gatedcells.nnx.RNN"
             )
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
@@ -197,11 +224,32 @@ def matmul(a: Array, w: Array, dtype: Any = None) -> Array:
     return jnp.matmul(a.astype(dtype), w.astype(dtype))
 
 
+def recurrent_matmul(h: Array, w_h: Array, dtype: Any = None) -> Array:
+    """``h [*B, H] @ w_h -> [*B, G*H]`` for a dense ``w_h [H, G*H]`` or a block-diagonal
+    ``w_h [NH, H/NH, G*H/NH]`` (:class:`MatmulSplit`), computed in ``dtype``.
+
+    The block-diagonal product is one batched matmul over the heads; its columns come out
+    per head, ``[*B, NH, G, H/NH]``, and are returned gate-major, ``[*B, G, NH, H/NH]``
+    flattened, the layout of ``x_proj``.
+    """
+    if w_h.ndim == 2:
+        return matmul(h, w_h, dtype)
+    heads, rows, cols = w_h.shape
+    if heads == 1:  # a plain matmul: XLA:CPU runs a batched one of 1 about 1.5x slower
+        return matmul(h, w_h[0], dtype)
+    lead = h.shape[:-1]
+    dtype = w_h.dtype if dtype is None else dtype
+    per_head = h.astype(dtype).reshape(*lead, heads, rows)
+    out = jnp.einsum("...nj,njk->...nk", per_head, w_h.astype(dtype))
+    out = jnp.swapaxes(out.reshape(*lead, heads, cols // rows, rows), -3, -2)
+    return out.reshape(*lead, heads * cols)
+
+
 def split_update(split: MatmulSplit, w_h: Callable[[Params], Array] = lambda p: p.w_h) -> UpdateFn:
     """A cell's ``update`` from its :class:`MatmulSplit`: the two can never disagree."""
 
     def update(params, carry, x_proj):
-        h_proj = matmul(split.hidden(carry), w_h(params), split.dtype)
+        h_proj = recurrent_matmul(split.hidden(carry), w_h(params), split.dtype)
         return split.pointwise(params, carry, x_proj, h_proj)
 
     return update

@@ -213,17 +213,26 @@ def check_cell(name: str, cell: Any) -> Any:
     return cell
 
 
-def check_carry(cell: Any, carry: Any, batch_shape: tuple[int, ...]) -> None:
-    """``carry`` must have the structure and shapes of ``cell.initial_carry(batch_shape)``."""
+def check_carry(cell: Any, carry: Any, batch_shape: tuple[int, ...]) -> Any:
+    """``carry`` must have the structure and shapes of ``cell.initial_carry(batch_shape)``.
+
+    Returns the carry in the cell's own containers: plain tuples or lists in place of the
+    cell's NamedTuples (Flax's LSTM carry ``(c, h)`` for :class:`gatedcells.LSTMCarry`) are
+    accepted when their leaves line up, and rebuilt (:func:`like_carry` hands a result back
+    in the caller's containers).
+    """
     expected = jax.eval_shape(lambda: cell.initial_carry(tuple(batch_shape)))
     exp_leaves, exp_tree = jax.tree.flatten(expected)
     try:
         got_leaves = exp_tree.flatten_up_to(carry)
     except (ValueError, TypeError):
-        raise ValueError(
-            f"carry must have the structure of cell.initial_carry(batch_shape={batch_shape}): "
-            f"{_describe(expected)}, got {_describe(carry)}"
-        ) from None
+        if jax.tree.structure(_plain(carry)) != jax.tree.structure(_plain(expected)):
+            raise ValueError(
+                f"carry must have the structure of cell.initial_carry(batch_shape="
+                f"{batch_shape}): {_describe(expected)}, got {_describe(carry)}"
+            ) from None
+        got_leaves = jax.tree.leaves(carry)
+        carry = exp_tree.unflatten(got_leaves)
     for exp, got in zip(exp_leaves, got_leaves, strict=True):
         shape = getattr(got, "shape", None)
         if shape is None or tuple(shape) != tuple(exp.shape):
@@ -234,19 +243,47 @@ def check_carry(cell: Any, carry: Any, batch_shape: tuple[int, ...]) -> None:
             )
         if not jnp.issubdtype(got.dtype, jnp.floating):
             raise TypeError(f"carry must have a floating dtype, got {got.dtype}")
+    return carry
+
+
+def like_carry(given: Any, carry: Any) -> Any:
+    """``carry`` in the containers of ``given``, the carry a caller passed in (``None``: the
+    cell's own): a scan body must hand back the type it was given (Flax's ``(c, h)``)."""
+    if given is None or jax.tree.structure(given) == jax.tree.structure(carry):
+        return carry
+    return jax.tree.structure(given).unflatten(jax.tree.leaves(carry))
+
+
+def _plain(tree: Any) -> Any:  # NamedTuples and lists as plain tuples: containers aside
+    if isinstance(tree, tuple | list):
+        return tuple(_plain(t) for t in tree)
+    return tree
 
 
 def _describe(tree) -> str:  # the shapes of a pytree's leaves
     return str(jax.tree.map(lambda a: tuple(getattr(a, "shape", ())), tree))
 
 
-def check_step_input(cell: Any, params: Any, carry: Any, x: Any) -> None:
-    """Trace-time checks of :meth:`Cell.step`'s arguments, with messages naming them."""
+def _frame(feature_ndim: int, input_size: int) -> tuple[str, str]:
+    """A step's trailing axes as the legend writes them, and what they must hold."""
+    if feature_ndim == 1:
+        return "I", f"I={input_size}"
+    return "*S, I", f"{feature_ndim - 1} spatial axes (the kernel's rank) and I={input_size}"
+
+
+def check_step_input(cell: Any, params: Any, carry: Any, x: Any) -> Any:
+    """Trace-time checks of :meth:`Cell.step`'s arguments, with messages naming them.
+
+    ``x`` is ``[*B, I]``, or ``[*B, *S, I]`` for a cell with ``feature_ndim = 1 + len(S)``;
+    the carry's leading shape is ``x.shape[:-1]``. Returns the carry as
+    :func:`check_carry` does."""
     input_size = cell.check_params(params)
     x = check_float_array("x", x)
-    if x.ndim < 1 or x.shape[-1] != input_size:
-        raise ValueError(f"x must have shape [*B, I] with I={input_size}, got shape {x.shape}")
-    check_carry(cell, carry, x.shape[:-1])
+    nf = getattr(cell, "feature_ndim", 1)
+    if x.ndim < nf or x.shape[-1] != input_size:
+        frame, sizes = _frame(nf, input_size)
+        raise ValueError(f"x must have shape [*B, {frame}] with {sizes}, got shape {x.shape}")
+    return check_carry(cell, carry, x.shape[:-1])
 
 
 def check_sequence(
@@ -254,24 +291,30 @@ def check_sequence(
 ) -> tuple[Array, Any, tuple[int, ...]]:
     """Trace-time checks of ``(cell, params, xs, carry)`` for a sequence driver.
 
-    ``xs`` is ``[*B, T, I]`` (``[T, *B, I]`` when ``time_major``). Returns ``(xs, carry,
-    batch_shape)`` with ``carry=None`` replaced by the cell's zeros.
+    ``xs`` is ``[*B, T, I]`` (``[T, *B, I]`` when ``time_major``), or ``[*B, T, *S, I]``
+    (``[T, *B, *S, I]``) for a cell with ``feature_ndim = 1 + len(S)``. Returns ``(xs,
+    carry, batch_shape)``, ``batch_shape = B`` (the axes ``lengths`` cover), with
+    ``carry=None`` replaced by the cell's zeros for steps ``[*B, *S, I]``.
     """
     check_cell("cell", cell)
     input_size = cell.check_params(params)
     xs = check_float_array("xs", xs)
     check_flag("time_major", time_major)
-    layout = "[T, *B, I]" if time_major else "[*B, T, I]"
-    if xs.ndim < 2 or xs.shape[-1] != input_size:
+    nf = getattr(cell, "feature_ndim", 1)
+    frame, sizes = _frame(nf, input_size)
+    layout = f"[T, *B, {frame}]" if time_major else f"[*B, T, {frame}]"
+    if xs.ndim < nf + 1 or xs.shape[-1] != input_size:
         raise ValueError(
-            f"xs must have shape {layout} with I={input_size} (the params' input size), "
+            f"xs must have shape {layout} with {sizes} (the params' input size), "
             f"got shape {tuple(xs.shape)}"
         )
-    batch_shape = tuple(xs.shape[1:-1] if time_major else xs.shape[:-2])
+    lead = xs.ndim - nf  # T and *B
+    batch_shape = tuple(xs.shape[1:lead] if time_major else xs.shape[: lead - 1])
+    carry_shape = batch_shape + tuple(xs.shape[lead:-1])  # (*B, *S)
     if carry is None:
-        carry = cell.initial_carry(batch_shape)
+        carry = cell.initial_carry(carry_shape)
     else:
-        check_carry(cell, carry, batch_shape)
+        carry = check_carry(cell, carry, carry_shape)
     return xs, carry, batch_shape
 
 

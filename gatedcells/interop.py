@@ -16,8 +16,10 @@ simple RNN ``b [H]``       ``bias_ih + bias_hh``                       ``i`` bia
 =========================  ==========================================  =====================
 
 Gate orders: LSTM ``(i, f, g, o)`` and GRU ``(r, z, n)`` in all three. Going to PyTorch, the
-summed bias goes to ``bias_ih`` and ``bias_hh`` holds zeros (and ``b_hn`` for the GRU), so a
-round trip is exact. torch and flax are imported only inside these functions.
+summed bias goes to ``bias_ih`` and ``bias_hh`` holds zeros (and ``b_hn`` for the GRU). So
+gatedcells -> torch -> gatedcells is exact; torch -> gatedcells -> torch gives the same
+module (same outputs) but not the same tensors: ``bias_ih``/``bias_hh`` come back as their
+sum and zeros. torch and flax are imported only inside these functions.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._cell import Cell
-from .cells import GRUParams, LSTMParams, SimpleRNNParams, gru, lstm, simple_rnn
+from .cells import GRUParams, LSTMParams, LSTMPParams, SimpleRNNParams, gru, lstm, simple_rnn
 from .combinators import bidirectional as _bidirectional
 from .combinators import stack
 
@@ -225,9 +227,10 @@ def _layer_from_torch(arrays: dict, sfx: str, mode: str):
         b = b_ih + np.concatenate([b_hh[: 2 * hidden], np.zeros(hidden, b_hh.dtype)])
         return GRUParams(w_x, w_h, jnp.asarray(b), jnp.asarray(b_hh[2 * hidden :]))
     if mode == "LSTM":
-        w_hr = arrays.get(f"weight_hr{sfx}")
-        w_r = None if w_hr is None else jnp.asarray(w_hr.T)
-        return LSTMParams(w_x, w_h, jnp.asarray(b_ih + b_hh), w_r=w_r)
+        b, w_hr = jnp.asarray(b_ih + b_hh), arrays.get(f"weight_hr{sfx}")
+        if w_hr is None:
+            return LSTMParams(w_x, w_h, b)
+        return LSTMPParams(w_x, w_h, b, jnp.asarray(w_hr.T))
     return SimpleRNNParams(w_x, w_h, jnp.asarray(b_ih + b_hh))
 
 

@@ -14,57 +14,28 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from ._cell import Cell
-from .cells import (
-    GREFF_VARIANTS,
-    gru,
-    indrnn,
-    lstm,
-    mgu,
-    min_gru,
-    min_lstm,
-    mut1,
-    mut2,
-    mut3,
-    simple_rnn,
-)
+from .cells import CELLS
 from .diagnostics import count_params
 
 __all__ = ["Row", "compare", "main", "table", "variants"]
 
 
 def variants(hidden_size: int) -> dict[str, Cell]:
-    """Every cell variant of the library at hidden size ``H``, by a short name.
+    """Every cell of the registry (:data:`gatedcells.cells.CELLS`) at hidden size ``H``.
 
-    The LSTM entries ``lstm_<name>`` are Greff et al.'s grid (``lstm_np`` is the default
-    :func:`gatedcells.lstm`), then JANET, the layer-normalised LSTM and LSTMP (``P = H/2``);
-    the GRU in both forms and layer-normalised; MGU, MUT1-3, IndRNN, minGRU, minLSTM and the
-    simple RNN as the baseline without gates.
+    The LSTM entries ``lstm_<name>`` are Greff et al.'s grid by :func:`gatedcells.lstm_variant`
+    (``lstm_np`` computes the plain :func:`gatedcells.lstm`), then JANET, the
+    layer-normalised LSTM and LSTMP (``P = H/2``); the GRU in both forms and
+    layer-normalised; MGU, MUT1-3, IndRNN, minGRU, minLSTM and the simple RNN as the baseline
+    without gates.
 
     Examples:
       >>> from gatedcells import zoo
       >>> cells = zoo.variants(8)
       >>> len(cells), cells["lstm_cifg"].name
-      (23, "lstm(8, variant='cifg')")
+      (25, "lstm_variant(8, variant='cifg')")
     """
-    H = hidden_size
-    cells = {"simple_rnn": simple_rnn(H)}
-    cells.update({f"lstm_{name}": lstm(H, variant=name) for name in GREFF_VARIANTS})
-    cells.update(
-        lstm_janet=lstm(H, variant="janet"),
-        lstm_layer_norm=lstm(H, layer_norm=True),
-        lstm_proj=lstm(H, proj_size=max(1, H // 2)),
-        gru=gru(H),
-        gru_reset_before=gru(H, reset_after=False),
-        gru_layer_norm=gru(H, layer_norm=True),
-        mgu=mgu(H),
-        mut1=mut1(H),
-        mut2=mut2(H),
-        mut3=mut3(H),
-        indrnn=indrnn(H),
-        min_gru=min_gru(H),
-        min_lstm=min_lstm(H),
-    )
-    return cells
+    return {name: make(hidden_size) for name, make in CELLS.items()}
 
 
 class Row(NamedTuple):
@@ -152,11 +123,34 @@ def table(rows: Sequence[Row], task) -> str:
     return "\n".join(lines)
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line on stderr (exit status 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m gatedcells.zoo [--task adding --length 50 --hidden 32 --steps 600 ...]``."""
+    """``python -m gatedcells.zoo [--task adding --length 50 --hidden 32 --steps 600 ...]``.
+
+    A bad argument (an unknown ``--only`` name included) is one line on stderr, exit status 2:
+
+    Examples:
+      >>> import contextlib, io
+      >>> err = io.StringIO()
+      >>> with contextlib.redirect_stderr(err):
+      ...     main(["--only", "gru", "gruu"])
+      Traceback (most recent call last):
+      ...
+      SystemExit: 2
+      >>> print(err.getvalue().split("; known:")[0])
+      error: python -m gatedcells.zoo: --only: unknown variant 'gruu' (did you mean 'gru'?)
+    """
+    import difflib
+
     from . import tasks
 
-    parser = argparse.ArgumentParser(prog="python -m gatedcells.zoo", description=__doc__)
+    parser = _Parser(prog="python -m gatedcells.zoo", description=__doc__)
     parser.add_argument("--task", default="adding", choices=sorted(tasks.TASKS))
     parser.add_argument("--length", type=int, default=50)
     parser.add_argument("--hidden", type=int, default=32)
@@ -166,7 +160,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", nargs="*", help="a subset of the variants' names")
     args = parser.parse_args(argv)
-    task = tasks.get(args.task, None if args.task == "digits" else args.length)
+    known = list(variants(2))  # the names do not depend on the size
+    unknown = [name for name in args.only or () if name not in known]
+    if unknown:
+        close = {name: difflib.get_close_matches(name, known, n=1) for name in unknown}
+        listed = ", ".join(
+            f"{name!r}" + (f" (did you mean {c[0]!r}?)" if c else "") for name, c in close.items()
+        )
+        plural = "s" if len(unknown) > 1 else ""
+        parser.error(f"--only: unknown variant{plural} {listed}; known: {', '.join(known)}")
+    try:
+        task = tasks.get(args.task, None if args.task == "digits" else args.length)
+    except ValueError as err:
+        parser.error(str(err))
     rows = compare(
         task,
         hidden_size=args.hidden,

@@ -38,7 +38,7 @@ LOOSE["gru_layer_norm_chrono"] = dict(rtol=1e-4, atol=1e-5)
 _KEY = jax.random.key(42)
 _PEEP = jax.nn.initializers.normal(0.5)  # non-zero peepholes and initial carries
 REBUILD = {
-    "lstm_cifg_peepholes_layer_norm": lambda **kw: gc.lstm(  # JANET's shifted coupling
+    "lstm_cifg_peepholes_layer_norm": lambda **kw: gc.lstm_variant(  # JANET's coupling
         H,
         cifg=True,
         cifg_shift=1.0,
@@ -48,9 +48,10 @@ REBUILD = {
         peephole_init=_PEEP,
         **kw,
     ),  # fmt: skip
-    "lstm_fgr_proj": lambda **kw: gc.lstm(
+    "lstm_fgr_proj": lambda **kw: gc.lstm_variant(
         H, variant="fgr", proj_size=H - 2, peephole_init=_PEEP, **kw
     ),
+    "lstm_proj": lambda **kw: gc.lstm(H, proj_size=H - 3, chrono=20, **kw),
     "gru_layer_norm_chrono": lambda **kw: gc.gru(H, layer_norm=True, chrono=20, **kw),
     "resettable_learned_lstm": lambda **kw: gc.resettable(
         gc.learned_initial_carry(gc.lstm(H, **kw), init=_PEEP, **kw)

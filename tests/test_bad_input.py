@@ -448,3 +448,34 @@ def test_gate_trace_cell_not_a_cell():
 def test_gradient_flow_xs_of_another_input_size():
     with pytest.raises(ValueError, match=r"xs must have shape \[\*B, T, I\] with I=3"):
         diagnostics.gradient_flow(LSTM, PARAMS, jnp.ones((B, T, I + 1)))
+
+
+# --------------------------------------------------------------------------------------
+# Every factory checks its flags when the cell is built, naming the flag
+
+
+@pytest.mark.parametrize(
+    "build, error, message",
+    [
+        (lambda: gc.indrnn(8, param_dtype=jnp.int32), TypeError, "param_dtype must be a floating"),
+        (lambda: gc.indrnn(8, activation="relu"), TypeError, "activation must be a function"),
+        (lambda: gc.mgu(8, forget_bias="1"), TypeError, "forget_bias must be a number"),
+        (lambda: gc.mgu(8, recurrent_init=None), TypeError, "recurrent_init must be a function"),
+        (lambda: gc.mut1(8, raw_input="yes"), TypeError, "raw_input must be a bool"),
+        (lambda: gc.mut2(8, dtype=jnp.int8), TypeError, "dtype must be a floating dtype"),
+        (lambda: gc.mut3(8, kernel_init=1.0), TypeError, "kernel_init must be a function"),
+        (lambda: gc.min_gru(8, bias_init="zeros"), TypeError, "bias_init must be a function"),
+        (lambda: gc.min_lstm(8, positive=1), TypeError, "positive must be a bool"),
+        (lambda: gc.min_lstm(8, param_dtype=jnp.int32), TypeError, "param_dtype must be a float"),
+        (lambda: gc.gru(8, reset_after="no"), TypeError, "reset_after must be a bool"),
+        (lambda: gc.lstm(8, forget_gate=0), TypeError, "forget_gate must be a bool"),
+        (lambda: gc.lstm_variant(8, forget_bias=None), TypeError, "forget_bias must be a number"),
+        (lambda: gc.lstm_variant(8, peephole_init=0.0), TypeError, "peephole_init must be a func"),
+        (lambda: gc.lstm_variant(8, layer_norm="yes"), TypeError, "layer_norm must be a bool"),
+        (lambda: gc.lstm_variant(8, output_activation="tanh"), TypeError, "output_activation"),
+        (lambda: gc.lstm_variant(0), ValueError, "hidden_size must be a positive int"),
+    ],
+)  # fmt: skip
+def test_every_factory_checks_its_flags_when_built(build, error, message):
+    with pytest.raises(error, match=message):
+        build()

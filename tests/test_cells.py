@@ -1,5 +1,7 @@
 """Each cell's equations, initialisation and parameter count, checked by hand in numpy."""
 
+import inspect
+
 import jax
 import numpy as np
 import pytest
@@ -153,3 +155,18 @@ def test_cells_describe_themselves():
     assert "forget_gate=False" in gc.lstm(8, forget_gate=False).name
     assert gc.stack(gc.gru(4), gc.lstm(2)).name == "stack(gru(4), lstm(2))"
     assert gc.bidirectional(gc.lstm(3)).output_size == 6
+
+
+def test_plain_lstm_params_hold_exactly_w_x_w_h_b():
+    assert gc.LSTMParams._fields == ("w_x", "w_h", "b")
+    assert gc.LSTMPParams._fields == ("w_x", "w_h", "b", "w_r")
+    assert type(gc.lstm(H).init(jax.random.key(0), I)) is gc.LSTMParams
+    assert type(gc.lstm(H, proj_size=2).init(jax.random.key(0), I)) is gc.LSTMPParams
+    # the research flags are lstm_variant's
+    flags = set(inspect.signature(gc.lstm).parameters) - {"hidden_size"}
+    assert flags == {"forget_gate", "forget_bias", "chrono", "fixed_gates", "output_activation",
+                     "proj_size", "kernel_init", "recurrent_init", "bias_init", "param_dtype",
+                     "dtype"}  # fmt: skip
+    assert gc.lstm(H, proj_size=2, output_activation=jax.nn.identity).name == (
+        "lstm(5, output_activation=identity, proj_size=2)"
+    )

@@ -38,7 +38,17 @@ def test_train_end_to_end(tmp_path):
     assert gc.count_params(params) == record["params"]
 
 
-def test_demo_quick(tmp_path, capsys):
+def test_demo_quick(tmp_path, capsys, monkeypatch):
+    from matplotlib.figure import Figure
+
+    figures, savefig = [], Figure.savefig
+
+    def keep(figure, *args, **kwargs):
+        figures.append(figure)
+        savefig(figure, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    (tmp_path / "history.json").write_text("{}")  # a train run's results do not stop the demo
     assert cli.main(["demo", "--quick", "--out", str(tmp_path), "--quiet"]) == 0
     printed = capsys.readouterr().out
     rows = [line for line in printed.splitlines() if line.startswith("| ") and "(" in line]
@@ -48,6 +58,13 @@ def test_demo_quick(tmp_path, capsys):
     summary = json.loads((tmp_path / "demo.json").read_text())
     assert summary["config"]["length"] == cli.QUICK.length
     assert {len(r["loss"]) for r in summary["runs"].values()} == {cli.QUICK.steps}
+    # the plot: a legend on each panel; the held-out panel draws where "solved" begins
+    (figure,) = figures
+    runs = ["simple_rnn(16), 321 params", "lstm(8), 361 params", "gru(9), 343 params"]
+    for ax in figure.axes:
+        assert [t.get_text() for t in ax.get_legend().get_texts()][:3] == runs
+    solved = [line for line in figure.axes[1].lines if line.get_label().startswith("solved")]
+    assert [list(line.get_ydata()) for line in solved] == [pytest.approx([1 / 60, 1 / 60])]
 
 
 def test_demo_models_are_of_similar_size():
@@ -65,6 +82,7 @@ def test_demo_models_are_of_similar_size():
         (["train", "--task", "adding", "--cell", "gru"], "required: --out"),
         (["train", "--task", "adding", "--cell", "gru", "--steps", "0", "--out", "x"], "--steps"),
         (["train", "--task", "adding", "--cell", "gru", "--lr", "fast", "--out", "x"], "--lr"),
+        (["train", "--task", "adding", "--cell", "gru", "--clip", "-1", "--out", "x"], "--clip"),
         (["train", "--task", "digits", "--cell", "gru", "--length", "9", "--out", "x"], "fixed length of 8"),
         (["train", "--task", "order", "--cell", "gru", "--length", "5", "--out", "x"], "length must be"),
         (["dance"], "invalid choice: 'dance'"),
@@ -88,3 +106,12 @@ def test_help(capsys):
     text = capsys.readouterr().out
     assert "gatedcells train --task adding --cell lstm" in text
     assert "--forget-bias" in text and "lstm1997" in text and "--quick" in text
+
+
+def test_clip_zero_turns_clipping_off(capsys):
+    argv = ["train", "--task", "adding", "--cell", "gru", "--out", "x"]
+    assert cli.build_parser().parse_args([*argv, "--clip", "0"]).clip == 0.0
+    assert cli.build_parser().parse_args(argv).clip == 1.0
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    assert "0 for no clipping" in " ".join(capsys.readouterr().out.split())

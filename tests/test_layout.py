@@ -116,7 +116,6 @@ def test_no_import_cycle_between_modules():
             visit(m, [m])
 
 
-@pytest.mark.xfail(strict=True, reason="cli, bench, training/_loop, cells/_lstm split next")
 def test_no_file_over_360_lines():
     long = {
         str(p.relative_to(PACKAGE)): n
@@ -126,7 +125,6 @@ def test_no_file_over_360_lines():
     assert not long, long
 
 
-@pytest.mark.xfail(strict=True, reason="cli.build_parser and training.fit split next")
 def test_no_function_over_80_lines_of_code():
     """Lines of code, docstrings aside."""
     long = {}

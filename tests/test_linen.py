@@ -291,3 +291,111 @@ def test_inside_a_flax_model(xs):
     grads = jax.jit(jax.grad(lambda v: model.apply(v, xs, LENGTHS).sum()))(variables)
     norms = jax.tree.leaves(jax.tree.map(lambda g: float(jnp.abs(g).sum()), grads))
     assert all(np.isfinite(norms)) and all(v > 0 for v in norms)
+
+
+# --------------------------------------------------------------------------------------
+# Flax users' spellings: a plain (c, h) carry, nn.Bidirectional's arguments, path masks.
+
+
+def test_lstm_cell_takes_flax_tuple_carry():
+    """Flax's ``linen_test.test_lstm``, ported: a plain ``(c, h)`` tuple in and out."""
+    lstm = gl.Cell(gc.lstm(4))
+    rng = jax.random.key(0)
+    key1, key2 = jax.random.split(rng)
+    x = jax.random.normal(key1, (2, 3))
+    c0, h0 = nn.LSTMCell(features=4).initialize_carry(rng, x.shape)
+    assert c0.shape == (2, 4) and h0.shape == (2, 4)
+    (carry, y), initial_params = lstm.init_with_output(key2, (c0, h0), x)
+    assert type(carry) is tuple and carry[0].shape == (2, 4) and carry[1].shape == (2, 4)
+    np.testing.assert_allclose(y, carry[1])
+    param_shapes = jax.tree.map(np.shape, initial_params["params"])
+    assert param_shapes == {"cell": gc.LSTMParams(w_x=(3, 16), w_h=(4, 16), b=(16,))}
+
+
+def test_flax_encoder_carry_feeds_gatedcells_decoder(xs):
+    encoder = nn.RNN(nn.LSTMCell(6), return_carry=True)
+    enc_vars = encoder.init(jax.random.key(0), xs)
+    carry, _ = encoder.apply(enc_vars, xs)  # a plain (c, h) tuple
+    cell = gc.lstm(6)
+    decoder = gl.RNN(cell, return_carry=True)
+    dec_vars = decoder.init(jax.random.key(1), xs, initial_carry=carry)
+    params = dec_vars["params"]["cell"]
+    out_carry, ys = decoder.apply(dec_vars, xs, initial_carry=carry)
+    ref_carry, ref_ys = gc.unroll(cell, params, xs, gc.LSTMCarry(*carry))
+    assert type(out_carry) is tuple  # the container given
+    close((out_carry, ys), (tuple(ref_carry), ref_ys))
+    # Flax's scan needs the same carry type in and out: our Cell hands back a tuple
+    flax_rnn = nn.RNN(gl.Cell(cell), return_carry=True)
+    got = flax_rnn.apply({"params": {"cell": {"cell": params}}}, xs, initial_carry=carry)
+    close(got, (tuple(ref_carry), ref_ys))
+    # the functional path takes it too
+    close(gc.unroll(cell, params, xs, carry), (ref_carry, ref_ys))
+
+
+def test_cell_step_takes_flax_tuple_carry(xs):
+    cell = CELLS["lstm"]
+    params = cell.init(jax.random.key(0), I)
+    c0 = (jnp.full((B, 6), 0.3), jnp.full((B, 6), -0.2))
+    carry, y = cell.step(params, c0, xs[:, 0])
+    ref_carry, ref_y = cell.step(params, gc.LSTMCarry(*c0), xs[:, 0])
+    assert type(carry) is tuple
+    close((carry, y), (tuple(ref_carry), ref_y))
+
+
+def test_bidirectional_takes_a_flax_users_call(xs):
+    fwd, bwd = CELLS["gru"], CELLS["lstm"]
+    ours = gl.Bidirectional(fwd, bwd)
+    variables = ours.init(jax.random.key(0), xs)
+    ref_carry, ref_ys = ours.apply(variables, xs, seq_lengths=LENGTHS, return_carry=True)
+    spellings = [
+        gl.Bidirectional(forward_rnn=gl.RNN(fwd), backward_rnn=gl.RNN(bwd)),
+        gl.Bidirectional(gl.RNN(fwd), gl.RNN(bwd)),
+        gl.Bidirectional(nn.RNN(gl.Cell(fwd)), nn.RNN(gl.Cell(bwd))),
+    ]
+    for layer in spellings:
+        close(
+            layer.apply(variables, xs, seq_lengths=LENGTHS, return_carry=True), (ref_carry, ref_ys)
+        )
+    summed = gl.Bidirectional(
+        forward_rnn=gl.RNN(fwd), backward_rnn=gl.RNN(gc.gru(6)), merge_fn=jnp.add
+    )
+    sum_vars = summed.init(jax.random.key(0), xs)
+    concat = gl.Bidirectional(fwd, gc.gru(6)).apply(sum_vars, xs)  # [B, T, 12]
+    close(summed.apply(sum_vars, xs), concat[..., :6] + concat[..., 6:])
+    # call-time time_major, as flax.linen.Bidirectional takes it
+    xs_tm = jnp.swapaxes(xs, 0, 1)
+    close(
+        ours.apply(variables, xs_tm, time_major=True), jnp.swapaxes(ours.apply(variables, xs), 0, 1)
+    )
+    with pytest.raises(
+        TypeError, match=r"got RNN\(LSTMCell\): write .*gc.lstm\(H, forget_bias=0.0\)"
+    ):
+        gl.Bidirectional(nn.RNN(nn.LSTMCell(6)), nn.RNN(nn.LSTMCell(6))).init(jax.random.key(0), xs)
+    with pytest.raises(TypeError, match="give merge or merge_fn"):
+        gl.Bidirectional(fwd, merge="sum", merge_fn=jnp.add).init(jax.random.key(0), xs)
+
+
+def test_mask_by_field_with_flax_paths(xs):
+    """flatten_dict / path_aware_map see a cell's params as one leaf; JAX key paths reach the
+    fields: the recipe of the package docstring, weight decay on w_x and w_h only."""
+    import flax.traverse_util as tu
+    import optax
+
+    model = gl.StackedRNN((CELLS["gru"], CELLS["lstm"]))
+    params = model.init(jax.random.key(0), xs)["params"]
+    assert list(tu.flatten_dict(params)) == [("cell",)]  # one leaf: the tuple of NamedTuples
+    seen = []
+    tu.path_aware_map(lambda path, leaf: seen.append((path, type(leaf).__name__)), params)
+    assert seen == [(("cell",), "tuple")]
+
+    def kernels(tree):
+        return jax.tree_util.tree_map_with_path(
+            lambda path, _: getattr(path[-1], "name", None) in ("w_x", "w_h"), tree
+        )
+
+    tx = optax.adamw(1e-2, weight_decay=0.5, mask=kernels)
+    with jax.numpy_dtype_promotion("standard"):  # optax's adam: decay ** int32 count
+        updates, _ = tx.update(jax.tree.map(jnp.zeros_like, params), tx.init(params), params)
+    moved = jax.tree.map(lambda u: bool(u.any()), updates)["cell"]
+    assert moved[0] == gc.GRUParams(w_x=True, w_h=True, b=False, b_hn=False)
+    assert moved[1] == gc.LSTMParams(w_x=True, w_h=True, b=False)

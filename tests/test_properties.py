@@ -17,7 +17,7 @@ I, H = 3, 6
 FACTORIES = {
     "lstm": lambda: gc.lstm(H),
     "gru_cho": lambda: gc.gru(H, reset_after=False),
-    "janet": lambda: gc.lstm(H, variant="janet", chrono=20),
+    "janet": lambda: gc.lstm_variant(H, variant="janet", chrono=20),
     "stack_gru_lstm": lambda: gc.stack(gc.gru(H), gc.lstm(H + 1)),
     "min_gru": lambda: gc.min_gru(H, method="sequential"),
     "simple_rnn": lambda: gc.simple_rnn(H),

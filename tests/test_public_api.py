@@ -23,6 +23,7 @@ def test_exported_names():
         "simple_rnn", "stack", "unroll", "default_unroll",
         # the variant zoo
         "FullGateCarry", "GREFF_VARIANTS", "IndRNNGates", "IndRNNParams", "LSTM_VARIANTS",
+        "LSTMPParams", "LSTMVariantParams", "lstm_variant",
         "LearnedCarry", "LearnedCarryParams", "MGUGates", "MGUParams", "MUTGates", "MUTParams",
         "MinGRUGates", "MinLSTMGates", "MinimalParams", "ZoneoutCarry", "indrnn",
         "learned_initial_carry", "linear_recurrence", "mgu", "min_gru", "min_lstm", "mut1",

@@ -72,7 +72,10 @@ def test_long_large_inputs_bfloat16_finite(name):
 def test_debug_nans_clean():
     """Values and gradients of the cells with the most delicate arithmetic (layer norm,
     log-space recurrences, peepholes) under ``jax.debug_nans``: any NaN raises."""
-    cells = [gc.lstm(6, peepholes=True, layer_norm=True), gc.min_lstm(6, method="associative")]
+    cells = [
+        gc.lstm_variant(6, peepholes=True, layer_norm=True),
+        gc.min_lstm(6, method="associative"),
+    ]
     with jax.debug_nans(True):
         for cell in cells:
             name = cell.name

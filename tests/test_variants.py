@@ -1,5 +1,6 @@
 """The variant zoo, each variant against an independent numpy transcription of its paper's
-equations, its parameter count, its initialisation and its errors."""
+equations, its parameter count, its initialisation and its errors; and ``lstm_variant``
+without a research flag pinned to ``lstm`` (the same params, outputs, carries, gradients)."""
 
 import importlib.util
 import warnings
@@ -99,10 +100,10 @@ def test_greff_grid_swept_in_a_loop(state):
     xs = np.random.default_rng(3).normal(size=(3, B, I)).astype(np.float32)
     assert gc.GREFF_VARIANTS == tuple(GREFF_COUNTS)
     for name in gc.GREFF_VARIANTS:
-        cell = gc.lstm(H, variant=name)
+        cell = gc.lstm_variant(H, variant=name)
         assert count(cell) == GREFF_COUNTS[name], name
         p = randomized(cell)
-        peepholes = [f for f in ("p_i", "p_f", "p_o") if getattr(p, f) is not None]
+        peepholes = [f for f in ("p_i", "p_f", "p_o") if f in p._fields]
         p = randomized(cell, **dict.fromkeys(peepholes, 1.0))
         carry = gc.LSTMCarry(c, h)
         if name == "fgr":
@@ -118,24 +119,41 @@ def test_greff_grid_swept_in_a_loop(state):
 
 
 def test_default_lstm_is_greffs_np_and_vanilla_has_peepholes():
-    p_np = gc.lstm(H, variant="np").init(jax.random.key(0), I)
+    p_np = gc.lstm_variant(H, variant="np").init(jax.random.key(0), I)
     p_default = gc.lstm(H).init(jax.random.key(0), I)
+    assert type(p_np) is gc.LSTMParams  # the plain LSTM's fields: the plain LSTM's type
     jax.tree.map(np.testing.assert_array_equal, p_np, p_default)
-    p = gc.lstm(H, variant="vanilla").init(jax.random.key(0), I)
+    p = gc.lstm_variant(H, variant="vanilla").init(jax.random.key(0), I)
+    assert isinstance(p, gc.LSTMVariantParams) and type(p).__name__ == "LSTMVariantParams"
+    assert p._fields == ("w_x", "w_h", "b", "p_i", "p_f", "p_o")  # no None fields
     assert all(getattr(p, f).shape == (H,) for f in ("p_i", "p_f", "p_o"))
     assert not np.any(p.p_f)  # peepholes start at zero: vanilla starts as NP
-    assert gc.lstm(H, variant="cifg").name == "lstm(5, variant='cifg')"
-    assert gc.lstm(H, variant="nig", fixed_gates={"o": 1.0}).name.startswith("lstm(5, variant")
+    assert gc.lstm_variant(H, variant="cifg").name == "lstm_variant(5, variant='cifg')"
+    name = gc.lstm_variant(H, variant="nig", fixed_gates={"o": 1.0}).name
+    assert name == "lstm_variant(5, variant='nig', fixed_gates={'o': 1.0, 'i': 1.0})"
     assert dict(gc.LSTM_VARIANTS["nfg"]) == {"peepholes": True, "forget_gate": False}
     # flags and names are interchangeable
-    a = gc.lstm(H, variant="cifg").init(jax.random.key(0), I)
-    b = gc.lstm(H, peepholes=True, cifg=True).init(jax.random.key(0), I)
+    a = gc.lstm_variant(H, variant="cifg").init(jax.random.key(0), I)
+    b = gc.lstm_variant(H, peepholes=True, cifg=True).init(jax.random.key(0), I)
+    assert type(a) is type(b)  # one cached type per set of fields
     jax.tree.map(np.testing.assert_array_equal, a, b)
+
+
+def test_variant_params_pickle_and_copy():
+    import copy
+    import pickle
+
+    p = gc.lstm_variant(H, variant="fgr", layer_norm=True).init(jax.random.key(0), I)
+    for back in (pickle.loads(pickle.dumps(p)), copy.deepcopy(p)):
+        assert type(back) is type(p)
+        jax.tree.map(np.testing.assert_array_equal, back, p)
+    path = [jax.tree_util.keystr(k) for k, _ in jax.tree_util.tree_flatten_with_path(p)[0]]
+    assert path[:4] == [".w_x", ".w_h", ".b", ".p_i"]
 
 
 def test_janet_by_hand(state):
     x, h, c = state
-    cell = gc.lstm(H, variant="janet")
+    cell = gc.lstm_variant(H, variant="janet")
     p = randomized(cell)
     assert count(cell) == 2 * N and p.w_x.shape == (I, 2 * H)  # blocks f, g
     zf, zg = blocks(x @ p.w_x + h @ p.w_h + p.b, 2)
@@ -146,7 +164,7 @@ def test_janet_by_hand(state):
 
 def test_layer_norm_lstm_by_hand(state):
     x, h, c = state
-    cell = gc.lstm(H, layer_norm=True, layer_norm_eps=1e-3)
+    cell = gc.lstm_variant(H, layer_norm=True, layer_norm_eps=1e-3)
     p = randomized(cell, ln_x=1.0, ln_h=1.0, ln_c=1.0, ln_c_bias=1.0)
     assert count(cell) == 4 * N + 10 * H
     pre = layer_norm(x @ p.w_x, p.ln_x, eps=1e-3) + layer_norm(h @ p.w_h, p.ln_h, eps=1e-3)
@@ -163,6 +181,7 @@ def test_projection_lstm_by_hand(state):
     P = 2
     cell = gc.lstm(H, proj_size=P)
     p = randomized(cell)
+    assert type(p) is gc.LSTMPParams and p._fields == ("w_x", "w_h", "b", "w_r")
     assert cell.output_size == P and count(cell) == 4 * (I * H + P * H + H) + H * P
     h = h[:, :P]
     zi, zf, zg, zo = blocks(x @ p.w_x + h @ p.w_h + p.b, 4)
@@ -202,7 +221,7 @@ def test_projection_lstm_against_pytorch_both_ways():
 
 
 def test_full_gate_recurrence_carries_the_gates():
-    cell = gc.lstm(H, full_gate_recurrence=True)
+    cell = gc.lstm_variant(H, full_gate_recurrence=True)
     carry = cell.initial_carry((B,))
     assert isinstance(carry, gc.FullGateCarry) and carry.gates.shape == (B, 3 * H)
     assert cell.split is None and count(cell) == 4 * N + 9 * H * H
@@ -214,7 +233,8 @@ def test_chrono_initialisation():
     b_i, b_f = blocks(b, 4)[:2]
     assert np.all((b_f >= 0) & (b_f <= np.log(t_max - 1))) and len(set(b_f)) == H
     np.testing.assert_array_equal(b_i, -b_f)
-    b_f_janet = blocks(gc.lstm(H, variant="janet", chrono=t_max).init(jax.random.key(0), I).b, 2)
+    janet = gc.lstm_variant(H, variant="janet", chrono=t_max)
+    b_f_janet = blocks(janet.init(jax.random.key(0), I).b, 2)
     assert np.all(b_f_janet[0] > 0)
     b_z = blocks(gc.gru(H, chrono=t_max).init(jax.random.key(0), I).b, 3)[1]
     assert np.all((b_z >= 0) & (b_z <= np.log(t_max - 1)))
@@ -325,16 +345,36 @@ def test_min_gru_and_min_lstm_by_hand(state, positive):
 @pytest.mark.parametrize(
     "build, match",
     [
-        (lambda: gc.lstm(H, variant="peephole"), "variant must be one of"),
-        (lambda: gc.lstm(H, variant="np", peepholes=True), "peepholes=True contradicts"),
-        (lambda: gc.lstm(H, variant="nig", fixed_gates={"i": 0.5}), r"fixed_gates\['i'\]"),
-        (lambda: gc.lstm(H, cifg=True, forget_gate=False), "cifg couples"),
-        (lambda: gc.lstm(H, cifg=True, fixed_gates={"i": 1.0}), "cifg computes"),
-        (lambda: gc.lstm(H, cifg_shift=1.0), "cifg_shift=1.0 needs cifg=True"),
+        (lambda: gc.lstm_variant(H, variant="peephole"), "variant must be one of"),
+        (lambda: gc.lstm_variant(H, variant="np", peepholes=True), "peepholes=True contradicts"),
+        (lambda: gc.lstm_variant(H, variant="vanilla", peepholes=False), "peepholes=False contr"),
+        (
+            lambda: gc.lstm_variant(H, variant="nig", fixed_gates={"i": 0.5}),
+            r"fixed_gates\['i'\]=0.5 contradicts",
+        ),
+        (lambda: gc.lstm_variant(H, cifg=True, forget_gate=False), "cifg couples"),
+        (lambda: gc.lstm_variant(H, cifg=True, fixed_gates={"i": 1.0}), "cifg computes"),
+        (lambda: gc.lstm_variant(H, cifg_shift=1.0), "cifg_shift=1.0 needs cifg=True"),
+        (lambda: gc.lstm_variant(H, cifg=True, cifg_shift="1"), "cifg_shift must be a number"),
+        (lambda: gc.lstm_variant(H, peepholes=1), "peepholes must be a bool"),
+        (lambda: gc.lstm_variant(H, candidate_activation="id"), "candidate_activation must"),
+        (
+            lambda: gc.lstm_variant(
+                H, full_gate_recurrence=True, fixed_gates=dict.fromkeys("ifo", 1)
+            ),
+            "full_gate_recurrence needs",
+        ),
+        (lambda: gc.lstm(H, peepholes=True), "unexpected keyword argument 'peepholes'"),
+        (lambda: gc.lstm(H, variant="cifg"), "unexpected keyword argument 'variant'"),
         (lambda: gc.lstm(H, proj_size=H), "proj_size must be"),
+        (lambda: gc.lstm_variant(H, proj_size=0), "proj_size must be"),
         (lambda: gc.lstm(H, chrono=1), "chrono must be"),
         (lambda: gc.lstm(H, forget_gate=False, chrono=10), "chrono initialises"),
-        (lambda: gc.lstm(H, layer_norm=True, layer_norm_eps=0), "layer_norm_eps"),
+        (
+            lambda: gc.lstm_variant(H, variant="janet", fixed_gates={"f": 0.5}, chrono=10),
+            "cifg couples",
+        ),
+        (lambda: gc.lstm_variant(H, layer_norm=True, layer_norm_eps=0), "layer_norm_eps"),
         (lambda: gc.gru(H, layer_norm=True, reset_after=False), "layer_norm=True needs"),
         (lambda: gc.mut3(H, raw_input=True), "unexpected keyword"),
         (lambda: gc.mut1(H, raw_input=True).init(jax.random.key(0), I), "input_size must"),
@@ -347,10 +387,71 @@ def test_errors_name_the_argument(build, match):
 
 
 def test_params_of_another_variant_are_refused():
-    vanilla = gc.lstm(H, variant="vanilla").init(jax.random.key(0), I)
+    vanilla = gc.lstm_variant(H, variant="vanilla").init(jax.random.key(0), I)
     with pytest.raises(ValueError, match="params.p_i must be None"):
         gc.lstm(H).check_params(vanilla)
     with pytest.raises(ValueError, match="expected a field 'p_i'"):
-        gc.lstm(H, variant="vanilla").check_params(gc.lstm(H).init(jax.random.key(0), I))
+        gc.lstm_variant(H, variant="vanilla").check_params(gc.lstm(H).init(jax.random.key(0), I))
+    with pytest.raises(ValueError, match=r"lstm\(5\): params.w_h has shape \(2, 20\)"):
+        gc.lstm(H).check_params(gc.lstm(H, proj_size=2).init(jax.random.key(0), I))
     with pytest.raises(ValueError, match="ln_x must be None"):
         gc.gru(H).check_params(gc.gru(H, layer_norm=True).init(jax.random.key(0), I))
+
+
+# --------------------------------------------------------------------------------------
+# lstm_variant without a research flag is lstm: two writings of the equations, pinned
+
+
+PLAIN_FLAGS = {
+    "default": {},
+    "no_forget_gate": dict(forget_gate=False),
+    "fixed_gates": dict(fixed_gates={"i": 0.25, "o": 1.0}),
+    "forget_bias": dict(forget_bias=5.0),
+    "chrono": dict(chrono=30),
+    "proj_size": dict(proj_size=3),
+    "identity_output": dict(output_activation=jax.nn.identity),
+    "simple_regime": dict(fixed_gates={"i": 1, "f": 0, "o": 1}, output_activation=jax.nn.identity),
+    "bf16_compute": dict(dtype=jnp.bfloat16, forget_gate=False),
+}
+# lstm_variant's own spelling of "no research flag" for some of them: Greff's NP by name
+NAMED_NP = {"default", "fixed_gates", "proj_size"}
+
+
+def _inputs(cell, batch):
+    kx, kc = jax.random.split(jax.random.key(4))
+    xs = jax.random.normal(kx, (*batch, 6, I))
+    carry = jax.tree.map(lambda z: 0.5 * jax.random.normal(kc, z.shape), cell.initial_carry(batch))
+    return xs, carry
+
+
+@pytest.mark.parametrize("case", PLAIN_FLAGS)
+def test_lstm_variant_without_research_flags_is_lstm(case):
+    flags = PLAIN_FLAGS[case]
+    plain = gc.lstm(H, **flags)
+    variant = gc.lstm_variant(H, **flags, **(dict(variant="np") if case in NAMED_NP else {}))
+    assert variant.output_size == plain.output_size
+    assert (variant.split is None) == (plain.split is None)
+    params = plain.init(jax.random.key(2), I)
+    params_v = variant.init(jax.random.key(2), I)
+    assert type(params_v) is type(params)  # LSTMParams / LSTMPParams: interchangeable
+    jax.tree.map(np.testing.assert_array_equal, params_v, params)
+    assert variant.check_params(params) == plain.check_params(params_v) == I
+    params = jax.tree.map(lambda w: w + 0.1, params)  # every bias block away from zero
+
+    def loss(cell, params, xs, carry):
+        lengths = jnp.full(xs.shape[:-2], 4) if xs.ndim > 2 else None
+        carry, ys = gc.unroll(cell, params, xs, carry, lengths=lengths)
+        weights = jnp.linspace(-1, 1, ys.size).reshape(ys.shape)
+        return jnp.sum(weights * ys) + sum(jnp.sum(c**2) for c in jax.tree.leaves(carry))
+
+    def same(a, b):  # the same operations in the same order, up to XLA's fusion choices
+        jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=1e-6, atol=1e-6), a, b)
+
+    run = jax.jit(gc.unroll, static_argnums=0)
+    for batch in [(2,), ()] if case == "default" else [(2,)]:  # with lengths; one sequence
+        xs, carry = _inputs(plain, batch)
+        same(run(variant, params, xs, carry), run(plain, params, xs, carry))
+        x = xs[..., 0, :]
+        same(variant.gates(params, carry, x), plain.gates(params, carry, x))
+        grad = jax.grad(loss, argnums=(1, 2, 3))
+        same(grad(variant, params, xs, carry), grad(plain, params, xs, carry))

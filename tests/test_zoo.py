@@ -10,11 +10,14 @@ def test_every_factory_and_greff_variant_is_in_the_zoo():
     cells = zoo.variants(4)
     factories = {c.name.split("(")[0] for c in cells.values()}
     assert factories == {
-        "simple_rnn", "lstm", "gru", "mgu", "mut1", "mut2", "mut3", "indrnn", "min_gru",
-        "min_lstm",
+        "simple_rnn", "lstm", "lstm_variant", "gru", "mgu", "mut1", "mut2", "mut3", "indrnn",
+        "min_gru", "min_lstm",
     }  # fmt: skip
     assert {f"lstm_{name}" for name in gc.GREFF_VARIANTS} <= set(cells)
-    assert cells["lstm_proj"].output_size == 2 and cells["lstm_np"].name == "lstm(4, variant='np')"
+    assert (
+        cells["lstm_proj"].output_size == 2
+        and cells["lstm_np"].name == "lstm_variant(4, variant='np')"
+    )
 
 
 def test_table_marks_the_best_and_the_baseline():
@@ -28,7 +31,7 @@ def test_table_marks_the_best_and_the_baseline():
 
 def test_compare_refuses_unknown_names():
     with pytest.raises(ValueError, match="unknown variants"):
-        zoo.compare(tasks.adding(5), names=["lstm", "gru"])
+        zoo.compare(tasks.adding(5), names=["lstm", "gruu"])
 
 
 def test_compare_trains_the_named_variants_with_the_same_budget():

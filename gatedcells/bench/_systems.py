@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 import gatedcells as gc
+from gatedcells.cells._registry import CELLS
 
 
 def _jax_thunks(apply, variables, xs):
@@ -27,8 +28,7 @@ def _jax_thunks(apply, variables, xs):
 
 
 def gatedcells_system(cell: str, B, T, I, H, *, grad: str = "auto", **factory):
-    make = {"lstm": gc.lstm, "gru": gc.gru, "simple_rnn": gc.simple_rnn}[cell]
-    c = make(H, **factory)
+    c = CELLS[cell](H, **factory)
     params = c.init(jax.random.key(0), I)
     xs = jax.random.normal(jax.random.key(1), (B, T, I))
     return _jax_thunks(lambda p, x: gc.unroll(c, p, x, grad=grad)[1], params, xs)

@@ -68,7 +68,7 @@ def gru_update(
     return h, h, GRUGates(r, z, n)
 
 
-def gru_reset_before_trace(
+def gru_reset_before_update(
     dtype: Any, params: GRUParams, h: Array, x_proj: Array
 ) -> tuple[Array, Array, GRUGates]:
     """One GRU step (``reset_after=False``, Cho et al. 2014). See :func:`gru`."""
@@ -76,10 +76,10 @@ def gru_reset_before_trace(
         H = h.shape[-1]
         x = _blocks.split(x_proj.astype(h.dtype), _RZN)
         w_rz, w_n = params.w_h[:, : 2 * H], params.w_h[:, 2 * H :]
-        hh = _blocks.split(_cell.matmul(h, w_rz, dtype).astype(h.dtype), ("r", "z"))
+        hh = _blocks.split(_blocks.matmul_like(h, w_rz, dtype), ("r", "z"))
         r = jax.nn.sigmoid(x["r"] + hh["r"])
         z = jax.nn.sigmoid(x["z"] + hh["z"])
-        n = jnp.tanh(x["n"] + _cell.matmul(r * h, w_n, dtype).astype(h.dtype))
+        n = jnp.tanh(x["n"] + _blocks.matmul_like(r * h, w_n, dtype))
         h = (1 - z) * n + z * h
     return h, h, GRUGates(r, z, n)
 
@@ -169,7 +169,9 @@ def gru(
       Ba, Kiros & Hinton, "Layer Normalization", 2016.
       Tallec & Ollivier, "Can Recurrent Neural Networks Warp Time?", ICLR 2018.
     """
-    _checks.check_positive_int("hidden_size", hidden_size)
+    H = _checks.check_positive_int("hidden_size", hidden_size)
+    _checks.check_flag("reset_after", reset_after)
+    _checks.check_flag("layer_norm", layer_norm)
     _checks.check_factory_args(
         numbers={"update_bias": update_bias},
         functions={"kernel_init": kernel_init, "recurrent_init": recurrent_init,
@@ -179,7 +181,6 @@ def gru(
     _checks.check_t_max(chrono)
     if layer_norm and not reset_after:
         raise ValueError("layer_norm=True needs reset_after=True (the PyTorch/cuDNN form)")
-    H = hidden_size
 
     def init(key: Array, input_size: int) -> GRUParams:
         kx, kh, kb, kn, kc = jax.random.split(key, 5)
@@ -212,23 +213,21 @@ def gru(
     def project(params: GRUParams, xs: Array) -> Array:
         if not layer_norm:
             return _blocks.project_affine(params, xs, dtype)
-        out = _cell.matmul(xs, params.w_x, dtype).astype(params.b.dtype)
-        out = _blocks.layer_norm(out, params.ln_x, None, layer_norm_eps)
-        return out + _blocks.along_last(params.b, out)
+        return _blocks.normalized_projection(params, xs, layer_norm_eps, dtype)
 
     if reset_after:
-        update = functools.partial(gru_update, layer_norm_eps=layer_norm_eps)
-        fused = MatmulSplit(hidden=lambda h: h, pointwise=update, dtype=dtype)
-        trace = _cell.split_update(fused)
+        pointwise = functools.partial(gru_update, layer_norm_eps=layer_norm_eps)
+        split = MatmulSplit(hidden=lambda h: h, pointwise=pointwise, dtype=dtype)
+        update = _cell.split_update(split)
     else:
-        fused, trace = None, functools.partial(gru_reset_before_trace, dtype)
+        split, update = None, functools.partial(gru_reset_before_update, dtype)
     return Cell(
         init_fn=init,
         carry_fn=_blocks.zeros_carry(H, param_dtype),
         project=project,
-        update=trace,
+        update=update,
         check_params=input_size,
         output_size=H,
         name=name,
-        split=fused,
+        split=split,
     )

@@ -31,10 +31,10 @@ class IndRNNParams(NamedTuple):
 
 
 class IndRNNGates(NamedTuple):
-    """An IndRNN has no gates; its trace records nothing beyond the state."""
+    """An IndRNN has no gates: its gates are an empty NamedTuple."""
 
 
-def indrnn_trace(
+def indrnn_update(
     activation: Callable[[Array], Array], params: IndRNNParams, h: Array, x_proj: Array
 ) -> tuple[Array, Array, IndRNNGates]:
     """One IndRNN step. See :func:`indrnn`."""
@@ -81,6 +81,7 @@ def indrnn(
 
     Raises:
       ValueError: a non-positive ``hidden_size``.
+      TypeError: an activation or initializer not a function, a dtype not floating.
 
     Examples:
       >>> import jax, jax.numpy as jnp, gatedcells as gc
@@ -93,8 +94,12 @@ def indrnn(
       Li, Li, Cook, Zhu & Gao, "Independently Recurrent Neural Network (IndRNN): Building
       A Longer and Deeper RNN", CVPR 2018.
     """
-    _checks.check_positive_int("hidden_size", hidden_size)
-    H = hidden_size
+    H = _checks.check_positive_int("hidden_size", hidden_size)
+    _checks.check_factory_args(
+        functions={"activation": activation, "kernel_init": kernel_init,
+                   "recurrent_init": recurrent_init, "bias_init": bias_init},
+        dtypes={"param_dtype": param_dtype, "dtype": dtype},
+    )  # fmt: skip
     act = getattr(activation, "__name__", "?")
     name = f"indrnn({H})" if activation is jax.nn.relu else f"indrnn({H}, {act})"
 
@@ -113,7 +118,7 @@ def indrnn(
         init_fn=init,
         carry_fn=_blocks.zeros_carry(H, param_dtype),
         project=functools.partial(_blocks.project_affine, dtype=dtype),
-        update=functools.partial(indrnn_trace, activation),
+        update=functools.partial(indrnn_update, activation),
         check_params=input_size,
         output_size=H,
         name=name,

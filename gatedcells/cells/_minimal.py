@@ -73,10 +73,31 @@ def min_lstm_coefficients(positive: bool, x_proj: Array) -> tuple[Array, Array, 
     return log_a, i * g, MinLSTMGates(i, jnp.exp(log_a), g)
 
 
-def _minimal_cell(
-    name: str,
+def min_gru_update(positive: bool, params: MinimalParams, h: Array, x_proj: Array):
+    """One minGRU step, ``h' = (1 - z) h + z n`` from ``x_proj [*B, 2H]``. See :func:`min_gru`."""
+    del params
+    with jax.named_scope("gatedcells.min_gru"):
+        log_a, b, gates = min_gru_coefficients(positive, x_proj.astype(h.dtype))
+        h = jnp.exp(log_a) * h + b
+    return h, h, gates
+
+
+def min_lstm_update(positive: bool, params: MinimalParams, h: Array, x_proj: Array):
+    """One minLSTM step, ``h' = f h + i g`` from ``x_proj [*B, 3H]``. See :func:`min_lstm`."""
+    del params
+    with jax.named_scope("gatedcells.min_lstm"):
+        log_a, b, gates = min_lstm_coefficients(positive, x_proj.astype(h.dtype))
+        h = jnp.exp(log_a) * h + b
+    return h, h, gates
+
+
+def minimal_cell(
+    factory: str,
     hidden_size: int,
+    *,
+    positive: bool,
     blocks: tuple[str, ...],
+    update: Callable,
     coefficients: Callable,
     method: str | None,
     kernel_init: Callable,
@@ -84,11 +105,18 @@ def _minimal_cell(
     param_dtype: Any,
     dtype: Any,
 ) -> Cell:
-    """A cell whose recurrence is ``h' = exp(log_a) * h + b`` with ``(log_a, b)`` from x."""
-    _checks.check_positive_int("hidden_size", hidden_size)
+    """The plumbing of a minimal cell (checks, init, shapes, its linear-recurrence driver)
+    around its ``update`` and the ``coefficients`` ``(log_a, b)`` of ``h' = a*h + b``."""
+    H = _checks.check_positive_int("hidden_size", hidden_size)
+    _checks.check_flag("positive", positive)
+    _checks.check_factory_args(
+        functions={"kernel_init": kernel_init, "bias_init": bias_init},
+        dtypes={"param_dtype": param_dtype, "dtype": dtype},
+    )
     if method is not None:
         _linear.check_method(method)
-    H, n = hidden_size, len(blocks)
+    n = len(blocks)
+    name = f"{factory}({H})" if positive else f"{factory}({H}, positive=False)"
 
     def init(key: Array, input_size: int) -> MinimalParams:
         kx, kb = jax.random.split(key)
@@ -100,16 +128,10 @@ def _minimal_cell(
     def input_size(params: MinimalParams) -> int:
         return _checks.check_param_shapes(name, params, {"w_x": (None, n * H), "b": (n * H,)})
 
-    def trace(params: MinimalParams, h: Array, x_proj: Array):
-        with jax.named_scope(f"gatedcells.{name.split('(')[0]}"):
-            log_a, b, gates = coefficients(x_proj.astype(h.dtype))
-            h = jnp.exp(log_a) * h + b
-        return h, h, gates
-
     project = functools.partial(_blocks.project_affine, dtype=dtype)
 
     def scan(params, carry, xs, *, valid, reverse, unroll, **options):
-        log_a, b, _ = coefficients(project(params, xs).astype(carry.dtype))
+        log_a, b, _ = coefficients(positive, project(params, xs).astype(carry.dtype))
         chosen = _linear.check_method(method)
         grad = options.get("grad", "auto")
         return _linear.linear_scan(
@@ -120,7 +142,7 @@ def _minimal_cell(
         init_fn=init,
         carry_fn=_blocks.zeros_carry(H, param_dtype),
         project=project,
-        update=trace,
+        update=functools.partial(update, positive),
         check_params=input_size,
         output_size=H,
         name=name,
@@ -172,6 +194,8 @@ def min_gru(
 
     Raises:
       ValueError: a non-positive ``hidden_size`` or an unknown ``method``.
+      TypeError: an initializer not a function, a dtype not floating, ``positive`` not a
+        bool.
 
     Examples:
       >>> import jax, jax.numpy as jnp, gatedcells as gc
@@ -184,17 +208,11 @@ def min_gru(
     References:
       Feng, Tung, Ahmed, Bengio & Hajimirsadeghi, "Were RNNs All We Needed?", 2024.
     """
-    return _minimal_cell(
-        f"min_gru({hidden_size})" if positive else f"min_gru({hidden_size}, positive=False)",
-        hidden_size,
-        ("z", "n"),
-        functools.partial(min_gru_coefficients, positive),
-        method,
-        kernel_init,
-        bias_init,
-        param_dtype,
-        dtype,
-    )
+    return minimal_cell(
+        "min_gru", hidden_size, positive=positive, blocks=("z", "n"), update=min_gru_update,
+        coefficients=min_gru_coefficients, method=method, kernel_init=kernel_init,
+        bias_init=bias_init, param_dtype=param_dtype, dtype=dtype,
+    )  # fmt: skip
 
 
 def min_lstm(
@@ -238,6 +256,8 @@ def min_lstm(
 
     Raises:
       ValueError: a non-positive ``hidden_size`` or an unknown ``method``.
+      TypeError: an initializer not a function, a dtype not floating, ``positive`` not a
+        bool.
 
     Examples:
       >>> import jax, jax.numpy as jnp, gatedcells as gc
@@ -250,14 +270,8 @@ def min_lstm(
     References:
       Feng, Tung, Ahmed, Bengio & Hajimirsadeghi, "Were RNNs All We Needed?", 2024.
     """
-    return _minimal_cell(
-        f"min_lstm({hidden_size})" if positive else f"min_lstm({hidden_size}, positive=False)",
-        hidden_size,
-        ("i", "f", "g"),
-        functools.partial(min_lstm_coefficients, positive),
-        method,
-        kernel_init,
-        bias_init,
-        param_dtype,
-        dtype,
-    )
+    return minimal_cell(
+        "min_lstm", hidden_size, positive=positive, blocks=("i", "f", "g"), update=min_lstm_update,
+        coefficients=min_lstm_coefficients, method=method, kernel_init=kernel_init,
+        bias_init=bias_init, param_dtype=param_dtype, dtype=dtype,
+    )  # fmt: skip

@@ -29,7 +29,7 @@ class SimpleRNNParams(NamedTuple):
 
 
 class SimpleRNNGates(NamedTuple):
-    """A simple RNN has no gates; its trace records nothing beyond the state."""
+    """A simple RNN has no gates: its gates are an empty NamedTuple."""
 
 
 def simple_rnn_update(
@@ -92,13 +92,12 @@ def simple_rnn(
       Bengio, Simard & Frasconi, "Learning Long-Term Dependencies with Gradient Descent is
       Difficult", IEEE TNN 1994.
     """
-    _checks.check_positive_int("hidden_size", hidden_size)
+    H = _checks.check_positive_int("hidden_size", hidden_size)
     _checks.check_factory_args(
         functions={"activation": activation, "kernel_init": kernel_init,
                    "recurrent_init": recurrent_init, "bias_init": bias_init},
         dtypes={"param_dtype": param_dtype, "dtype": dtype},
     )  # fmt: skip
-    H = hidden_size
 
     def init(key: Array, input_size: int) -> SimpleRNNParams:
         kx, kh, kb = jax.random.split(key, 3)
@@ -112,7 +111,7 @@ def simple_rnn(
         shapes = {"w_x": (None, H), "w_h": (H, H), "b": (H,)}
         return _checks.check_param_shapes(f"simple_rnn({H})", params, shapes)
 
-    fused = MatmulSplit(
+    split = MatmulSplit(
         hidden=lambda h: h,
         pointwise=functools.partial(simple_rnn_update, activation),
         dtype=dtype,
@@ -123,9 +122,9 @@ def simple_rnn(
         init_fn=init,
         carry_fn=_blocks.zeros_carry(H, param_dtype),
         project=functools.partial(_blocks.project_affine, dtype=dtype),
-        update=_cell.split_update(fused),
+        update=_cell.split_update(split),
         check_params=input_size,
         output_size=H,
         name=f"simple_rnn({H})" if activation is jnp.tanh else f"simple_rnn({H}, {act})",
-        split=fused,
+        split=split,
     )

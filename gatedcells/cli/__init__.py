@@ -18,7 +18,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ._runs import CELLS, DEMO, QUICK, UsageError, demo_table, make_cell, plot_runs, train_one
+from ._out import prepare_out
+from ._runs import (
+    CELLS,
+    DEMO,
+    QUICK,
+    UsageError,
+    demo_table,
+    make_cell,
+    plot_runs,
+    solved_below,
+    train_one,
+)
 from ._runs import DemoConfig as DemoConfig
 from ._runs import Run as Run
 from ._runs import save_run as save_run
@@ -29,20 +40,26 @@ HELP = {
     "task": "adding (Le et al. 2015), copy (copy memory, Arjovsky et al. 2016; --length is the "
     "delay), order (temporal order, Hochreiter & Schmidhuber 1997), digits (scikit-learn's "
     "8x8 digits read row by row; fixed length 8)",
-    "cell": "simple_rnn (Elman), lstm (with forget gate), lstm1997 (no forget gate), "
-    "gru (PyTorch/cuDNN form), gru_cho (Cho et al. 2014, reset before the matmul)",
+    "cell": "any cell of the registry (gatedcells.cells.CELLS): simple_rnn (Elman), lstm "
+    "(with forget gate), lstm1997 (no forget gate), gru (PyTorch/cuDNN form), "
+    "gru_reset_before (Cho et al. 2014), lstm_<greff variant>, mgu, min_gru, ...",
     "length": "sequence length T (the delay for copy; default: the task's own)",
     "lr": "Adam's learning rate (default: %(default)s)",
-    "clip": "clip gradients to this global norm; 0 for none (default: %(default)s)",
+    "clip": "clip gradients to this global norm, a positive number; 0 for no clipping "
+    "(default: %(default)s)",
     "forget_bias": "LSTM forget-gate bias at init (the lecture suggests 5; default: %(default)s)",
     "update_bias": "GRU update-gate bias at init (default: %(default)s)",
     "checkpoint_every": "save the run to OUT/checkpoints every N steps and at the end",
     "resume": "go on from the latest checkpoint in OUT/checkpoints (started afresh if there is "
     "none; checkpoints then every --eval-every steps unless --checkpoint-every says otherwise)",
+    "out": "output folder (created if missing); one holding another run's results is refused "
+    "unless --resume or --overwrite",
+    "overwrite": "replace the run in OUT: its checkpoints are deleted before training, its "
+    "results replaced at the end",
 }
 # Options that do not change what a run computes (where it writes, how it reports, how
 # often it saves): left out of history.json's config and of a checkpoint's.
-RUN_ONLY = ("run", "out", "quiet", "resume", "checkpoint_every")
+RUN_ONLY = ("run", "out", "quiet", "resume", "overwrite", "checkpoint_every")
 
 
 # --------------------------------------------------------------------------------------
@@ -63,11 +80,12 @@ def _train(args: argparse.Namespace) -> int:
         update_bias=args.update_bias,
         layers=args.layers,
     )
-    out = Path(args.out)
+    out = prepare_out(
+        args.out, "gatedcells train", results=True, resume=args.resume, overwrite=args.overwrite
+    )
     # What determines the results: a checkpoint of a run with other values is refused.
     config = {k: v for k, v in vars(args).items() if k not in RUN_ONLY}
     checkpointing = _checkpointing(args, out / "checkpoints", config)
-    out.mkdir(parents=True, exist_ok=True)
     try:
         params, run = train_one(
             cell,
@@ -96,14 +114,10 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _checkpointing(args: argparse.Namespace, checkpoints: Path, config: dict) -> dict:
-    """``train_one``'s checkpoint options; refuses to overwrite another run's checkpoints."""
+    """``train_one``'s checkpoint options (another run's checkpoints were refused by
+    :func:`prepare_out`)."""
     if args.checkpoint_every is None and not args.resume:
         return {}
-    if checkpoints.exists() and any(checkpoints.iterdir()) and not args.resume:
-        raise UsageError(
-            f"gatedcells train: {checkpoints} holds the checkpoints of a run; pass --resume "
-            "to go on with it, or choose another --out"
-        )
     return dict(
         checkpoint_dir=checkpoints,
         resume=args.resume,
@@ -121,9 +135,11 @@ def _demo(args: argparse.Namespace) -> int:
 
     config = QUICK if args.quick else DEMO
     config = config._replace(steps=args.steps or config.steps, length=args.length or config.length)
-    task = tasks.adding(config.length)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        task = tasks.adding(config.length)
+    except ValueError as err:
+        raise UsageError(f"gatedcells demo: {err}") from None
+    out = prepare_out(args.out, "gatedcells demo")
     print(
         f"The adding problem at T={config.length}: remember two marked numbers over "
         f"{config.length} steps and add them.\nChance level (always predict 1): MSE "
@@ -148,7 +164,7 @@ def _demo(args: argparse.Namespace) -> int:
     table = demo_table(runs, task)
     print("\n" + table)
     title = f"Adding problem, T={config.length}: {config.steps} steps, batch {config.batch_size}"
-    plot_runs(runs, task, out / "demo.png", title)
+    plot_runs(runs, task, out / "demo.png", title, solved=solved_below(task))
     summary = {
         "config": config._asdict(),
         "seed": args.seed,
@@ -246,7 +262,7 @@ def _add_model_options(train: argparse.ArgumentParser) -> None:
     add("--steps", type=_positive, default=1000, help="training steps (default: %(default)s)")
     add("--batch-size", type=_positive, default=64, help="default: %(default)s")
     add("--lr", type=_positive_float, default=1e-3, help=HELP["lr"])
-    add("--clip", type=float, default=1.0, help=HELP["clip"])
+    add("--clip", type=_clip_norm, default=1.0, help=HELP["clip"])
     add("--forget-bias", type=float, default=1.0, help=HELP["forget_bias"])
     add("--update-bias", type=float, default=1.0, help=HELP["update_bias"])
     add("--eval-every", type=_positive, help="steps between evaluations (default: steps/10)")
@@ -256,9 +272,11 @@ def _add_model_options(train: argparse.ArgumentParser) -> None:
 def _add_run_options(train: argparse.ArgumentParser) -> None:
     """``train``'s options that do not change what it computes (see :data:`RUN_ONLY`)."""
     add = train.add_argument
-    add("--out", required=True, help="output folder (created if missing)")
+    add("--out", required=True, help=HELP["out"])
     add("--checkpoint-every", type=_positive, metavar="N", help=HELP["checkpoint_every"])
-    add("--resume", action="store_true", help=HELP["resume"])
+    either = train.add_mutually_exclusive_group()
+    either.add_argument("--resume", action="store_true", help=HELP["resume"])
+    either.add_argument("--overwrite", action="store_true", help=HELP["overwrite"])
     add("--quiet", action="store_true", help="no progress bar")
 
 
@@ -297,6 +315,20 @@ def _positive_of(kind: type, noun: str) -> Callable[[str], Any]:
 
 _positive = _positive_of(int, "integer")
 _positive_float = _positive_of(float, "number")
+
+
+def _clip_norm(text: str) -> float:
+    """``--clip``: a positive number, or 0 for no clipping (a negative one is refused, not
+    read as 'no clipping')."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not value >= 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number, or 0 for no clipping, got {text!r}"
+        )
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:

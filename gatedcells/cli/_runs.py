@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-CELLS = ("simple_rnn", "lstm", "lstm1997", "gru", "gru_cho")
+from ..cells._registry import CELLS
 
 
 class UsageError(Exception):
@@ -20,22 +20,19 @@ class UsageError(Exception):
 def make_cell(
     name: str, hidden: int, *, forget_bias: float = 1.0, update_bias: float = 1.0, layers: int = 1
 ):
-    """The cell called ``name`` (one of :data:`CELLS`) of ``hidden`` units, stacked ``layers``
-    deep."""
+    """The cell called ``name`` (one of :data:`gatedcells.cells.CELLS`) of ``hidden`` units,
+    stacked ``layers`` deep; ``--forget-bias`` applies to ``lstm``, ``--update-bias`` to the
+    GRUs."""
     import gatedcells as gc
 
-    builders: dict[str, Callable[[], Any]] = {
-        "simple_rnn": lambda: gc.simple_rnn(hidden),
-        "lstm": lambda: gc.lstm(hidden, forget_bias=forget_bias),
-        "lstm1997": lambda: gc.lstm(hidden, forget_gate=False),
-        "gru": lambda: gc.gru(hidden, update_bias=update_bias),
-        "gru_cho": lambda: gc.gru(hidden, reset_after=False, update_bias=update_bias),
-    }
-    if name not in builders:
+    if name not in CELLS:
         raise UsageError(f"unknown cell {name!r}; choose one of {', '.join(CELLS)}")
     if layers < 1:
         raise UsageError(f"--layers must be at least 1, got {layers}")
-    cell = builders[name]()
+    flags = {"lstm": dict(forget_bias=forget_bias)}.get(name, {})
+    if name in ("gru", "gru_reset_before", "gru_layer_norm"):
+        flags = dict(update_bias=update_bias)
+    cell = CELLS[name](hidden, **flags)
     return cell if layers == 1 else gc.stack(*(cell,) * layers)
 
 
@@ -96,9 +93,13 @@ def train_one(
     return params, Run(cell.name, gc.count_params(params), history, seconds)
 
 
-def plot_runs(runs: Sequence[Run], task, path: Path, title: str) -> None:
-    """Training loss (per step, smoothed) and evaluation metric curves, with the baseline;
-    each run labelled with its parameter count (matplotlib, Agg: no display needed)."""
+def plot_runs(
+    runs: Sequence[Run], task, path: Path, title: str, solved: float | None = None
+) -> None:
+    """Training loss (per step, smoothed) and evaluation metric curves, with the chance
+    level and, given ``solved``, the threshold below which the metric counts as solved; each
+    run labelled with its parameter count, a legend on each panel (matplotlib, Agg: no
+    display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -119,6 +120,9 @@ def plot_runs(runs: Sequence[Run], task, path: Path, title: str) -> None:
         (ax_eval, task.baseline_metric, f"test {task.metric_name}"),
     ):
         ax.axhline(base, color="gray", ls="--", lw=1, label=f"chance ({base:.3g})")
+        if solved is not None and ax is ax_eval:
+            label = f"solved below {solved:.3g} (a tenth of chance)"
+            ax.axhline(solved, color="black", ls=":", lw=1.2, label=label)
         ax.set_xlabel("step")
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
@@ -126,7 +130,8 @@ def plot_runs(runs: Sequence[Run], task, path: Path, title: str) -> None:
             ax.set_yscale("log")
     ax_loss.set_title("training loss (moving average)")
     ax_eval.set_title(f"held-out {task.metric_name}")
-    ax_eval.legend(fontsize=8)
+    for ax in (ax_loss, ax_eval):
+        ax.legend(fontsize=8)
     fig.suptitle(title)
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -184,6 +189,12 @@ class DemoConfig(NamedTuple):
 
 DEMO = DemoConfig(200, 3000, 64, 2e-3, (("simple_rnn", 64), ("lstm", 32), ("gru", 37)), 150)
 QUICK = DemoConfig(20, 60, 32, 1e-2, (("simple_rnn", 16), ("lstm", 8), ("gru", 9)), 20)
+SOLVED = 0.1  # of the chance level
+
+
+def solved_below(task) -> float:
+    """The demo's "solved": a final test metric below a tenth of chance."""
+    return SOLVED * task.baseline_metric
 
 
 def demo_table(runs: Sequence[Run], task) -> str:
@@ -195,7 +206,7 @@ def demo_table(runs: Sequence[Run], task) -> str:
     ]
     for run in runs:
         final = run.final(name)
-        solved = final < 0.1 * task.baseline_metric
+        solved = final < solved_below(task)
         rows.append(
             f"| {run.label} | {run.params:,} | {final:.4f} | {task.baseline_metric:.4f} | "
             f"{'yes' if solved else 'no'} | {run.seconds:.0f} s |"

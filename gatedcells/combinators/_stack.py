@@ -24,7 +24,9 @@ def stack(*cells: Cell) -> Cell:
     runs whole sequences only, like PyTorch's ``nn.LSTM(num_layers, bidirectional=True)``).
 
     Args:
-      *cells: the layers, bottom first. Input sizes chain through ``cell.output_size``.
+      *cells: the layers, bottom first. Input sizes chain through ``cell.output_size`` (the
+        channels, for convolutional cells). Convolutional and dense layers mix: a dense
+        layer over frames ``[*B, *S, I]`` runs on every position, ``S`` as batch axes.
 
     Returns:
       A :class:`gatedcells.Cell` with params ``tuple`` of the layers' params, carry ``tuple``
@@ -102,6 +104,7 @@ def stack(*cells: Cell) -> Cell:
         output_size=cells[-1].output_size,
         name="stack(" + ", ".join(c.name for c in cells) + ")",
         scan=scan,
+        feature_ndim=max(cell.feature_ndim for cell in cells),  # dense layers: S is batch
     )
 
 
@@ -202,4 +205,5 @@ def bidirectional(
         output_size=out.shape[-1],
         name=name,
         scan=scan,
+        feature_ndim=max(getattr(c, "feature_ndim", 1) for c in (forward, backward)),
     )

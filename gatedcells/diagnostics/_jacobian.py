@@ -70,7 +70,7 @@ def carry_jacobian(cell: Cell, params: Params, carry: Carry, x: Array) -> CarryJ
       True
     """
     _checks.check_cell("cell", cell)
-    _checks.check_step_input(cell, params, carry, x)
+    carry = _checks.check_step_input(cell, params, carry, x)
     batch_shape = tuple(x.shape[:-1])
 
     def one(carry: Carry, x: Array) -> CarryJacobian:

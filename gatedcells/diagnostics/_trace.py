@@ -51,7 +51,8 @@ def gate_trace(
     Args:
       cell: a :class:`gatedcells.Cell`.
       params: its params.
-      xs: inputs ``[*B, T, I]`` (batch-major, as :func:`gatedcells.unroll`'s default).
+      xs: inputs ``[*B, T, I]`` (batch-major, as :func:`gatedcells.unroll`'s default), or
+        ``[*B, T, *S, I]`` for a convolutional cell.
       carry: the initial carry, or ``None`` for zeros.
       lengths: integer ``[*B]``, the valid length of each right-padded sequence.
       reverse: read the sequence backwards (within each sequence's length), as the backward
@@ -80,9 +81,14 @@ def gate_trace(
       True
     """
     xs, carry, batch_shape = check_sequence(cell, params, xs, carry)
-    steps = xs.shape[-2]
+    time = len(batch_shape)  # [*B, T, I], or [*B, T, *S, I] for a convolutional cell
+    steps = xs.shape[time]
     valid = None if lengths is None else valid_mask(lengths, steps, batch_shape)
-    x_proj = cell.project(params, mask_inputs(valid, jnp.moveaxis(xs, -2, 0)))  # [T, *B, G*H]
+    x_proj = cell.project(params, mask_inputs(valid, jnp.moveaxis(xs, time, 0)))  # [T, *B, G*H]
+    flags = None  # [T, *B, *S]: one per carry position (frames: S too), as unroll masks
+    if valid is not None:
+        flags = jnp.broadcast_to(valid.reshape(valid.shape + (1,) * (xs.ndim - 1 - valid.ndim)),
+                                 x_proj.shape[:-1])  # fmt: skip
 
     def body(carry, inputs):
         x_proj_t, valid_t = inputs
@@ -92,7 +98,7 @@ def gate_trace(
             gates = jax.tree.map(lambda g: jnp.where(valid_t[..., None], g, 0), gates)
         return new_carry, (gates, new_carry, y)
 
-    _, (gates, carries, ys) = jax.lax.scan(body, carry, (x_proj, valid), reverse=reverse)
+    _, (gates, carries, ys) = jax.lax.scan(body, carry, (x_proj, flags), reverse=reverse)
     batch_major = batch_major_fn(len(batch_shape))
     if valid is None:
         valid = jnp.ones((steps, *batch_shape), bool)

@@ -22,6 +22,23 @@ what the module computes (without dropout).
 (``pip install 'gatedcells[flax]'``).
 
 Shape legend: ``B`` batch (``*B`` any number of axes), ``T`` time, ``I`` input, ``O`` output.
+
+Examples:
+  Masks by field: Flax's path utilities (``flax.traverse_util.flatten_dict``,
+  ``path_aware_map``) walk dicts only, so they see a cell's params (a NamedTuple) as one
+  leaf. JAX's key paths reach its fields (``GetAttrKey("w_x")``): weight decay on the
+  kernels only, with optax,
+
+  >>> import jax, jax.numpy as jnp, optax, flax, gatedcells as gc, gatedcells.linen as gl
+  >>> variables = gl.RNN(gc.lstm(8)).init(jax.random.key(0), jnp.ones((2, 5, 3)))
+  >>> list(flax.traverse_util.flatten_dict(variables["params"]))  # one leaf
+  [('cell',)]
+  >>> def kernels(params):  # True on w_x and w_h, at any depth (stacks, dicts, ...)
+  ...     return jax.tree_util.tree_map_with_path(
+  ...         lambda path, _: getattr(path[-1], "name", None) in ("w_x", "w_h"), params)
+  >>> kernels(variables["params"])["cell"]
+  LSTMParams(w_x=True, w_h=True, b=False)
+  >>> tx = optax.adamw(1e-3, weight_decay=1e-4, mask=kernels)
 """
 
 from ._adapter import Cell as Cell

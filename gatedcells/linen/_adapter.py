@@ -16,8 +16,11 @@ class Cell(nn.RNNCellBase):
     ``nn.scan``, inside ``flax.linen.Bidirectional`` too. ``__call__(carry, x)`` is
     ``cell.step`` with the params fetched as this module's param ``"cell"`` (exactly
     ``cell.init``'s pytree); ``initialize_carry`` returns ``cell.initial_carry`` (zeros).
-    Prefer :class:`RNN` for whole sequences: it computes the input projection of all steps
-    in one matmul before the scan.
+    The carry comes back in the containers it came in: a plain ``(c, h)`` tuple, what
+    ``flax.linen.LSTMCell`` takes and returns, stays a tuple (``nn.scan`` needs the same
+    type in and out), so a Flax encoder's carry feeds a gatedcells decoder. Prefer
+    :class:`RNN` for whole sequences: it computes the input projection of all steps in one
+    matmul before the scan.
 
     Attributes:
       cell: a steppable :class:`gatedcells.Cell` (not a bidirectional layer).
@@ -36,10 +39,12 @@ class Cell(nn.RNNCellBase):
 
     @nn.compact
     def __call__(self, carry: Carry, x: Array) -> tuple[Carry, Array]:
-        """One step: ``x [*B, I] -> (carry, y [*B, O])``."""
+        """One step: ``x [*B, I] -> (carry, y [*B, O])``, the carry in the containers given."""
         x = _checks.check_float_array("x", x)
         params = self.param("cell", self.cell.init, x.shape[-1])
-        return self.cell.step(params, carry, x)
+        own = _checks.check_carry(self.cell, carry, x.shape[:-1])
+        new, y = self.cell.step(params, own, x)
+        return _checks.like_carry(carry, new), y
 
     @nn.nowrap
     def initialize_carry(self, rng: Array, input_shape: tuple[int, ...]) -> Carry:
@@ -49,5 +54,5 @@ class Cell(nn.RNNCellBase):
 
     @property
     def num_feature_axes(self) -> int:
-        """1: the input's last axis."""
-        return 1
+        """The trailing axes of a step's input: 1 (``cell.feature_ndim``)."""
+        return self.cell.feature_ndim

@@ -32,7 +32,7 @@ def run(
     """Fetch ``cell``'s params once as ``module``'s param ``"cell"`` and unroll it."""
     _checks.check_cell("cell", cell)
     xs = _checks.check_float_array("xs", xs)
-    check_seq_lengths(seq_lengths, xs, time_major)
+    check_seq_lengths(seq_lengths, xs, time_major, cell.feature_ndim)
     params = module.param("cell", cell.init, xs.shape[-1])
     carry, ys = unroll(
         cell,
@@ -46,16 +46,19 @@ def run(
     )
     if reverse and not keep_order:  # flax's order: outputs in processing order
         lengths = None if seq_lengths is None else jnp.asarray(seq_lengths, jnp.int32)
-        batch_dims = ys.ndim - 2
+        batch_dims = ys.ndim - 1 - cell.feature_ndim  # [*B, T, *S, O]
         ys = flip_sequences(ys, lengths, num_batch_dims=batch_dims, time_major=time_major)
-    return carry, ys
+    return _checks.like_carry(initial_carry, carry), ys
 
 
-def check_seq_lengths(seq_lengths: Array | None, xs: Array, time_major: bool) -> None:
+def check_seq_lengths(
+    seq_lengths: Array | None, xs: Array, time_major: bool, feature_ndim: int = 1
+) -> None:
     """``unroll``'s checks of ``lengths``, with messages that say ``seq_lengths``."""
-    if seq_lengths is not None and xs.ndim >= 2:
-        steps = xs.shape[0] if time_major else xs.shape[-2]
-        batch_shape = tuple(xs.shape[1:-1] if time_major else xs.shape[:-2])
+    lead = xs.ndim - feature_ndim  # T and *B
+    if seq_lengths is not None and lead >= 1:
+        steps = xs.shape[0] if time_major else xs.shape[lead - 1]
+        batch_shape = tuple(xs.shape[1:lead] if time_major else xs.shape[: lead - 1])
         valid_mask(seq_lengths, steps, batch_shape, name="seq_lengths")
 
 
@@ -138,8 +141,11 @@ class RNN(nn.Module):
         """Run the cell over ``xs``.
 
         Args:
-          xs: ``[*B, T, I]`` (``[T, *B, I]`` when time-major), any floating dtype.
-          initial_carry: the carry to start from (``cell.initial_carry(B)``); zeros if None.
+          xs: ``[*B, T, I]`` (``[T, *B, I]`` when time-major), any floating dtype;
+            ``[*B, T, *S, I]`` for a convolutional cell.
+          initial_carry: the carry to start from (``cell.initial_carry(B)``, or plain
+            tuples in place of its NamedTuples, e.g. a ``flax.linen.LSTMCell``'s ``(c, h)``:
+            the carry returned has the containers given); zeros if None.
           seq_lengths: integer ``[*B]``, the valid length of each right-padded sequence.
           init_key: ignored (the carry starts at zeros); for ``flax.linen.RNNBase``.
           return_carry, time_major, reverse, keep_order: override the attributes of the
@@ -186,14 +192,23 @@ class Bidirectional(nn.Module):
     input steps, are merged (concatenated by default: ``[*B, T, O_f + O_b]``).
     ``variables["params"]["cell"]`` is the pair ``(forward's params, backward's params)``.
 
+    A Flax user's call works too: ``Bidirectional(RNN(cell_f), RNN(cell_b))``, the keywords
+    ``forward_rnn``/``backward_rnn``/``merge_fn`` of ``flax.linen.Bidirectional``, and the
+    call-time ``return_carry``/``time_major``. An RNN given here contributes its cell only
+    (this layer runs both directions itself); ``flax.linen.RNN(gatedcells.linen.Cell(c))``
+    is read as ``c``. Flax's own cells (``nn.LSTMCell``, ...) are refused with the
+    gatedcells spelling (``gc.lstm(H, forget_bias=0.0)`` is Flax's LSTM).
+
     Attributes:
-      forward: the forward cell.
+      forward: the forward cell (or an RNN of it).
       backward: the backward cell (default: ``forward``'s architecture, own params).
       merge: ``"concat"``, ``"sum"``, ``"mean"``, or ``(y_fwd, y_bwd) -> y``.
       time_major: inputs and outputs ``[T, *B, ...]``.
       return_carry: return ``((carry_fwd, carry_bwd), ys)`` instead of ``ys``.
       unroll: time steps per loop iteration of the scans (``None``: per backend, see
         :func:`gatedcells.default_unroll`).
+      forward_rnn, backward_rnn, merge_fn: ``flax.linen.Bidirectional``'s names for
+        ``forward``, ``backward`` and ``merge`` (give one name of each pair).
 
     Examples:
       >>> import jax, jax.numpy as jnp, gatedcells as gc, gatedcells.linen as gl
@@ -202,14 +217,22 @@ class Bidirectional(nn.Module):
       >>> variables = layer.init(jax.random.key(0), xs)
       >>> layer.apply(variables, xs, seq_lengths=jnp.array([5, 2])).shape
       (2, 5, 16)
+      >>> flax_style = gl.Bidirectional(forward_rnn=gl.RNN(gc.gru(8)),
+      ...                               backward_rnn=gl.RNN(gc.gru(8)), merge_fn=jnp.add)
+      >>> carry, ys = flax_style.apply(variables, xs, return_carry=True)
+      >>> ys.shape, len(carry)
+      ((2, 5, 8), 2)
     """
 
-    forward: Cell
-    backward: Cell | None = None
+    forward: Any = None
+    backward: Any = None
     merge: Merge = "concat"
     time_major: bool = False
     return_carry: bool = False
     unroll: int | bool | None = None
+    forward_rnn: Any = None
+    backward_rnn: Any = None
+    merge_fn: Callable[[Array, Array], Array] | None = None
 
     @nn.compact
     def __call__(
@@ -218,22 +241,64 @@ class Bidirectional(nn.Module):
         *,
         initial_carry: tuple[Carry, Carry] | None = None,
         seq_lengths: Array | None = None,
+        return_carry: bool | None = None,
+        time_major: bool | None = None,
+        init_key: Array | None = None,
+        reverse: bool | None = None,
+        keep_order: bool | None = None,
     ) -> Array | tuple[tuple[Carry, Carry], Array]:
-        """Run both directions over ``xs [*B, T, I]``; see :class:`RNN` for the arguments."""
+        """Run both directions over ``xs [*B, T, I]``; see :class:`RNN` for the arguments.
+
+        ``return_carry`` and ``time_major`` override the attributes for this call;
+        ``init_key``, ``reverse`` and ``keep_order`` are accepted and unused, as in
+        ``flax.linen.Bidirectional``.
+        """
+        del init_key, reverse, keep_order
         carry, ys = run(
             self,
             self.as_cell(),
             xs,
             initial_carry,
             seq_lengths,
-            time_major=self.time_major,
+            time_major=_pick(time_major, self.time_major),
             reverse=False,
             keep_order=True,
             unroll_steps=self.unroll,
         )
-        return (carry, ys) if self.return_carry else ys
+        return (carry, ys) if _pick(return_carry, self.return_carry) else ys
 
     @nn.nowrap
     def as_cell(self) -> Cell:
         """``gatedcells.bidirectional(forward, backward, merge=merge)``."""
-        return bidirectional(self.forward, self.backward, merge=self.merge)
+        forward = _one_of("forward", self.forward, "forward_rnn", self.forward_rnn)
+        backward = _one_of("backward", self.backward, "backward_rnn", self.backward_rnn)
+        merge = _one_of("merge", self.merge, "merge_fn", self.merge_fn, default="concat")
+        if forward is None:
+            raise TypeError("Bidirectional needs a forward cell: Bidirectional(gc.lstm(H))")
+        backward = None if backward is None else _cell_of("backward", backward)
+        return bidirectional(_cell_of("forward", forward), backward, merge=merge)
+
+
+def _one_of(name: str, value: Any, alias: str, other: Any, default: Any = None) -> Any:
+    """The value given as ``name`` or as Flax's ``alias``, not both."""
+    if other is None:
+        return value
+    if value != default:
+        raise TypeError(f"give {name} or {alias} (Flax's name for it), not both")
+    return other
+
+
+def _cell_of(name: str, value: Any) -> Cell:
+    """A gatedcells cell from a cell, an RNN of one, or Flax's ``nn.RNN(gl.Cell(cell))``."""
+    for candidate in (value, getattr(value, "cell", None),
+                      getattr(getattr(value, "cell", None), "cell", None)):  # fmt: skip
+        if isinstance(candidate, Cell):
+            return candidate
+    inner = type(getattr(value, "cell", value)).__name__
+    raise TypeError(
+        f"{name} must be a gatedcells cell or an RNN of one, got {type(value).__name__}"
+        f"{f'({inner})' if inner != type(value).__name__ else ''}: write "
+        "gatedcells.linen.Bidirectional(gc.lstm(H, forget_bias=0.0)) for Flax's LSTM "
+        "(gc.gru(H, update_bias=0.0) for its GRU), or keep flax.linen.Bidirectional for "
+        "Flax's own cells"
+    )

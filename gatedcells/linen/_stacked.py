@@ -126,7 +126,7 @@ class StackedRNN(nn.Module):
                 time_major=True,
                 unroll=self.unroll,
             )
-            carries.append(carry)
+            carries.append(_checks.like_carry(initial_carry[k], carry))
             if drop and k < len(layers) - 1:
                 xs = nn.Dropout(self.dropout, name=f"dropout_{k}")(xs, deterministic=False)
         ys = xs if self.time_major else jnp.moveaxis(xs, 0, -2)

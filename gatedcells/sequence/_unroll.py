@@ -45,8 +45,11 @@ def unroll(
       cell: a :class:`gatedcells.Cell`.
       params: the cell's params (``cell.init``).
       xs: inputs ``[*B, T, I]``, or ``[T, *B, I]`` with ``time_major=True``; ``*B`` may be
-        empty. Any floating dtype; the cell computes in its own dtypes.
-      carry: initial carry (``cell.initial_carry(B)``); ``None`` starts from zeros.
+        empty. Any floating dtype; the cell computes in its own dtypes. A convolutional
+        cell (``cell.feature_ndim = 1 + len(S)``) reads frames: ``[*B, T, *S, I]`` (or
+        ``[T, *B, *S, I]``), time just before the frame's axes.
+      carry: initial carry (``cell.initial_carry(B)``; ``cell.initial_carry((*B, *S))`` for
+        a convolutional cell); ``None`` starts from zeros.
       lengths: integer ``[*B]``, the valid length of each sequence, in ``[0, T]``. Inputs
         past a sequence's length never reach a value or a gradient (NaN padding is safe).
         Concrete lengths outside ``[0, T]`` raise; under ``jax.jit`` their values are
@@ -79,7 +82,8 @@ def unroll(
         being its inputs. See the README for measured memory and time.
 
     Returns:
-      ``(carry, ys)``: the final carry and the outputs ``[*B, T, O]`` (or ``[T, *B, O]``).
+      ``(carry, ys)``: the final carry and the outputs ``[*B, T, O]`` (or ``[T, *B, O]``;
+      ``[*B, T, *S, O]`` for a convolutional cell).
 
     Raises:
       TypeError: ``cell`` not a :class:`gatedcells.Cell`, ``xs`` or ``carry`` not floating,
@@ -104,16 +108,14 @@ def unroll(
     _checks.check_unroll(unroll)
     _checks.check_choice("grad", grad, GRADS)
     _checks.check_remat(remat)
-    steps = xs.shape[0] if time_major else xs.shape[-2]
+    time = 0 if time_major else len(batch_shape)  # before the cell's feature axes
+    steps = xs.shape[time]
     valid = None if lengths is None else valid_mask(lengths, steps, batch_shape)
-    if not time_major:
-        xs = jnp.moveaxis(xs, -2, 0)
+    xs = jnp.moveaxis(xs, time, 0)
     carry, ys = unroll_time_major(
         cell, params, carry, xs, valid=valid, reverse=reverse, unroll=unroll, grad=grad, remat=remat
     )
-    if not time_major:
-        ys = jnp.moveaxis(ys, 0, -2)
-    return carry, ys
+    return carry, jnp.moveaxis(ys, 0, time)
 
 
 def unroll_time_major(
@@ -131,7 +133,10 @@ def unroll_time_major(
     """The time-major driver behind :func:`unroll`, without its argument checks.
 
     Args:
-      xs: ``[T, *B, I]``. valid: boolean ``[T, *B]`` (``t < length``) or ``None``.
+      xs: ``[T, *B, I]`` (``[T, *B, *S, I]``). valid: boolean ``[T, *B]`` (``t < length``)
+        or ``None``. Over frames it is broadcast to ``[T, *B, *S]``, one flag per position
+        of the carry, so that every cell and layer (a dense layer over frames too) masks its
+        ``[*B, *S, H]`` carry as it masks ``[*B, H]``.
       reverse, unroll, grad, remat: as in :func:`unroll`.
 
     Returns:
@@ -143,6 +148,9 @@ def unroll_time_major(
     """
     if unroll is None:
         unroll = default_unroll()
+    if valid is not None:  # a flag per carry position: [T, *B, *S] for frames [T, *B, *S, I]
+        ones = (1,) * (xs.ndim - 1 - valid.ndim)
+        valid = jnp.broadcast_to(valid.reshape(valid.shape + ones), xs.shape[:-1])
     xs = mask_inputs(valid, xs)  # padding reaches no value and no gradient
     if cell.scan is not None:
         return cell.scan(

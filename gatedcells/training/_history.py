@@ -77,9 +77,33 @@ class Recorder:
         self.seconds.append(time.perf_counter() - self._start)
 
     def postfix(self) -> dict[str, str]:
-        """The progress bar's: the last chunk's mean metrics and the last evaluation."""
-        values = {k: v.mean() for k, v in self.chunks[-1].items() if k != "grad_norm"}
-        values.update({f"eval_{k}": v for k, v in (self.evals[-1] if self.evals else {}).items()})
+        """The progress bar's: the last chunk's mean loss and metrics, and the last evaluation
+        after step 0 (the one before training is left out), as ``eval_<name>`` when made at
+        the last step, ``eval_<name>@<step>`` when older. A metric equal to the loss (the
+        ``mse`` of a regression task) is not shown again.
+
+        Examples:
+          >>> import numpy as np
+          >>> r = Recorder(lambda params: {"loss": 0.5, "mse": 0.5})
+          >>> r.evaluate(0, None)
+          >>> r.train({"loss": np.array([1.0, 2.0]), "mse": np.array([1.0, 2.0])})
+          >>> r.postfix()
+          {'loss': '1.5'}
+          >>> r.evaluate(2, None)
+          >>> r.postfix()
+          {'loss': '1.5', 'eval_loss': '0.5'}
+          >>> r.train({"loss": np.array([1.0]), "mse": np.array([1.0])})
+          >>> r.postfix()
+          {'loss': '1', 'eval_loss@2': '0.5'}
+        """
+        chunk = self.chunks[-1]
+        train = _once({k: v for k, v in chunk.items() if k != "grad_norm"}, np.array_equal)
+        values = {k: v.mean() for k, v in train.items()}
+        if self.eval_steps and self.eval_steps[-1] > 0:
+            step, done = self.eval_steps[-1], sum(len(c["loss"]) for c in self.chunks)
+            mark = "" if step == done else f"@{step}"
+            last = _once(self.evals[-1], lambda a, b: a == b)
+            values.update({f"eval_{k}{mark}": v for k, v in last.items()})
         return {k: f"{float(v):.4g}" for k, v in values.items()}
 
     def to_json(self) -> dict:
@@ -108,3 +132,10 @@ class Recorder:
     def _train(self) -> dict[str, np.ndarray]:
         names = self.chunks[0] if self.chunks else {}
         return {k: np.concatenate([c[k] for c in self.chunks]) for k in names}
+
+
+def _once(values: dict[str, Any], equal) -> dict[str, Any]:
+    """``values`` without the metrics (other than ``"loss"``) equal to its ``"loss"``."""
+    if "loss" not in values:
+        return values
+    return {k: v for k, v in values.items() if k == "loss" or not equal(v, values["loss"])}

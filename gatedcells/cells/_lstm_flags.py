@@ -1,0 +1,215 @@
+"""The flags of :func:`gatedcells.lstm_variant`: the named variants (Greff et al.'s grid,
+JANET) as plain tables, the flags given merged over them, and the result checked into the
+step's static :class:`LSTMVariantSpec`.
+
+A variant is nothing but flags, so ``lstm_variant(H, variant="cifg")`` and
+``lstm_variant(H, peepholes=True, cifg=True)`` are the same cell, and a sweep over the grid is
+a loop over names (``for name in GREFF_VARIANTS: lstm_variant(H, variant=name)``).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import functools
+import types
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from .. import _checks
+from .._cell import Array
+from . import _blocks
+from ._lstm import IFGO, LSTMParams, LSTMPParams
+
+# Greff et al. 2017 ("LSTM: A Search Space Odyssey"): "vanilla" has peepholes, and each
+# variant changes one thing of vanilla. Our default lstm() is their NP (no peepholes), as
+# PyTorch's nn.LSTM.
+_GREFF = {
+    "vanilla": {"peepholes": True},
+    "nig": {"peepholes": True, "fixed_gates": {"i": 1.0}},
+    "nfg": {"peepholes": True, "forget_gate": False},
+    "nog": {"peepholes": True, "fixed_gates": {"o": 1.0}},
+    "niaf": {"peepholes": True, "candidate_activation": jax.nn.identity},
+    "noaf": {"peepholes": True, "output_activation": jax.nn.identity},
+    "np": {"peepholes": False},
+    "cifg": {"peepholes": True, "cifg": True},
+    "fgr": {"peepholes": True, "full_gate_recurrence": True},
+}
+# van der Westhuizen & Lasenby 2018: the forget gate alone, i = 1 - sigmoid(s_f - 1), h = c.
+_JANET = {"cifg": True, "cifg_shift": 1.0, "fixed_gates": {"o": 1.0},
+          "output_activation": jax.nn.identity}  # fmt: skip
+
+GREFF_VARIANTS: tuple[str, ...] = tuple(_GREFF)
+"""The names of Greff et al.'s eight variants and their "vanilla" baseline, in the paper's
+order (``"np"`` is the plain :func:`gatedcells.lstm`)."""
+
+
+class _VariantTable(Mapping):
+    """Every named variant of :func:`gatedcells.lstm_variant` and the flags it stands for
+    (read-only): Greff et al.'s ``"vanilla"``, ``"nig"``, ``"nfg"``, ``"nog"``, ``"niaf"``,
+    ``"noaf"``, ``"np"``, ``"cifg"``, ``"fgr"``, and ``"janet"``."""
+
+    def __init__(self, table: dict[str, dict[str, Any]]):
+        self._table = {name: types.MappingProxyType(flags) for name, flags in table.items()}
+
+    def __getitem__(self, name: str) -> Mapping[str, Any]:
+        return self._table[name]
+
+    def __iter__(self):
+        return iter(self._table)
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def __repr__(self) -> str:
+        return f"LSTM_VARIANTS({', '.join(self._table)})"
+
+
+LSTM_VARIANTS: Mapping[str, Mapping[str, Any]] = _VariantTable({**_GREFF, "janet": _JANET})
+
+
+# The flags a variant may set, at the plain LSTM's values, in the order a cell's name shows
+# them. A flag left at None takes the variant's value, or this one.
+_PLAIN = types.MappingProxyType({
+    "forget_gate": True, "peepholes": False, "cifg": False, "cifg_shift": None,
+    "candidate_activation": jnp.tanh, "output_activation": jnp.tanh, "fixed_gates": {},
+    "full_gate_recurrence": False, "layer_norm": False,
+})  # fmt: skip
+
+
+class LSTMVariantParams:
+    """Weights of an LSTM variant: a NamedTuple of exactly the fields the variant has.
+
+    Each set of fields has its own NamedTuple type, named ``LSTMVariantParams`` and a subclass
+    of this class (``isinstance(params, gc.LSTMVariantParams)``), in the order below. A
+    variant whose fields are the plain LSTM's has :class:`gatedcells.LSTMParams` (or
+    :class:`gatedcells.LSTMPParams`) instead, interchangeable with :func:`gatedcells.lstm`'s.
+
+    Attributes:
+      w_x: input kernel ``[I, G*H]``, learned blocks in ``(i, f, g, o)`` order.
+      w_h: recurrent kernel ``[H, G*H]`` (``[P, G*H]`` with a projection).
+      b: bias ``[G*H]``; the forget block starts at ``forget_bias``.
+      p_i, p_f, p_o: peephole weights ``[H]`` (``peepholes=True``, learned gates only).
+      w_g: full gate recurrence ``[S*H, S*H]`` from the ``S`` learned sigmoid gates at
+        ``t-1`` to the same gates at ``t`` (``full_gate_recurrence=True``).
+      w_r: projection ``[H, P]`` (``proj_size=P``).
+      ln_x, ln_h: layer-norm gains ``[G*H]`` of the input and recurrent pre-activations
+        (``layer_norm=True``).
+      ln_c, ln_c_bias: layer-norm gain and bias ``[H]`` of the memory cell.
+    """
+
+    __slots__ = ()
+
+    def __reduce__(self):  # pickle and deepcopy by the field names
+        return params_of, (self._fields, tuple(self))
+
+
+@functools.cache
+def params_type(fields: tuple[str, ...]) -> type:
+    """The NamedTuple type of params with exactly ``fields`` (cached: one per field set)."""
+    for plain in (LSTMParams, LSTMPParams):
+        if fields == plain._fields:
+            return plain
+    base = collections.namedtuple("LSTMVariantParams", fields)
+    return type("LSTMVariantParams", (base, LSTMVariantParams),
+                {"__slots__": (), "__module__": __name__, "__doc__": LSTMVariantParams.__doc__})  # fmt: skip
+
+
+def params_of(fields: tuple[str, ...], values: tuple) -> Any:
+    """Params of the variant whose fields are ``fields``, holding ``values``."""
+    return params_type(tuple(fields))(*values)
+
+
+@dataclasses.dataclass(frozen=True)
+class LSTMVariantSpec:
+    """The static configuration of an LSTM variant's step."""
+
+    blocks: tuple[str, ...]  # learned blocks, in (i, f, g, o) order
+    fixed: Mapping[str, float]  # clamped gates and their values
+    candidate_activation: Callable[[Array], Array]
+    output_activation: Callable[[Array], Array]
+    peepholes: tuple[str, ...] = ()  # learned gates with a peephole
+    cifg_shift: float | None = None  # CIFG: i = 1 - sigmoid(s_f - shift); None: no coupling
+    layer_norm_eps: float | None = None  # None: no layer normalisation
+    fed_back: tuple[str, ...] = ()  # full gate recurrence: the gates fed back
+    proj_size: int | None = None
+
+
+def resolve(variant: str | None, given: dict[str, Any]) -> dict[str, Any]:
+    """The flags of ``variant`` (its table entry over the plain LSTM's) with the flags given
+    (not ``None``) over them: a flag given must agree with the entry; ``fixed_gates`` merge."""
+    if variant is not None and variant not in LSTM_VARIANTS:
+        raise ValueError(f"variant must be one of {sorted(LSTM_VARIANTS)} or None, got {variant!r}")
+    entry = LSTM_VARIANTS[variant] if variant is not None else {}
+    flags = {**_PLAIN, **entry}
+    for key, value in given.items():
+        if value is None:
+            continue
+        if key == "fixed_gates":  # merged: the variant's clamped gates, and those given
+            value = dict(value)
+            for gate_name, v in entry.get(key, {}).items():
+                if value.setdefault(gate_name, v) != v:
+                    raise ValueError(
+                        f"fixed_gates[{gate_name!r}]={value[gate_name]!r} contradicts "
+                        f"variant={variant!r}, which fixes {gate_name!r} to {v}"
+                    )
+        elif key in entry and value is not entry[key] and value != entry[key]:
+            raise ValueError(
+                f"{key}={value!r} contradicts variant={variant!r}, which sets {key}={entry[key]!r}"
+            )
+        flags[key] = value
+    return flags
+
+
+def spec_from_flags(
+    hidden_size: int, flags: dict[str, Any], *, chrono: Any, layer_norm_eps: Any,
+    proj_size: int | None,
+) -> LSTMVariantSpec:  # fmt: skip
+    """Check the resolved ``flags`` (and the flags that shape the step) and build the spec."""
+    for key in ("forget_gate", "peepholes", "cifg", "full_gate_recurrence", "layer_norm"):
+        _checks.check_flag(key, flags[key])
+    _checks.check_factory_args(functions={key: flags[key] for key in (
+        "candidate_activation", "output_activation")})  # fmt: skip
+    cifg = flags["cifg"]
+    fixed = _blocks.clamped_gates(flags["fixed_gates"], flags["forget_gate"])
+    if cifg and "f" in fixed:
+        raise ValueError("cifg couples the input gate to the forget gate, which must be learned")
+    if cifg and "i" in fixed:
+        raise ValueError("cifg computes the input gate, so fixed_gates cannot also fix 'i'")
+    shift = flags["cifg_shift"]
+    if shift is not None:
+        _checks.check_factory_args(numbers={"cifg_shift": shift})
+        if not cifg:
+            raise ValueError(f"cifg_shift={shift!r} needs cifg=True")
+    blocks = tuple(n for n in IFGO if n not in fixed and not (cifg and n == "i"))
+    gates = tuple(n for n in blocks if n != "g")
+    if flags["full_gate_recurrence"] and not gates:
+        raise ValueError("full_gate_recurrence needs at least one learned gate")
+    _blocks.check_chrono(chrono, blocks)
+    _blocks.check_proj_size(proj_size, hidden_size)
+    eps = layer_norm_eps
+    if isinstance(eps, bool) or not isinstance(eps, int | float) or eps <= 0:
+        raise ValueError(f"layer_norm_eps must be a positive number, got {eps!r}")
+    return LSTMVariantSpec(
+        blocks,
+        types.MappingProxyType(fixed),
+        flags["candidate_activation"],
+        flags["output_activation"],
+        peepholes=gates if flags["peepholes"] else (),
+        cifg_shift=float(shift or 0.0) if cifg else None,
+        layer_norm_eps=float(eps) if flags["layer_norm"] else None,
+        fed_back=gates if flags["full_gate_recurrence"] else (),
+        proj_size=proj_size,
+    )
+
+
+def describe(hidden_size: int, variant: str | None, flags: dict, proj_size: int | None) -> str:
+    """The cell's name: ``lstm_variant(H, variant=..., the flags that change it)``."""
+    implied = {**_PLAIN, **(LSTM_VARIANTS[variant] if variant else {})}
+    shown = {"variant": variant} if variant else {}
+    shown |= {k: v for k, v in flags.items() if v is not implied[k] and v != implied[k]}
+    shown |= {"proj_size": proj_size} if proj_size else {}
+    return _blocks.describe("lstm_variant", hidden_size, shown)

@@ -1,0 +1,145 @@
+"""The minimal gated unit (Zhou et al. 2016): a GRU with one gate. It resets ``h`` before its
+recurrent matmul (Cho et al.'s form), so it has no :class:`~gatedcells.MatmulSplit`."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .. import _checks
+from .._cell import Array, Cell
+from . import _blocks
+
+
+class MGUParams(NamedTuple):
+    """MGU weights, blocks ``(f, n)`` fused on the last axis.
+
+    Attributes:
+      w_x: input kernel ``[I, 2H]``. w_h: recurrent kernel ``[H, 2H]``. b: bias ``[2H]``.
+    """
+
+    w_x: Array
+    w_h: Array
+    b: Array
+
+
+class MGUGates(NamedTuple):
+    """MGU gate activations, each ``[*B, H]``: the gate ``f`` (reset, and share of the
+    candidate taken) and the candidate ``n``."""
+
+    f: Array
+    n: Array
+
+
+def mgu_update(
+    dtype: Any, params: MGUParams, h: Array, x_proj: Array
+) -> tuple[Array, Array, MGUGates]:
+    """One MGU step (Zhou et al. 2016): ``x_proj = x W_x + b`` ``[*B, 2H]``, ``h [*B, H]``.
+    See :func:`mgu`."""
+    with jax.named_scope("gatedcells.mgu"):
+        x = _blocks.split(x_proj.astype(h.dtype), ("f", "n"))
+        w_f, w_n = jnp.split(params.w_h, 2, axis=-1)
+        f = jax.nn.sigmoid(x["f"] + _blocks.matmul_like(h, w_f, dtype))
+        n = jnp.tanh(x["n"] + _blocks.matmul_like(f * h, w_n, dtype))
+        h = (1 - f) * h + f * n
+    return h, h, MGUGates(f, n)
+
+
+def mgu(
+    hidden_size: int,
+    *,
+    forget_bias: float = 0.0,
+    chrono: float | None = None,
+    kernel_init: Callable = jax.nn.initializers.lecun_normal(),
+    recurrent_init: Callable = jax.nn.initializers.orthogonal(),
+    bias_init: Callable = jax.nn.initializers.zeros,
+    param_dtype: Any = jnp.float32,
+    dtype: Any = None,
+) -> Cell:
+    r"""Minimal gated unit (Zhou, Wu, Zhang & Zhou 2016): a GRU with one gate.
+
+    .. math::
+
+       f &= \sigma(x W_{xf} + h W_{hf} + b_f) \\
+       n &= \tanh(x W_{xn} + (f \odot h) W_{hn} + b_n) \\
+       h' &= (1 - f) \odot h + f \odot n
+
+    The paper's coupling: the gate that resets ``h`` before the matmul is the share of the
+    candidate taken. Flax's ``nn.MGUCell`` couples the other way round and resets after the
+    matmul, :math:`n = \tanh(x W_{xn} + b_n + f \odot (h W_{hn} + b_{hn}))`,
+    :math:`h' = (1 - f) \odot n + f \odot h`: its reset gate is the share of the old state
+    kept, so the two are different functions, not two parameterisations of one.
+
+    Parameter count: ``2*(I*H + H*H + H)``, 2x a simple RNN's.
+
+    Args:
+      hidden_size: size ``H`` of the state.
+      forget_bias: added to ``b_f`` at init. ``f`` is the share of the candidate taken, so a
+        negative value starts the MGU remembering.
+      chrono: ``T_max`` for chrono initialisation (Tallec & Ollivier 2018):
+        :math:`b_f = -\log \mathcal{U}(1, T_{max} - 1)` (replacing ``forget_bias``), or
+        ``None``.
+      kernel_init: initializer of each ``[I, H]`` block of ``w_x``.
+      recurrent_init: initializer of each ``[H, H]`` block of ``w_h``.
+      bias_init: initializer of ``b`` before the offset.
+      param_dtype: dtype of the params and of the default carry.
+      dtype: compute dtype of the matmuls (``None``: the params' dtype).
+
+    Returns:
+      A :class:`gatedcells.Cell` with :class:`MGUParams`, carry ``h [*B, H]`` and gates
+      :class:`MGUGates`.
+
+    Raises:
+      ValueError: a non-positive ``hidden_size`` or ``chrono`` not above 2.
+      TypeError: a flag of the wrong type (``forget_bias`` not a number, an initializer not
+        a function, a dtype not floating).
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, gatedcells as gc
+      >>> cell = gc.mgu(8)
+      >>> params = cell.init(jax.random.key(0), 3)
+      >>> h, ys = gc.unroll(cell, params, jnp.ones((2, 5, 3)))
+      >>> ys.shape, gc.count_params(params) == 2 * (3 * 8 + 8 * 8 + 8)
+      ((2, 5, 8), True)
+
+    References:
+      Zhou, Wu, Zhang & Zhou, "Minimal Gated Unit for Recurrent Neural Networks",
+      International Journal of Automation and Computing 2016 (arXiv:1603.09420).
+    """
+    H = _checks.check_positive_int("hidden_size", hidden_size)
+    _checks.check_factory_args(
+        numbers={"forget_bias": forget_bias},
+        functions={"kernel_init": kernel_init, "recurrent_init": recurrent_init,
+                   "bias_init": bias_init},
+        dtypes={"param_dtype": param_dtype, "dtype": dtype},
+    )  # fmt: skip
+    _checks.check_t_max(chrono)
+
+    def init(key: Array, input_size: int) -> MGUParams:
+        kx, kh, kb, kc = jax.random.split(key, 4)
+        b = _blocks.gate_biases(bias_init, kb, H, ("f", "n"), {"f": forget_bias}, param_dtype)
+        if chrono is not None:
+            b = _blocks.set_block(b, 0, H, -_blocks.chrono_bias(kc, H, chrono, param_dtype))
+        return MGUParams(
+            w_x=_blocks.init_blocks(kernel_init, kx, input_size, H, 2, param_dtype),
+            w_h=_blocks.init_blocks(recurrent_init, kh, H, H, 2, param_dtype),
+            b=b,
+        )
+
+    def input_size(params: MGUParams) -> int:
+        shapes = {"w_x": (None, 2 * H), "w_h": (H, 2 * H), "b": (2 * H,)}
+        return _checks.check_param_shapes(f"mgu({H})", params, shapes)
+
+    return Cell(
+        init_fn=init,
+        carry_fn=_blocks.zeros_carry(H, param_dtype),
+        project=functools.partial(_blocks.project_affine, dtype=dtype),
+        update=functools.partial(mgu_update, dtype),
+        check_params=input_size,
+        output_size=H,
+        name=f"mgu({H})",
+    )

@@ -1,0 +1,317 @@
+"""``RNN`` and ``Bidirectional``: a cell over a sequence, as a Flax NNX module."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax.numpy as jnp
+from flax import nnx
+from flax.nnx.nn.recurrent import flip_sequences
+
+from .. import _checks
+from .._cell import Array, Carry, Cell, Params
+from ..combinators import bidirectional
+from ..sequence import unroll, valid_mask
+from . import _params
+from ._params import Metadata
+
+Merge = str | Callable[[Array, Array], Array]
+Rngs = nnx.Rngs | nnx.RngStream | Array | None
+
+
+def run(
+    cell: Cell,
+    params: Params,
+    xs: Array,
+    initial_carry: Carry | None,
+    seq_lengths: Array | None,
+    *,
+    time_major: bool,
+    reverse: bool,
+    keep_order: bool,
+    unroll_steps: int | bool | None,
+) -> tuple[Carry, Array]:
+    """``gc.unroll`` with ``nnx.RNN``'s options; the carry in the containers given."""
+    xs = _checks.check_float_array("xs", xs)
+    check_seq_lengths(seq_lengths, xs, time_major, cell.feature_ndim)
+    carry, ys = unroll(
+        cell,
+        params,
+        xs,
+        initial_carry,
+        lengths=seq_lengths,
+        reverse=reverse,
+        time_major=time_major,
+        unroll=unroll_steps,
+    )
+    if reverse and not keep_order:  # flax's order: outputs in processing order
+        lengths = None if seq_lengths is None else jnp.asarray(seq_lengths, jnp.int32)
+        batch_dims = ys.ndim - 1 - cell.feature_ndim  # [*B, T, *S, O]
+        ys = flip_sequences(ys, lengths, num_batch_dims=batch_dims, time_major=time_major)
+    return _checks.like_carry(initial_carry, carry), ys
+
+
+def check_seq_lengths(
+    seq_lengths: Array | None, xs: Array, time_major: bool, feature_ndim: int = 1
+) -> None:
+    """``unroll``'s checks of ``lengths``, with messages that say ``seq_lengths``."""
+    lead = xs.ndim - feature_ndim  # T and *B
+    if seq_lengths is not None and lead >= 1:
+        steps = xs.shape[0] if time_major else xs.shape[lead - 1]
+        batch_shape = tuple(xs.shape[1:lead] if time_major else xs.shape[: lead - 1])
+        valid_mask(seq_lengths, steps, batch_shape, name="seq_lengths")
+
+
+def dropout_key(rngs: Rngs, what: str) -> Array:
+    """A key from the call's ``rngs`` (its ``dropout`` stream), or an error saying how."""
+    if isinstance(rngs, nnx.Rngs):
+        return rngs.dropout()
+    if isinstance(rngs, nnx.RngStream):
+        return rngs()
+    if rngs is None:
+        raise ValueError(
+            f"{what} in training mode needs a key: call it with rngs=nnx.Rngs(dropout=seed), "
+            "or turn it off (deterministic=True, model.eval() or nnx.view)"
+        )
+    _checks.check_key("rngs", rngs)
+    return rngs
+
+
+def _pick(override: Any, default: Any) -> Any:
+    return default if override is None else override
+
+
+class RNN(nnx.Module):
+    r"""Runs a :class:`gatedcells.Cell` over a sequence: ``flax.nnx.RNN``'s options, no math.
+
+    The params are one ``nnx.Param`` per array of ``cell.init``'s pytree, named by its fields
+    (``layer.w_x``, ``layer.w_h``, ``layer.b``; a stack's under ``layer.layers[k]``), so
+    ``nnx.state(layer, nnx.Param)``, path filters and optax masks see them per array.
+    :meth:`params` hands back exactly ``cell.init``'s pytree:
+    ``gatedcells.unroll(layer.cell, layer.params(), xs)`` equals ``layer(xs)``. No RNG key
+    is stored.
+
+    Differences from ``flax.nnx.RNN``, on purpose (as :class:`gatedcells.linen.RNN`):
+    outputs past each sequence's length are exactly zero and the carry stops at the last
+    valid step (Flax runs the cell over the padding); ``reverse=True`` with
+    ``keep_order=False`` returns outputs in processing order, padding still at the end, as
+    Flax does; the carry starts at zeros unless ``initial_carry`` is given.
+
+    Args:
+      cell: a :class:`gatedcells.Cell` (stacks and bidirectional layers included).
+      in_features: ``I``, the size of the inputs.
+      rngs: an ``nnx.Rngs``; the params come from its ``params`` stream.
+      time_major: inputs and outputs ``[T, *B, ...]`` instead of ``[*B, T, ...]``.
+      reverse: read each sequence from its end.
+      keep_order: with ``reverse``, return the outputs aligned with the inputs.
+      return_carry: return ``(carry, ys)`` instead of ``ys``.
+      unroll: time steps per loop iteration of the scan (``None``: per backend).
+      regularizer: a recurrent regulariser ``(cell, key=, deterministic=) -> cell``, e.g.
+        ``functools.partial(gc.recurrent_dropout, rate=0.25)``, with a key from the call's
+        ``rngs`` (its ``dropout`` stream).
+      deterministic: turn the regulariser off (``model.eval()`` sets it, ``model.train()``
+        clears it; a call may override it).
+      param_metadata: ``nnx.Param`` metadata per field name (e.g. sharding annotations).
+
+    Examples:
+      >>> import jax.numpy as jnp, gatedcells as gc, gatedcells.nnx as gnnx
+      >>> from flax import nnx
+      >>> layer = gnnx.RNN(gc.lstm(16), 3, rngs=nnx.Rngs(0), return_carry=True)
+      >>> carry, ys = layer(jnp.ones((4, 10, 3)), seq_lengths=jnp.array([10, 7, 3, 1]))
+      >>> ys.shape, carry.h.shape, float(abs(ys[3, 1:]).max())
+      ((4, 10, 16), (4, 16), 0.0)
+      >>> type(layer.params()).__name__, layer.w_x.shape
+      ('LSTMParams', (3, 64))
+    """
+
+    def __init__(
+        self,
+        cell: Cell,
+        in_features: int,
+        *,
+        rngs: nnx.Rngs,
+        time_major: bool = False,
+        reverse: bool = False,
+        keep_order: bool = False,
+        return_carry: bool = False,
+        unroll: int | bool | None = None,
+        regularizer: Callable[..., Cell] | None = None,
+        deterministic: bool = False,
+        param_metadata: Metadata | None = None,
+    ):
+        self.cell = _params.check_cell(cell)
+        self.in_features = _checks.check_positive_int("in_features", in_features)
+        for name, flag in [("time_major", time_major), ("reverse", reverse),
+                           ("keep_order", keep_order), ("return_carry", return_carry)]:  # fmt: skip
+            _checks.check_flag(name, flag)
+        _checks.check_unroll(unroll)
+        self.time_major, self.reverse, self.keep_order = time_major, reverse, keep_order
+        self.return_carry, self.unroll = return_carry, unroll
+        self.regularizer, self.deterministic = regularizer, deterministic
+        params = cell.init(_params.init_key(rngs), self.in_features)
+        _params.attach(self, params, metadata=param_metadata)
+
+    def __call__(
+        self,
+        xs: Array,
+        *,
+        initial_carry: Carry | None = None,
+        seq_lengths: Array | None = None,
+        return_carry: bool | None = None,
+        time_major: bool | None = None,
+        reverse: bool | None = None,
+        keep_order: bool | None = None,
+        rngs: Rngs = None,
+        deterministic: bool | None = None,
+    ) -> Array | tuple[Carry, Array]:
+        """Run the cell over ``xs``.
+
+        Args:
+          xs: ``[*B, T, I]`` (``[T, *B, I]`` when time-major), any floating dtype.
+          initial_carry: the carry to start from (``cell.initial_carry(B)``, or plain
+            tuples in place of its NamedTuples: handed back as given); zeros if None.
+          seq_lengths: integer ``[*B]``, the valid length of each right-padded sequence.
+          return_carry, time_major, reverse, keep_order: override the attributes of the
+            same names for this call (as ``flax.nnx.RNN`` allows).
+          rngs: the key source of the regulariser (an ``nnx.Rngs``, a stream or a key);
+            unused without one.
+          deterministic: overrides the attribute.
+
+        Returns:
+          ``ys [*B, T, O]`` (``[T, *B, O]``), or ``(carry, ys)`` with ``return_carry``.
+
+        Raises:
+          TypeError, ValueError: as :func:`gatedcells.unroll` (``seq_lengths`` is its
+            ``lengths``); a regulariser in training mode without ``rngs``.
+        """
+        cell = self.cell
+        if self.regularizer is not None:
+            off = _pick(deterministic, self.deterministic)
+            key = None if off else dropout_key(rngs, "RNN(regularizer=...)")
+            cell = self.regularizer(cell, key=key, deterministic=off)
+        carry, ys = run(
+            cell,
+            self.params(),
+            xs,
+            initial_carry,
+            seq_lengths,
+            time_major=_pick(time_major, self.time_major),
+            reverse=_pick(reverse, self.reverse),
+            keep_order=_pick(keep_order, self.keep_order),
+            unroll_steps=self.unroll,
+        )
+        return (carry, ys) if _pick(return_carry, self.return_carry) else ys
+
+    def params(self) -> Params:
+        """The params as ``cell.init`` returns them (e.g. an :class:`gatedcells.LSTMParams`)."""
+        return _params.gather(self, self.cell, self.in_features)
+
+    def as_cell(self) -> Cell:
+        """The cell whose params are :meth:`params`: ``self.cell``."""
+        return self.cell
+
+    def set_view(self, deterministic: bool | None = None) -> None:
+        """For ``nnx.view(model, deterministic=...)``."""
+        if deterministic is not None:
+            self.deterministic = deterministic
+
+
+class Bidirectional(nnx.Module):
+    r"""A bidirectional layer: ``forward`` reads the sequence forwards, ``backward`` backwards.
+
+    The module form of :func:`gatedcells.bidirectional`: both directions read the same
+    input, each sequence within its own ``seq_lengths``; their outputs, aligned with the input
+    steps, are merged (concatenated by default: ``[*B, T, O_f + O_b]``). The params are
+    ``layer.forward.w_x``, ``layer.backward.w_x``, ...; :meth:`params` is the pair
+    ``(forward's, backward's)``, ``as_cell().init``'s pytree.
+
+    To pair two RNN layers as Flax does, use ``flax.nnx.Bidirectional(forward_rnn,
+    backward_rnn)``: it runs two :class:`RNN` layers unchanged.
+
+    Args:
+      forward: the forward cell.
+      in_features: ``I``, the size of the inputs.
+      rngs: an ``nnx.Rngs``; the params come from its ``params`` stream.
+      backward: the backward cell (default: ``forward``'s architecture, own params).
+      merge: ``"concat"``, ``"sum"``, ``"mean"``, or ``(y_fwd, y_bwd) -> y``.
+      time_major: inputs and outputs ``[T, *B, ...]``.
+      return_carry: return ``((carry_fwd, carry_bwd), ys)`` instead of ``ys``.
+      unroll: time steps per loop iteration of the scans (``None``: per backend).
+      param_metadata: ``nnx.Param`` metadata per field name.
+
+    Examples:
+      >>> import jax.numpy as jnp, gatedcells as gc, gatedcells.nnx as gnnx
+      >>> from flax import nnx
+      >>> layer = gnnx.Bidirectional(gc.gru(8), 3, rngs=nnx.Rngs(0))
+      >>> layer(jnp.ones((2, 5, 3)), seq_lengths=jnp.array([5, 2])).shape
+      (2, 5, 16)
+    """
+
+    def __init__(
+        self,
+        forward: Cell,
+        in_features: int,
+        *,
+        rngs: nnx.Rngs,
+        backward: Cell | None = None,
+        merge: Merge = "concat",
+        time_major: bool = False,
+        return_carry: bool = False,
+        unroll: int | bool | None = None,
+        param_metadata: Metadata | None = None,
+    ):
+        if isinstance(forward, nnx.Module) or isinstance(backward, nnx.Module):
+            raise TypeError(
+                "gatedcells.nnx.Bidirectional takes cells: Bidirectional(gc.gru(8), "
+                "in_features, rngs=rngs); to pair two RNN layers write "
+                "flax.nnx.Bidirectional(forward_rnn, backward_rnn), which runs "
+                "gatedcells.nnx.RNN layers unchanged"
+            )
+        self.cell = bidirectional(_params.check_cell(forward), backward, merge=merge)
+        self.in_features = _checks.check_positive_int("in_features", in_features)
+        _checks.check_flag("time_major", time_major)
+        _checks.check_flag("return_carry", return_carry)
+        _checks.check_unroll(unroll)
+        self.time_major, self.return_carry, self.unroll = time_major, return_carry, unroll
+        params = self.cell.init(_params.init_key(rngs), self.in_features)
+        _params.attach(self, params, ("forward", "backward"), param_metadata)
+
+    def __call__(
+        self,
+        xs: Array,
+        *,
+        initial_carry: tuple[Carry, Carry] | None = None,
+        seq_lengths: Array | None = None,
+        return_carry: bool | None = None,
+        time_major: bool | None = None,
+        rngs: Rngs = None,
+        reverse: bool | None = None,
+        keep_order: bool | None = None,
+    ) -> Array | tuple[tuple[Carry, Carry], Array]:
+        """Run both directions over ``xs [*B, T, I]``; see :class:`RNN` for the arguments.
+
+        ``rngs``, ``reverse`` and ``keep_order`` are accepted and unused, as in
+        ``flax.nnx.Bidirectional``.
+        """
+        del rngs, reverse, keep_order
+        carry, ys = run(
+            self.cell,
+            self.params(),
+            xs,
+            initial_carry,
+            seq_lengths,
+            time_major=_pick(time_major, self.time_major),
+            reverse=False,
+            keep_order=True,
+            unroll_steps=self.unroll,
+        )
+        return (carry, ys) if _pick(return_carry, self.return_carry) else ys
+
+    def params(self) -> Params:
+        """The pair ``(forward's params, backward's params)``, ``as_cell().init``'s pytree."""
+        return _params.gather(self, self.cell, self.in_features, ("forward", "backward"))
+
+    def as_cell(self) -> Cell:
+        """``gatedcells.bidirectional(forward, backward, merge=merge)``."""
+        return self.cell

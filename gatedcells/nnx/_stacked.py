@@ -1,0 +1,181 @@
+"""``StackedRNN``: PyTorch's ``nn.LSTM(num_layers, bidirectional, dropout)`` for any cells."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from .. import _checks
+from .._cell import Array, Cell, Params
+from ..combinators import bidirectional, stack
+from ..sequence import unroll
+from . import _params
+from ._params import Metadata
+from ._rnn import Merge, Rngs, check_seq_lengths, dropout_key
+
+
+class StackedRNN(nnx.Module):
+    r"""A deep RNN, PyTorch's ``nn.LSTM(num_layers, bidirectional, dropout)`` for any cells.
+
+    Layer ``k`` reads the outputs of layer ``k - 1``. ``cells`` is one cell used for every
+    layer (``num_layers`` of them, each with its own params) or a sequence of cells, one per
+    layer, types mixed as you like. With ``bidirectional`` every layer is a
+    :func:`gatedcells.bidirectional` layer whose merged outputs feed the next. Dropout with
+    rate ``dropout`` is applied to the outputs of every layer but the last (an
+    ``nnx.Dropout``, so ``model.train()``, ``model.eval()`` and ``nnx.view`` drive it), with
+    keys from the ``dropout`` stream of the call's ``rngs``: no key is stored.
+
+    The params are ``layer.layers[k].w_x``, ... (``layer.layers[k][0].w_x`` and
+    ``[1]`` for the two directions of a bidirectional layer); :meth:`params` is the tuple of
+    the layers' params, exactly ``as_cell().init``'s pytree, so
+    ``gatedcells.unroll(layer.as_cell(), layer.params(), xs)`` equals the deterministic
+    layer. The carry is a tuple with one carry per layer; ``layer.layer_cells`` are the
+    layers' cells.
+
+    Args:
+      cells: a :class:`gatedcells.Cell` for every layer, or a sequence of cells, bottom first.
+      in_features: ``I``, the size of the inputs.
+      rngs: an ``nnx.Rngs``; the params come from its ``params`` stream.
+      num_layers: the number of layers when ``cells`` is a single cell (default 1).
+      bidirectional: make every layer bidirectional.
+      dropout: the dropout rate between layers, in ``[0, 1)``.
+      merge: how a bidirectional layer merges its directions (``"concat"``, ...).
+      deterministic: disable dropout (a call may override it).
+      time_major: inputs and outputs ``[T, *B, ...]``.
+      return_carry: return ``(carry, ys)`` instead of ``ys``.
+      unroll: time steps per loop iteration of the scans (``None``: per backend).
+      param_metadata: ``nnx.Param`` metadata per field name.
+
+    Examples:
+      >>> import jax.numpy as jnp, gatedcells as gc, gatedcells.nnx as gnnx
+      >>> from flax import nnx
+      >>> model = gnnx.StackedRNN(gc.lstm(16), 3, num_layers=2, bidirectional=True,
+      ...                         dropout=0.1, rngs=nnx.Rngs(0))
+      >>> [fwd.w_x.shape for fwd, _ in model.layers]
+      [(3, 64), (32, 64)]
+      >>> model(jnp.ones((4, 10, 3)), rngs=nnx.Rngs(dropout=1)).shape
+      (4, 10, 32)
+    """
+
+    def __init__(
+        self,
+        cells: Cell | Sequence[Cell],
+        in_features: int,
+        *,
+        rngs: nnx.Rngs,
+        num_layers: int | None = None,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        merge: Merge = "concat",
+        deterministic: bool = False,
+        time_major: bool = False,
+        return_carry: bool = False,
+        unroll: int | bool | None = None,
+        param_metadata: Metadata | None = None,
+    ):
+        _checks.check_flag("bidirectional", bidirectional)
+        self.layer_cells = _layers(cells, num_layers, bidirectional, merge)
+        self.cell = stack(*self.layer_cells)
+        self.in_features = _checks.check_positive_int("in_features", in_features)
+        rate = _checks.check_rate("dropout", dropout)
+        _checks.check_flag("time_major", time_major)
+        _checks.check_flag("return_carry", return_carry)
+        _checks.check_unroll(unroll)
+        self.time_major, self.return_carry, self.unroll = time_major, return_carry, unroll
+        self.dropout = nnx.Dropout(rate, deterministic=deterministic)
+        params = self.cell.init(_params.init_key(rngs), self.in_features)
+        _params.attach(self, params, metadata=param_metadata)
+
+    def __call__(
+        self,
+        xs: Array,
+        *,
+        initial_carry: tuple | None = None,
+        seq_lengths: Array | None = None,
+        return_carry: bool | None = None,
+        time_major: bool | None = None,
+        rngs: Rngs = None,
+        deterministic: bool | None = None,
+    ) -> Array | tuple[tuple, Array]:
+        """Run the layers over ``xs [*B, T, I]`` (``[T, *B, I]`` when time-major).
+
+        Args:
+          initial_carry: a tuple of one carry per layer (``as_cell().initial_carry(B)``).
+          seq_lengths: integer ``[*B]``, the valid length of each right-padded sequence.
+          return_carry, time_major: override the attributes of the same names.
+          rngs: the dropout keys (an ``nnx.Rngs`` with a ``dropout`` stream, a stream or a
+            key); needed when dropping out.
+          deterministic: overrides the attribute of the ``nnx.Dropout``.
+
+        Returns:
+          ``ys [*B, T, O]``, or ``(carry, ys)`` with ``return_carry``.
+
+        Raises:
+          ValueError: an ``initial_carry`` that is not one carry per layer, dropout in
+            training mode without ``rngs``, and as :func:`gatedcells.unroll`.
+        """
+        layers, params = self.layer_cells, self.params()
+        time_major = self.time_major if time_major is None else time_major
+        xs = _checks.check_float_array("xs", xs)
+        check_seq_lengths(seq_lengths, xs, time_major)
+        if initial_carry is None:
+            initial_carry = (None,) * len(layers)
+        elif not isinstance(initial_carry, tuple | list) or len(initial_carry) != len(layers):
+            raise ValueError(
+                f"initial_carry must be a tuple of {len(layers)} carries (one per layer), "
+                f"got {type(initial_carry).__name__}"
+            )
+        off = self.dropout.rate == 0 or (
+            deterministic if deterministic is not None else self.dropout.deterministic
+        )
+        key = None if off or len(layers) == 1 else dropout_key(rngs, "StackedRNN(dropout>0)")
+        if not time_major:  # one transpose in, one out; the layers run time-major
+            xs = jnp.moveaxis(xs, -2, 0)
+        carries = []
+        for k, layer in enumerate(layers):
+            carry, xs = unroll(
+                layer,
+                params[k],
+                xs,
+                initial_carry[k],
+                lengths=seq_lengths,
+                time_major=True,
+                unroll=self.unroll,
+            )
+            carries.append(_checks.like_carry(initial_carry[k], carry))
+            if key is not None and k < len(layers) - 1:
+                xs = self.dropout(xs, deterministic=False, rngs=jax.random.fold_in(key, k))
+        ys = xs if time_major else jnp.moveaxis(xs, 0, -2)
+        return_carry = self.return_carry if return_carry is None else return_carry
+        return (tuple(carries), ys) if return_carry else ys
+
+    def params(self) -> Params:
+        """The tuple of the layers' params, ``as_cell().init``'s pytree."""
+        return _params.gather(self, self.cell, self.in_features)
+
+    def as_cell(self) -> Cell:
+        """The :func:`gatedcells.stack` of the layers (bidirectional ones if so)."""
+        return self.cell
+
+
+def _layers(
+    cells: Cell | Sequence[Cell], num_layers: int | None, bidi: bool, merge: Merge
+) -> tuple[Cell, ...]:
+    if isinstance(cells, Cell):
+        n = _checks.check_positive_int("num_layers", 1 if num_layers is None else num_layers)
+        cells = (_params.check_cell(cells),) * n
+    else:
+        cells = tuple(cells) if isinstance(cells, Sequence) else ()
+        if not cells or not all(isinstance(c, Cell) for c in cells):
+            raise TypeError(
+                f"cells must be a gatedcells.Cell or a non-empty sequence of them, got {cells!r}"
+            )
+        if num_layers not in (None, len(cells)):
+            raise ValueError(
+                f"num_layers={num_layers} but {len(cells)} cells were given; pass one cell "
+                "with num_layers, or one cell per layer"
+            )
+    return tuple(bidirectional(c, merge=merge) for c in cells) if bidi else cells
