@@ -141,6 +141,9 @@ def test_get_and_errors():
         tasks.get("add")
     with pytest.raises(ValueError, match="fixed length of 8"):
         tasks.get("digits", 10)
+    with pytest.raises(ValueError, match="fixed length of 40"):
+        tasks.get("mnist1d", 10)  # before anything is generated: mnist1d need not be installed
+    assert tasks.get("text", 30).length == 30  # the window, over the bundled corpus
     with pytest.raises(ValueError, match="length must be an int >= 2"):
         tasks.adding(1)
     with pytest.raises(ValueError, match="length must be an int >= 10"):

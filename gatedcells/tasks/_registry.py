@@ -5,14 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ._digits import digits
+from ._mnist1d import MNIST1D_LENGTH, mnist1d
 from ._synthetic import adding, copy_memory, temporal_order
 from ._task import Task
+from ._text import text
 
 TASKS: dict[str, Callable[..., Task]] = {
     "adding": adding,
     "copy": copy_memory,
     "order": temporal_order,
     "digits": digits,
+    "mnist1d": mnist1d,
+    "text": text,
 }
 """The tasks by the names the ``gatedcells`` command uses."""
 
@@ -20,8 +24,9 @@ TASKS: dict[str, Callable[..., Task]] = {
 def get(name: str, length: int | None = None) -> Task:
     """The task called ``name`` (a key of :data:`TASKS`) at ``length`` (its default if None).
 
-    ``length`` is the sequence length ``T`` (the delay for ``"copy"``); ``"digits"`` has a
-    fixed length of 8 and accepts only ``None`` or 8.
+    ``length`` is the sequence length ``T`` (the delay for ``"copy"``, the window
+    ``seq_len`` for ``"text"``, over the bundled Tiny Shakespeare); ``"digits"`` and
+    ``"mnist1d"`` have fixed lengths (8 and 40) and accept only ``None`` or that length.
 
     Raises:
       ValueError: for an unknown name, or a length the task does not accept.
@@ -33,8 +38,13 @@ def get(name: str, length: int | None = None) -> Task:
     """
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}")
-    if name == "digits":
-        if length not in (None, 8):
-            raise ValueError(f"the digits task has a fixed length of 8, got length={length}")
-        return digits()
+    fixed = {"digits": 8, "mnist1d": MNIST1D_LENGTH}
+    if name in fixed:
+        if length not in (None, fixed[name]):
+            raise ValueError(
+                f"the {name} task has a fixed length of {fixed[name]}, got length={length}"
+            )
+        return TASKS[name]()
+    if name == "text":
+        return text() if length is None else text(seq_len=length)
     return TASKS[name]() if length is None else TASKS[name](length)
