@@ -170,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         plural = "s" if len(unknown) > 1 else ""
         parser.error(f"--only: unknown variant{plural} {listed}; known: {', '.join(known)}")
     try:
-        task = tasks.get(args.task, None if args.task == "digits" else args.length)
+        task = tasks.get(args.task, None if args.task in ("digits", "mnist1d") else args.length)
     except ValueError as err:
         parser.error(str(err))
     rows = compare(

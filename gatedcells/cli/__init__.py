@@ -34,12 +34,13 @@ from ._runs import DemoConfig as DemoConfig
 from ._runs import Run as Run
 from ._runs import save_run as save_run
 
-TASKS = ("adding", "copy", "order", "digits")
+TASKS = ("adding", "copy", "order", "digits", "mnist1d", "text")
 # The help of train's options, where it does not fit on the option's line.
 HELP = {
     "task": "adding (Le et al. 2015), copy (copy memory, Arjovsky et al. 2016; --length is the "
     "delay), order (temporal order, Hochreiter & Schmidhuber 1997), digits (scikit-learn's "
-    "8x8 digits read row by row; fixed length 8)",
+    "8x8 digits read row by row; fixed length 8), mnist1d (MNIST-1D, Greydanus 2020; fixed "
+    "length 40), text (character LM over Tiny Shakespeare; --length is the window)",
     "cell": "any cell of the registry (gatedcells.cells.CELLS): simple_rnn (Elman), lstm "
     "(with forget gate), lstm1997 (no forget gate), gru (PyTorch/cuDNN form), "
     "gru_reset_before (Cho et al. 2014), lstm_<greff variant>, mgu, min_gru, ...",
