@@ -14,11 +14,15 @@ from ._values import check_finite as check_finite
 from ._values import check_lengths as check_lengths
 from .cells import GREFF_VARIANTS as GREFF_VARIANTS
 from .cells import LSTM_VARIANTS as LSTM_VARIANTS
+from .cells import ConvGRUParams as ConvGRUParams
+from .cells import ConvLSTMParams as ConvLSTMParams
 from .cells import FullGateCarry as FullGateCarry
 from .cells import GRUGates as GRUGates
 from .cells import GRUParams as GRUParams
 from .cells import IndRNNGates as IndRNNGates
 from .cells import IndRNNParams as IndRNNParams
+from .cells import LRUGates as LRUGates
+from .cells import LRUParams as LRUParams
 from .cells import LSTMCarry as LSTMCarry
 from .cells import LSTMGates as LSTMGates
 from .cells import LSTMParams as LSTMParams
@@ -29,21 +33,38 @@ from .cells import MGUParams as MGUParams
 from .cells import MinGRUGates as MinGRUGates
 from .cells import MinimalParams as MinimalParams
 from .cells import MinLSTMGates as MinLSTMGates
+from .cells import MLSTMCarry as MLSTMCarry
+from .cells import MLSTMGates as MLSTMGates
+from .cells import MLSTMParams as MLSTMParams
 from .cells import MUTGates as MUTGates
 from .cells import MUTParams as MUTParams
+from .cells import RGLRUGates as RGLRUGates
+from .cells import RGLRUParams as RGLRUParams
 from .cells import SimpleRNNGates as SimpleRNNGates
 from .cells import SimpleRNNParams as SimpleRNNParams
+from .cells import SLSTMCarry as SLSTMCarry
+from .cells import SLSTMGates as SLSTMGates
+from .cells import SLSTMParams as SLSTMParams
+from .cells import SSMGates as SSMGates
+from .cells import SSMParams as SSMParams
+from .cells import conv_gru as conv_gru
+from .cells import conv_lstm as conv_lstm
 from .cells import gru as gru
 from .cells import indrnn as indrnn
+from .cells import lru as lru
 from .cells import lstm as lstm
 from .cells import lstm_variant as lstm_variant
 from .cells import mgu as mgu
 from .cells import min_gru as min_gru
 from .cells import min_lstm as min_lstm
+from .cells import mlstm as mlstm
 from .cells import mut1 as mut1
 from .cells import mut2 as mut2
 from .cells import mut3 as mut3
+from .cells import rg_lru as rg_lru
+from .cells import selective_ssm as selective_ssm
 from .cells import simple_rnn as simple_rnn
+from .cells import slstm as slstm
 from .combinators import LearnedCarry as LearnedCarry
 from .combinators import LearnedCarryParams as LearnedCarryParams
 from .combinators import ZoneoutCarry as ZoneoutCarry
@@ -60,7 +81,18 @@ from .sequence import default_unroll as default_unroll
 from .sequence import linear_recurrence as linear_recurrence
 from .sequence import unroll as unroll
 
-__version__ = "0.1.0"
+
+def _version() -> str:
+    """The installed distribution's version (pyproject.toml); "0+unknown" from a bare tree."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("gatedcells")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+__version__ = _version()
 
 __all__ = [
     "Cell",
@@ -87,8 +119,14 @@ __all__ = [
     "MinGRUGates",
     "MinLSTMGates",
     "MinimalParams",
+    "MLSTMCarry",
+    "MLSTMGates",
+    "MLSTMParams",
     "SimpleRNNGates",
     "SimpleRNNParams",
+    "SLSTMCarry",
+    "SLSTMGates",
+    "SLSTMParams",
     "ZoneoutCarry",
     "bidirectional",
     "check_finite",
@@ -104,14 +142,29 @@ __all__ = [
     "mgu",
     "min_gru",
     "min_lstm",
+    "mlstm",
     "mut1",
     "mut2",
     "mut3",
     "recurrent_dropout",
     "resettable",
     "simple_rnn",
+    "slstm",
     "stack",
     "unroll",
     "weight_drop",
     "zoneout",
+    "ConvGRUParams",
+    "ConvLSTMParams",
+    "conv_gru",
+    "conv_lstm",
+    "LRUGates",
+    "LRUParams",
+    "lru",
+    "RGLRUGates",
+    "RGLRUParams",
+    "rg_lru",
+    "SSMGates",
+    "SSMParams",
+    "selective_ssm",
 ]

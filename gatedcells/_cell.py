@@ -94,7 +94,7 @@ class MatmulSplit(NamedTuple):
         applies it to all the saved carries at once.
       pointwise: ``(params, carry, x_proj, h_proj) -> (carry, y, gates)``: everything of the
         step after the recurrent matmul. ``x_proj`` is ``project(params, x)`` and ``h_proj``
-        is ``hidden(carry) @ w_h`` (:func:`recurrent_matmul`), both ``[*B, G*H]``. ``w_h``
+        is ``hidden(carry) @ w_h`` (``recurrent_matmul``), both ``[*B, G*H]``. ``w_h``
         is dense, ``[H, G*H]``, or block-diagonal with one block per head,
         ``[NH, H/NH, G*H/NH]`` (the sLSTM): ``NH`` heads split ``h`` and each gate's block
         into contiguous slices, and head ``n``'s slice of ``h`` meets only its own block.

@@ -86,3 +86,69 @@ def _shift_resets(xs):
 
 # unroll(reverse=True) equals a backward loop of steps on these inputs.
 REVERSE_INPUTS = {"resettable_learned_lstm": _shift_resets}
+
+# The mLSTM (issue 14): gate weights drawn (the factory starts them at zero) so that the
+# stabiliser meets real exponential gates. Every form: "mlstm" runs the one chosen by length
+# (the parallel form at the contract's T=7, the chunkwise form at the robustness suite's
+# T=10,000), the chunkwise form is forced with chunks that do not divide T, the recurrent
+# form in a stack. The forms are checked against each other in tests/test_mlstm.py.
+_GATES = jax.nn.initializers.normal(0.5)
+REBUILD["mlstm"] = lambda **kw: gc.mlstm(H, num_heads=2, qk_dim=4, gate_init=_GATES, **kw)
+REBUILD["mlstm_chunkwise_out_proj"] = lambda **kw: gc.mlstm(
+    H, num_heads=3, v_dim=9, form="chunkwise", chunk_size=3, gate_init=_GATES, **kw
+)
+CELLS.update(
+    mlstm=REBUILD["mlstm"],
+    mlstm_chunkwise_out_proj=REBUILD["mlstm_chunkwise_out_proj"],
+    mlstm_recurrent_stack_lstm=lambda: gc.stack(
+        gc.mlstm(H, num_heads=2, form="recurrent", gate_init=_GATES), gc.lstm(H)
+    ),
+)
+
+# The sLSTM (issue 14): the default (sigmoid forget gate, xlstm's power-law forget bias, one
+# head) and the exponential forget gate with three heads of a block-diagonal w_h and drawn
+# biases, so that the stabiliser meets real exponential gates; both on the fused scan. The
+# contract draws carries with n of either sign, which no step from the zero carry reaches
+# (n >= 1 after the first): a forget bias of -1 lets the input gate outweigh such an n
+# within a step, or h = o c / n with n near 0 defeats the finite differences of check_grads.
+_BIASES = jax.nn.initializers.normal(0.5)
+REBUILD["slstm"] = lambda **kw: gc.slstm(H, **kw)
+REBUILD["slstm_exp_heads"] = lambda **kw: gc.slstm(
+    H, num_heads=3, forget_gate="exp", forget_bias=-1.0, bias_init=_BIASES, **kw
+)
+CELLS.update(
+    slstm=REBUILD["slstm"],
+    slstm_exp_heads=REBUILD["slstm_exp_heads"],
+    stack_slstm_lstm=lambda: gc.stack(gc.slstm(H, num_heads=2), gc.lstm(H)),
+)
+
+# The gated linear recurrences (issue 13): every path of the engine, resets, heads, the input
+# projection (the layers read I = H channels without it: the stack's later layers), complex
+# state (LRU), a state axis per channel (S6). Checked against their references in
+# tests/test_linear_cells.py.
+REBUILD["rg_lru"] = lambda **kw: gc.rg_lru(H, num_heads=2, input_proj=True, **kw)
+REBUILD["rg_lru_resets_chunked"] = lambda **kw: gc.rg_lru(
+    H, num_heads=3, resets=True, input_proj=True, method="chunked", chunk_size=3, **kw
+)
+REBUILD["lru"] = lambda **kw: gc.lru(H, state_size=5, input_proj=True, **kw)
+REBUILD["selective_ssm"] = lambda **kw: gc.selective_ssm(H, state_size=4, input_proj=True, **kw)
+REBUILD["selective_ssm_chunked"] = lambda **kw: gc.selective_ssm(
+    H, state_size=3, input_proj=True, method="chunked", chunk_size=3, **kw
+)
+CELLS.update(
+    rg_lru=REBUILD["rg_lru"],
+    rg_lru_resets_chunked=REBUILD["rg_lru_resets_chunked"],
+    lru=REBUILD["lru"],
+    selective_ssm=REBUILD["selective_ssm"],
+    selective_ssm_chunked=REBUILD["selective_ssm_chunked"],
+    # one S6 only: its output is cubic in its input (B, C and the step all read it), so two
+    # in a row overflow float32 on the robustness suite's |x| = 1e3, as they would in Mamba
+    # without the block's normalisation
+    lru_ssm_rg_lru_stack_paths=lambda: gc.stack(
+        gc.lru(H, input_proj=True, method="associative"),
+        gc.selective_ssm(H, state_size=2, method="associative"),
+        gc.rg_lru(H, method="chunked", chunk_size=4),
+    ),
+)
+# backwards, the RG-LRU's segments also start at the row's last step (its first step read)
+REVERSE_INPUTS["rg_lru_resets_chunked"] = lambda xs: _shift_resets(xs).at[:, -1, -1].set(1.0)

@@ -143,7 +143,8 @@ def test_check_finite_name_not_a_string():
 
 def test_linear_recurrence_log_a_and_b_mismatch():
     with pytest.raises(
-        ValueError, match=r"log_a and b must have the same shape.*\(5, 2\) and \(5, 3\)"
+        ValueError,
+        match=r"log_a must have the shape of b \(5, 3\) or broadcast to it, got \(5, 2\)",
     ):
         gc.linear_recurrence(jnp.ones((5, 2)), jnp.ones((5, 3)))
 

@@ -1,5 +1,6 @@
-"""The linear recurrence h_t = a_t h_{t-1} + b_t: the sequential and the associative (log
-space) paths against a numpy loop and each other, and the minimal cells that run on it."""
+"""The linear recurrence h_t = a_t h_{t-1} + b_t: the sequential, associative (log space for
+real a, pairs for complex a) and chunked paths against a numpy loop and each other, with
+complex decays, a state axis, resets and the fused form; and the minimal cells on it."""
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +12,7 @@ from gatedcells.sequence import _linear
 
 B, T, H = 3, 9, 4
 LENGTHS = np.array([9, 4, 0])
-METHODS = ("sequential", "associative")
+METHODS = ("sequential", "associative", "chunked")
 
 
 def numpy_recurrence(log_a, b, h0, lengths, reverse):
@@ -59,7 +60,7 @@ def test_gradients_of_both_paths_agree(data):
 
     def loss(method, grad, log_a, b, h0, reverse):
         h, hs = _linear.linear_scan(
-            log_a, b, h0, valid=valid, reverse=reverse, method=method, grad=grad
+            log_a, b, h0, valid=valid, reverse=reverse, method=method, grad=grad, chunk_size=4
         )
         return jnp.sum(jnp.sin(hs)) + jnp.sum(h**2)
 
@@ -75,6 +76,8 @@ def test_gradients_of_both_paths_agree(data):
     # adjoint against plain autodiff of the sequential scan
     agree(grads("sequential", "auto", False), grads("associative", "auto", False))
     agree(grads("associative", "auto", True), grads("sequential", "autodiff", True))
+    agree(grads("chunked", "auto", True), grads("sequential", "autodiff", True))
+    agree(grads("chunked", "autodiff", False), grads("sequential", "auto", False))
     # all-zero inputs and state: log(0) is floored, no NaN gradient
     zeros = jax.grad(loss, (2, 3, 4))("associative", "autodiff", log_a, 0 * b, 0 * h0, False)
     assert all(bool(jnp.isfinite(g).all()) for g in zeros)
@@ -105,8 +108,16 @@ def test_method_is_chosen_per_backend_and_checked():
     )
     with pytest.raises(ValueError, match="method must be one of"):
         gc.linear_recurrence(jnp.zeros((2, 3)), jnp.zeros((2, 3)), method="parallel")
-    with pytest.raises(ValueError, match="same shape"):
+    with pytest.raises(ValueError, match="log_a must have the shape of b"):
         gc.linear_recurrence(jnp.zeros((2, 3)), jnp.zeros((2, 4)))
+    with pytest.raises(ValueError, match=r"resets must have shape \[\*B, T\]=\(2,\)"):
+        gc.linear_recurrence(jnp.zeros((2, 3)), jnp.zeros((2, 3)), resets=jnp.zeros(3, bool))
+    with pytest.raises(ValueError, match="b must have shape"):
+        gc.linear_recurrence(jnp.zeros((2, 3)), jnp.zeros((2, 3)), feature_axes=2)
+    with pytest.raises(ValueError, match="chunk_size must be a positive int"):
+        gc.linear_recurrence(jnp.zeros((2, 3)), jnp.zeros((2, 3)), chunk_size=0)
+    with pytest.raises(TypeError, match="floating or complex"):
+        gc.linear_recurrence(jnp.zeros((2, 3), int), jnp.zeros((2, 3)))
     with pytest.raises(ValueError, match="h0 must have shape"):
         gc.linear_recurrence(jnp.zeros((2, 3)), jnp.zeros((2, 3)), jnp.zeros(4))
 
@@ -134,3 +145,128 @@ def test_minimal_cells_unroll_on_both_paths_equals_steps(factory):
                     np.testing.assert_allclose(ys_run[row, :n], jnp.stack(ys), rtol=1e-5,
                                                atol=1e-6)  # fmt: skip
                 assert not np.any(ys_run[row, n:])
+
+
+def numpy_general(a, b, h0, starts, reverse):
+    """``h_t = a_t h_{t-1} + b_t`` over ``[T, *S]`` (complex allowed), the state zeroed before
+    each segment start (backwards: before each segment's last step, the row's end included)."""
+    hs, h = np.zeros_like(b), h0.copy()
+    steps = range(len(b) - 1, -1, -1) if reverse else range(len(b))
+    for t in steps:
+        if reverse:
+            fresh = t == len(b) - 1 or starts[t + 1]
+        else:
+            fresh = starts[t]
+        h = a[t] * np.where(fresh, 0, h) + b[t]
+        hs[t] = h
+    return h, hs
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("method", METHODS)
+def test_complex_decay_state_axis_and_resets_equal_a_loop(method, reverse):
+    """LRU-like complex decays constant in time (broadcast), on a ``[B, H, N]`` state, with
+    segment starts; the gradient of every path against autodiff of the sequential scan."""
+    rng = np.random.default_rng(0)
+    T, N = 10, 3
+    log_a = -np.exp(rng.normal(size=(H, N))) + 1j * rng.normal(size=(H, N))  # constant [H, N]
+    b = rng.normal(size=(B, T, H, N)) + 1j * rng.normal(size=(B, T, H, N))
+    h0 = rng.normal(size=(B, H, N)) + 1j * rng.normal(size=(B, H, N))
+    starts = np.zeros((B, T), bool)
+    starts[0, [0, 4]] = starts[1, 7] = True
+    c64 = lambda v: jnp.asarray(v, jnp.complex64)  # noqa: E731
+    h, hs = gc.linear_recurrence(c64(log_a), c64(b), c64(h0), resets=jnp.asarray(starts),
+                                 reverse=reverse, feature_axes=2, method=method, chunk_size=3)  # fmt: skip
+    for row in range(B):
+        a_row = np.broadcast_to(np.exp(log_a), (T, H, N))
+        want_h, want_hs = numpy_general(a_row, b[row], h0[row], starts[row], reverse)
+        np.testing.assert_allclose(hs[row], want_hs, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(h[row], want_h, rtol=1e-5, atol=1e-5)
+
+    def loss(method, grad, log_a, b, h0):
+        resets = _linear.reset_flags(jnp.asarray(starts.T), None, reverse)
+        h, hs = _linear.linear_scan(log_a, b, h0, reverse=reverse, method=method, grad=grad,
+                                    resets=resets, chunk_size=3)  # fmt: skip
+        return jnp.sum(jnp.abs(jnp.sin(hs)) ** 2) + jnp.sum(jnp.abs(h) ** 2)
+
+    args = (c64(np.broadcast_to(log_a, (T, B, H, N))), c64(np.swapaxes(b, 0, 1)), c64(h0))
+    want = jax.grad(loss, (2, 3, 4))("sequential", "autodiff", *args)
+    got = jax.grad(loss, (2, 3, 4))(method, "auto", *args)
+    jax.tree.map(lambda g, w: np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5), got, want)
+
+
+def test_resets_with_lengths_in_both_directions():
+    """Real decays: packed segments give the states of separate runs, also backwards within
+    each row's length (the padding never starts a segment)."""
+    k1, k2 = jax.random.split(jax.random.key(5))
+    log_a = -jax.nn.softplus(jax.random.normal(k1, (2, 9, 3)))
+    b = jax.random.normal(k2, (2, 9, 3))
+    starts = jnp.zeros((2, 9), bool).at[:, 0].set(True).at[:, 3].set(True)
+    lengths = jnp.array([9, 6])
+    for method in METHODS:
+        for reverse in (False, True):
+            _, hs = gc.linear_recurrence(log_a, b, resets=starts, lengths=lengths,
+                                         reverse=reverse, method=method, chunk_size=2)  # fmt: skip
+            for row, n in enumerate(lengths):
+                for lo, hi in ((0, 3), (3, int(n))):
+                    _, part = gc.linear_recurrence(log_a[row, lo:hi], b[row, lo:hi],
+                                                   reverse=reverse, method="sequential")  # fmt: skip
+                    np.testing.assert_allclose(hs[row, lo:hi], part, rtol=1e-5, atol=1e-6)
+                assert not np.any(hs[row, int(n) :])
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_fused_scan_equals_the_materialised_recurrence(method):
+    """The fused form (coefficients and read-out inside the loop, as the selective SSM runs)
+    against linear_scan on the formed coefficients, values and gradients, with lengths,
+    resets and reverse."""
+    T, N = 11, 4
+    k = jax.random.split(jax.random.key(6), 4)
+    delta = jax.nn.softplus(jax.random.normal(k[0], (T, B, H)))
+    bx = jax.random.normal(k[1], (T, B, H, N))
+    c = jax.random.normal(k[2], (T, B, N))
+    a = -jnp.exp(jax.random.normal(k[3], (H, N)))
+    valid = jnp.asarray(np.arange(T)[:, None] < np.array([11, 5, 0])[None])
+    resets = jnp.zeros((T, B), bool).at[4].set(True)
+    h0 = jnp.ones((B, H, N))
+
+    def coefficients(a, x):
+        delta, bx, _ = x
+        return delta[..., None] * a.reshape((1,) * (delta.ndim - 1) + a.shape), bx
+
+    def readout(a, h, x):
+        return jnp.einsum("...hn,...n->...h", h, x[2])
+
+    def fused(a, delta, bx, c, reverse):
+        h, ys = _linear.fused_scan(coefficients, readout, a, (delta, bx, c), h0, valid=valid,
+                                   resets=resets, reverse=reverse, method=method, chunk_size=3)  # fmt: skip
+        return jnp.sum(jnp.sin(ys)) + jnp.sum(h**2), ys
+
+    def formed(a, delta, bx, c, reverse):
+        log_a, b = coefficients(a, (delta, bx, c))
+        h, hs = _linear.linear_scan(log_a, b, h0, valid=valid, resets=resets, reverse=reverse,
+                                    method="sequential", grad="autodiff")  # fmt: skip
+        ys = readout(a, hs, (delta, bx, c))
+        return jnp.sum(jnp.sin(ys)) + jnp.sum(h**2), ys
+
+    for reverse in (False, True):
+        (v1, ys1), g1 = jax.value_and_grad(fused, (0, 1, 2, 3), has_aux=True)(
+            a, delta, bx, c, reverse
+        )
+        (v2, ys2), g2 = jax.value_and_grad(formed, (0, 1, 2, 3), has_aux=True)(
+            a, delta, bx, c, reverse
+        )
+        np.testing.assert_allclose(ys1, ys2, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(v1, v2, rtol=1e-5)
+        jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5), g1, g2)
+
+
+def test_bfloat16_accumulates_in_float32():
+    """bfloat16 inputs and state: every path accumulates in float32 and returns bfloat16."""
+    log_a = jnp.full((4000, 1, 2), -1e-3, jnp.bfloat16)
+    b = jnp.full((4000, 1, 2), 1e-2, jnp.bfloat16)
+    for method in METHODS:
+        h, hs = gc.linear_recurrence(log_a, b, time_major=True, method=method)
+        assert hs.dtype == jnp.bfloat16
+        want = 1e-2 * (1 - np.exp(-1e-3 * 4000)) / (1 - np.exp(-1e-3))  # the geometric sum
+        np.testing.assert_allclose(float(h[0, 0]), want, rtol=1e-2)

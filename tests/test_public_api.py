@@ -31,6 +31,15 @@ def test_exported_names():
         # robustness
         "check_finite",
         "check_lengths",
+        # the xLSTM's sLSTM (issue 14)
+        "SLSTMCarry", "SLSTMGates", "SLSTMParams", "slstm",
+        # the xLSTM's mLSTM (issue 14)
+        "MLSTMCarry", "MLSTMGates", "MLSTMParams", "mlstm",
+        # the gated linear recurrences (issue 13)
+        "LRUGates", "LRUParams", "lru", "RGLRUGates", "RGLRUParams", "rg_lru",
+        "SSMGates", "SSMParams", "selective_ssm",
+        # convolutional cells (issue 18)
+        "ConvGRUParams", "ConvLSTMParams", "conv_gru", "conv_lstm",
     }  # fmt: skip
     for name in set(gc.__all__) - {"GRADS"}:
         assert getattr(gc, name).__doc__, f"{name} has no docstring"

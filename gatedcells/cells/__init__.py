@@ -1,11 +1,18 @@
 """The cells: one module per family, each step written once, as in its paper."""
 
+from ._conv import ConvGRUParams as ConvGRUParams
+from ._conv import ConvLSTMParams as ConvLSTMParams
+from ._conv import conv_gru as conv_gru
+from ._conv import conv_lstm as conv_lstm
 from ._gru import GRUGates as GRUGates
 from ._gru import GRUParams as GRUParams
 from ._gru import gru as gru
 from ._indrnn import IndRNNGates as IndRNNGates
 from ._indrnn import IndRNNParams as IndRNNParams
 from ._indrnn import indrnn as indrnn
+from ._lru import LRUGates as LRUGates
+from ._lru import LRUParams as LRUParams
+from ._lru import lru as lru
 from ._lstm import LSTMCarry as LSTMCarry
 from ._lstm import LSTMGates as LSTMGates
 from ._lstm import LSTMParams as LSTMParams
@@ -24,6 +31,10 @@ from ._minimal import MinimalParams as MinimalParams
 from ._minimal import MinLSTMGates as MinLSTMGates
 from ._minimal import min_gru as min_gru
 from ._minimal import min_lstm as min_lstm
+from ._mlstm import MLSTMCarry as MLSTMCarry
+from ._mlstm import MLSTMGates as MLSTMGates
+from ._mlstm import MLSTMParams as MLSTMParams
+from ._mlstm import mlstm as mlstm
 from ._mutants import MUTGates as MUTGates
 from ._mutants import MUTParams as MUTParams
 from ._mutants import mut1 as mut1
@@ -31,6 +42,16 @@ from ._mutants import mut2 as mut2
 from ._mutants import mut3 as mut3
 from ._registry import CELLS as CELLS
 from ._registry import make as make
+from ._rglru import RGLRUGates as RGLRUGates
+from ._rglru import RGLRUParams as RGLRUParams
+from ._rglru import rg_lru as rg_lru
 from ._simple import SimpleRNNGates as SimpleRNNGates
 from ._simple import SimpleRNNParams as SimpleRNNParams
 from ._simple import simple_rnn as simple_rnn
+from ._slstm import SLSTMCarry as SLSTMCarry
+from ._slstm import SLSTMGates as SLSTMGates
+from ._slstm import SLSTMParams as SLSTMParams
+from ._slstm import slstm as slstm
+from ._ssm import SSMGates as SSMGates
+from ._ssm import SSMParams as SSMParams
+from ._ssm import selective_ssm as selective_ssm

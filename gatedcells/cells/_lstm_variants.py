@@ -215,8 +215,8 @@ def lstm_variant(
       layer_norm_eps: the :math:`\epsilon` of the layer norms.
       forget_gate, fixed_gates, output_activation: as :func:`gatedcells.lstm`'s (``None``:
         the variant's, or ``True``, none, ``jnp.tanh``).
-      forget_bias, chrono, proj_size, kernel_init, recurrent_init, bias_init, param_dtype,
-        dtype: as :func:`gatedcells.lstm`'s; ``recurrent_init`` also initialises ``w_g``.
+      forget_bias, chrono, proj_size, kernel_init, recurrent_init, bias_init, param_dtype, dtype:
+        as :func:`gatedcells.lstm`'s; ``recurrent_init`` also initialises ``w_g``.
       peephole_init: initializer of the peephole weights (default zeros: the LSTM starts as
         if it had none).
 

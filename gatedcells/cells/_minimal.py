@@ -167,7 +167,7 @@ def min_gru(
        z &= \sigma(x W_{xz} + b_z) \qquad \tilde h = g(x W_{xn} + b_n) \\
        h' &= (1 - z) \odot h + z \odot \tilde h
 
-    with :math:`g` the paper's positive candidate map (:func:`positive_candidate`, used by
+    with :math:`g` the paper's positive candidate map (``positive_candidate``, used by
     its log-space implementation; ``positive=False`` takes :math:`\tilde h` linear, as in
     the paper's section 3). ``z`` is the share of the candidate taken (the paper's
     convention; our :func:`gatedcells.gru`'s ``z`` is the share kept). No gate reads ``h``,

@@ -3,7 +3,8 @@ the zoo and the tests build cells from.
 
 Each entry is a factory ``hidden_size -> Cell`` (keyword flags pass through to the cell's
 own factory): ``CELLS["gru_reset_before"](32)`` is ``gru(32, reset_after=False)``. Greff et
-al.'s grid appears as ``lstm_<variant>`` (``lstm_np`` computes the plain ``lstm``).
+al.'s grid appears as ``lstm_<variant>`` (``lstm_np`` computes the plain ``lstm``). The
+convolutional cells are not here: they need a kernel size and read frames, not vectors.
 """
 
 from __future__ import annotations
@@ -14,13 +15,18 @@ from collections.abc import Callable
 from .._cell import Cell
 from ._gru import gru
 from ._indrnn import indrnn
+from ._lru import lru
 from ._lstm import lstm
 from ._lstm_flags import GREFF_VARIANTS
 from ._lstm_variants import lstm_variant
 from ._mgu import mgu
 from ._minimal import min_gru, min_lstm
+from ._mlstm import mlstm
 from ._mutants import mut1, mut2, mut3
+from ._rglru import rg_lru
 from ._simple import simple_rnn
+from ._slstm import slstm
+from ._ssm import selective_ssm
 
 Factory = Callable[..., Cell]
 
@@ -48,6 +54,12 @@ CELLS: dict[str, Factory] = {
     "indrnn": indrnn,
     "min_gru": min_gru,
     "min_lstm": min_lstm,
+    "slstm": slstm,
+    "mlstm": mlstm,
+    # The linear recurrences read one input per channel; here they project any input size.
+    "rg_lru": functools.partial(rg_lru, input_proj=True),
+    "lru": functools.partial(lru, input_proj=True),
+    "selective_ssm": functools.partial(selective_ssm, input_proj=True),
 }
 
 

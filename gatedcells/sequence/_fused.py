@@ -13,6 +13,10 @@ backward pass needs much less:
 3. ``dw_h = sum_t h_{t-1}^T d h_proj_t`` and the input-side gradients (``w_x``, ``b``, ``xs``,
    through ``cell.project``'s VJP) are single large matmuls after the loop.
 
+A block-diagonal ``w_h [NH, H/NH, G*H/NH]`` (one block per head, the sLSTM) runs the same
+recipe with per-head products: ``d h_proj_t @ w_h^T`` per step and ``dw_h`` after the loop
+are each one matmul batched over the heads.
+
 This is the cuDNN/PyTorch recipe, written in JAX so that it runs unchanged on CPU, GPU and
 TPU. It is exact: the same math as autodiff, in another order (float rounding aside).
 
@@ -30,7 +34,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from .._cell import Array, Carry, Cell, Params, matmul
+from .._cell import Array, Carry, Cell, Params, matmul, recurrent_matmul
 from ._masks import mask_step
 
 
@@ -77,8 +81,43 @@ def _slabs(z: Array, n: int) -> tuple[Array, ...]:
 
 
 def _n_slabs(params: Params) -> int:
-    rows, cols = params.w_h.shape
+    rows, cols = params.w_h.shape[-2:]  # a block-diagonal w_h: G = cols // rows per head
     return cols // rows if cols % rows == 0 else 1
+
+
+def _per_head(z: Array, shape: tuple[int, int, int]) -> Array:
+    """Gate-major ``z [..., G*H]`` as ``[..., NH, G*H/NH]``, each head's columns of every
+    gate: the layout of the blocks of a block-diagonal ``w_h`` of ``shape``
+    ``(NH, H/NH, G*H/NH)`` (the inverse of :func:`~gatedcells._cell.recurrent_matmul`'s)."""
+    heads, rows, cols = shape
+    lead = z.shape[:-1]
+    z = jnp.swapaxes(z.reshape(*lead, cols // rows, heads, rows), -3, -2)
+    return z.reshape(*lead, heads, cols)
+
+
+def _recurrent_matmul_t(d_h_proj: Array, w_h: Array, dtype) -> Array:
+    """``d_h_proj [*B, G*H] @ w_h^T -> [*B, H]``, the cotangent of ``h`` through
+    :func:`~gatedcells._cell.recurrent_matmul`; ``w_h`` given transposed (per head)."""
+    if w_h.ndim == 2 or w_h.shape[0] == 1:  # dense, or one head: a plain matmul
+        return matmul(d_h_proj, w_h.reshape(w_h.shape[-2:]), dtype)
+    heads, cols, rows = w_h.shape
+    dtype = w_h.dtype if dtype is None else dtype
+    d = _per_head(d_h_proj.astype(dtype), (heads, rows, cols))
+    d_h = jnp.einsum("...nk,nkj->...nj", d, w_h.astype(dtype))
+    return d_h.reshape(*d_h.shape[:-2], heads * rows)
+
+
+def _recurrent_weight_grad(h_prev: Array, d_h_proj: Array, w_h: Array) -> Array:
+    """``dw_h = sum h_prev^T d_h_proj`` over all steps and batch rows: one matmul, batched
+    over the heads for a block-diagonal ``w_h``; in ``w_h``'s dtype."""
+    h_prev = h_prev.reshape(-1, h_prev.shape[-1])  # [T*B, H]
+    if w_h.ndim == 2 or w_h.shape[0] == 1:  # [H, T*B] @ [T*B, G*H]
+        d_w_h = matmul(h_prev.T, d_h_proj.reshape(-1, d_h_proj.shape[-1]), None)
+        return d_w_h.reshape(w_h.shape).astype(w_h.dtype)
+    heads, rows, _ = w_h.shape
+    h_prev = h_prev.reshape(-1, heads, rows).astype(d_h_proj.dtype)  # [T*B, NH, H/NH]
+    d = _per_head(d_h_proj.reshape(-1, d_h_proj.shape[-1]), w_h.shape)  # [T*B, NH, G*H/NH]
+    return jnp.einsum("rnj,rnk->njk", h_prev, d).astype(w_h.dtype)
 
 
 HOIST_BYTES = 4 << 20  # see _hoist
@@ -91,7 +130,7 @@ def _hoist(params, xs) -> bool:
     faster at B=1/T=1024 (2 MiB), even at B=32/T=128 (8 MiB), slower above (a fresh
     buffer is page-faulted on every call).
     """
-    rows, cols = xs.size // xs.shape[-1], params.w_h.shape[-1]
+    rows, cols = xs.size // xs.shape[-1], params.w_h.size // params.w_h.shape[-2]
     return rows * cols * 4 <= HOIST_BYTES
 
 
@@ -104,7 +143,7 @@ def _loop(cell, reverse, unroll, params, carry, xs, valid, save):
     def body(carry, inputs):
         x_t, valid_t = inputs
         x_proj = jnp.concatenate(x_t, axis=-1) if hoist else cell.project(params, x_t)
-        h_proj = matmul(split.hidden(carry), params.w_h, split.dtype)
+        h_proj = recurrent_matmul(split.hidden(carry), params.w_h, split.dtype)
         new_carry, y, _ = split.pointwise(params, carry, x_proj, h_proj)
         if valid_t is not None:
             new_carry, y = mask_step(valid_t, new_carry, carry, y)
@@ -137,7 +176,7 @@ def _scan_bwd(cell, reverse, unroll, residuals, cotangents):
     split = cell.split
     # What `update` may read: everything but the two kernels (the Fused contract).
     pointwise = params._replace(w_x=None, w_h=None)
-    w_h_t = params.w_h.T
+    w_h_t = jnp.swapaxes(params.w_h, -1, -2)  # per head for a block-diagonal w_h
 
     def update(p, c, x_proj_t, h_proj_t):
         new_carry, y, _ = split.pointwise(p, c, x_proj_t, h_proj_t)
@@ -164,7 +203,7 @@ def _scan_bwd(cell, reverse, unroll, residuals, cotangents):
             x_proj_t, h_proj_t = (jnp.concatenate(a, axis=-1) for a in (x_proj_t, h_proj_t))
             _, vjp = jax.vjp(update, pointwise, carry_t, x_proj_t, h_proj_t)
             d_p, d_prev, d_x_proj, d_h_proj = vjp((d_carry, d_y))
-        d_h = matmul(d_h_proj, w_h_t, split.dtype)
+        d_h = _recurrent_matmul_t(d_h_proj, w_h_t, split.dtype)
         _, vjp_hidden = jax.vjp(split.hidden, carry_t)
         (d_through_h,) = vjp_hidden(d_h.astype(split.hidden(carry_t).dtype))
         d_prev = jax.tree.map(jnp.add, d_prev, d_through_h)
@@ -185,9 +224,7 @@ def _scan_bwd(cell, reverse, unroll, residuals, cotangents):
         d_h_proj = d_x_proj
     # Weight and input gradients after the loop, as single large matmuls.
     h_prev = split.hidden(carries)  # [T, *B, H]: the state each step read
-    d_w_h = matmul(
-        h_prev.reshape(-1, h_prev.shape[-1]).T, d_h_proj.reshape(-1, d_h_proj.shape[-1]), None
-    ).astype(params.w_h.dtype)
+    d_w_h = _recurrent_weight_grad(h_prev, d_h_proj, params.w_h)
     # project's VJP on flattened leading axes: a matmul contracting two axes at once (T and
     # B) lowers to a slow loop on XLA:CPU (2.7x slower at the base shape).
     flat_xs = xs.reshape(-1, xs.shape[-1])

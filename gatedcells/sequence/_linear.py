@@ -1,42 +1,47 @@
 """The diagonal linear recurrence ``h_t = a_t * h_{t-1} + b_t``, sequential or parallel.
 
-Two paths compute the same recurrence (to float tolerance):
+The engine of the gated linear recurrences (minGRU/minLSTM, RG-LRU, LRU, the selective SSM):
+``a`` real or complex, a state of any trailing shape (``[*B, H]``, or ``[*B, H, N]`` with a
+state axis of size ``N`` per channel), resets at segment starts, and three paths
+(:mod:`._linear_paths`) that compute the same recurrence to float tolerance:
 
 - ``"sequential"``: ``jax.lax.scan``, ``T`` dependent steps of two flops per unit. The
   default on CPU, where it is the fastest (see :func:`default_method`).
-- ``"associative"``: ``jax.lax.associative_scan`` in log space, ``O(log T)`` depth, as Feng
-  et al. (2024) train minGRU and minLSTM. The default on GPU and TPU.
+- ``"associative"``: ``jax.lax.associative_scan``, ``O(log T)`` depth; in log space for real
+  ``a`` (as Feng et al. 2024 train minGRU), on the pairs ``(a, b)`` for complex ``a``. The
+  default on GPU and TPU.
+- ``"chunked"``: a scan over chunks of ``chunk_size`` steps, an associative scan within each.
 
-The log-space path keeps ``log a`` (never forming products of many ``a``) and splits ``b``
-and ``h_0`` into positive and negative parts, each a positive linear recurrence whose
-logarithm composes with ``logaddexp``; ``h = exp(P) - exp(N)``. It needs ``a > 0`` only,
-which is why the recurrence takes ``log a``. The two parts travel as one stacked array, which
-halves the compile time of the unrolled tree of ``associative_scan`` (about 5 s forward and
-10 s with its gradient at ``T = 4096`` on a 2-core CPU; the sequential path compiles in
-well under a second).
+Each path has the same custom gradient: the adjoint recurrence, run backwards by that path.
+The recurrence is computed in float32 (complex64) or wider whatever the inputs' dtype, and
+returned in the dtype of ``h0`` (complex when ``log_a`` or ``b`` is).
 """
 
 from __future__ import annotations
-
-import functools
 
 import jax
 import jax.numpy as jnp
 
 from .. import _checks
 from .._cell import Array
+from . import _linear_paths as paths
 from ._masks import valid_mask
 
-METHODS = ("sequential", "associative")
+METHODS = ("sequential", "associative", "chunked")
+CHUNK_SIZE = 64  # steps per chunk of the "chunked" path
 
 
 def default_method() -> str:
     """The faster path on the default backend: ``"sequential"`` on CPU, else ``"associative"``.
 
-    Measured with ``python benchmarks/linear_recurrence.py`` (B=8, T=4096, H=128, float32):
-    on this project's 2-core CPU the associative scan is several times slower than the
-    sequential one (it pays ``O(T log T)`` work for a depth two cores cannot use); on an
-    NVIDIA H200 it took 0.33 ms forward+backward against 136 ms sequentially.
+    Measured with ``python benchmarks/linear_recurrence.py`` (B=8, T=4096, H=128, float32)
+    and ``python benchmarks/linear_cells.py`` (``benchmarks/results/linear-cells-cpu.md``):
+    on this project's 2-core CPU the associative scan is 1.3-2.5x slower than the
+    sequential one (it pays ``O(T log T)`` work for a depth two cores cannot use), and the
+    chunked one is slower for real decays (the RG-LRU's: 2x at T=4096) and within the
+    machine's noise for complex ones (the LRU's: 1.09x slower at T=1024, 1.24x faster at
+    T=4096); on an NVIDIA H200 the associative scan took 0.33 ms forward+backward against
+    136 ms sequentially (minGRU's recurrence; the chunked path is unmeasured there).
     """
     return "sequential" if jax.default_backend() == "cpu" else "associative"
 
@@ -49,54 +54,75 @@ def check_method(method: str | None) -> str:
     return method
 
 
+def check_chunk_size(chunk_size: int) -> int:
+    return _checks.check_positive_int("chunk_size", chunk_size)
+
+
 def linear_recurrence(
     log_a: Array,
     b: Array,
     h0: Array | None = None,
     *,
+    resets: Array | None = None,
     lengths: Array | None = None,
     reverse: bool = False,
     time_major: bool = False,
+    feature_axes: int = 1,
     method: str | None = None,
+    chunk_size: int = CHUNK_SIZE,
 ) -> tuple[Array, Array]:
     r"""The diagonal linear recurrence :math:`h_t = a_t \odot h_{t-1} + b_t`, all ``t`` at once.
 
     .. math::
 
-       h_t = e^{\log a_t} \odot h_{t-1} + b_t, \qquad a_t > 0
+       h_t = e^{\log a_t} \odot h_{t-1} + b_t
 
-    The recurrence of the minimal gated cells (:func:`gatedcells.min_gru`,
-    :func:`gatedcells.min_lstm`), whose gates read only the input. ``method="sequential"`` runs
-    ``jax.lax.scan``; ``method="associative"`` runs ``jax.lax.associative_scan`` on the pairs
-    :math:`(\log a, \log b)` composed by
-    :math:`(\alpha_1, \beta_1) \circ (\alpha_2, \beta_2) = (\alpha_1 + \alpha_2,
+    The recurrence of the gated linear cells (:func:`gatedcells.min_gru`,
+    :func:`gatedcells.min_lstm`, :func:`gatedcells.rg_lru`, :func:`gatedcells.lru`,
+    :func:`gatedcells.selective_ssm`), whose gates read only the input. ``log_a`` is real
+    (:math:`a > 0`) or complex (:math:`a = e^{\log a}` anywhere but 0); ``b`` real or complex.
+
+    ``method="sequential"`` runs ``jax.lax.scan``; ``"associative"`` runs
+    ``jax.lax.associative_scan``: for real ``log_a`` on the pairs :math:`(\log a, \log b)`
+    composed by :math:`(\alpha_1, \beta_1) \circ (\alpha_2, \beta_2) = (\alpha_1 + \alpha_2,
     \mathrm{logaddexp}(\beta_1 + \alpha_2, \beta_2))`, with the positive and negative parts of
     ``b`` and ``h0`` carried separately, so any sign works and nothing overflows over long
-    sequences (checked to ``T = 100000``). The two paths agree to float tolerance, gradients
-    included. Computation of the associative path is in at least float32.
+    sequences (checked to ``T = 100000``); for complex ``log_a`` on the pairs :math:`(a, b)`
+    composed by :math:`(a_1 a_2, a_2 b_1 + b_2)`. ``"chunked"`` scans over chunks of
+    ``chunk_size`` steps, each an associative scan on :math:`(a, b)`. The paths agree to float
+    tolerance, gradients included (each path's gradient is the adjoint recurrence
+    :math:`g_t = \partial L / \partial h_t + a_{t+1} g_{t+1}` run by the same path).
 
-    ``lengths``, ``reverse`` and the layout follow :func:`gatedcells.unroll`: the state stops
-    changing after each sequence's end (the returned state is the one at its last valid step),
-    outputs past the end are zero, and ``reverse=True`` runs each sequence backwards from its
-    last valid step.
+    ``resets`` marks segment starts (several sequences packed in one row): the state is
+    zeroed before each marked step, :math:`h_t = b_t` there. ``lengths``, ``reverse`` and the
+    layout follow :func:`gatedcells.unroll`: the state stops changing after each sequence's
+    end (the returned state is the one at its last valid step), outputs past the end are
+    zero, and ``reverse=True`` runs each sequence backwards from its last valid step (each
+    segment too: backwards, a segment starts at the step before a marked one, and at each
+    row's last valid step, so that with ``resets`` a reverse run never reads ``h0``).
 
     Args:
-      log_a: ``[*B, T, H]`` (or ``[T, *B, H]`` with ``time_major``): the logarithm of the
-        decay ``a_t`` (any real; ``a = exp(log_a) > 0``).
-      b: the input ``b_t``, same shape.
-      h0: the initial state ``[*B, H]`` (default zeros).
+      log_a: the logarithm of the decay ``a_t``, ``[*B, T, *F]`` (or ``[T, *B, *F]`` with
+        ``time_major``; ``*F`` the ``feature_axes`` trailing axes: ``[H]``, or ``[H, N]``),
+        or any shape that broadcasts to ``b`` (a decay constant in time, e.g. ``[H]``).
+      b: the input ``b_t``, ``[*B, T, *F]`` (``[T, *B, *F]``).
+      h0: the initial state ``[*B, *F]`` (default zeros).
+      resets: boolean ``[*B, T]`` (``[T, *B]``), true at the first step of a segment.
       lengths: integer ``[*B]``, valid lengths of right-padded sequences.
       reverse: run from the last step to the first.
-      time_major: the layout of ``log_a``, ``b`` and the outputs.
-      method: ``"sequential"``, ``"associative"`` or ``None`` (:func:`default_method`: the
-        measured faster path of the default backend).
+      time_major: the layout of ``log_a``, ``b``, ``resets`` and the outputs.
+      feature_axes: how many trailing axes of ``b`` follow the time axis (1 or more).
+      method: ``"sequential"``, ``"associative"``, ``"chunked"`` or ``None``
+        (:func:`default_method`: the measured faster path of the default backend).
+      chunk_size: steps per chunk of the ``"chunked"`` path.
 
     Returns:
-      ``(h_last, hs)``: the final state ``[*B, H]`` and every state, in the layout of ``b``.
+      ``(h_last, hs)``: the final state ``[*B, *F]`` and every state, in the layout of ``b``.
 
     Raises:
-      ValueError: ``log_a`` and ``b`` of different shapes, an ``h0`` or ``lengths`` that does
-        not match, or an unknown ``method``.
+      ValueError: a ``log_a`` that does not broadcast to ``b``, an ``h0``, ``resets`` or
+        ``lengths`` that does not match, or an unknown ``method``.
+      TypeError: arrays that are not floating or complex.
 
     Examples:
       >>> import jax.numpy as jnp, gatedcells as gc
@@ -104,31 +130,82 @@ def linear_recurrence(
       >>> h, hs = gc.linear_recurrence(log_a, jnp.ones((2, 5, 3)), method="sequential")
       >>> [round(float(v), 4) for v in hs[0, :, 0]]   # 1, 1.5, 1.75, ...
       [1.0, 1.5, 1.75, 1.875, 1.9375]
+      >>> starts = jnp.zeros((2, 5), bool).at[:, 3].set(True)   # a second segment at t=3
+      >>> h, hs = gc.linear_recurrence(log_a, jnp.ones((2, 5, 3)), resets=starts)
+      >>> [round(float(v), 4) for v in hs[0, :, 0]]
+      [1.0, 1.5, 1.75, 1.0, 1.5]
+      >>> rotation = jnp.full((4, 1), 0.5j * jnp.pi)             # a = i: a quarter turn
+      >>> h, hs = gc.linear_recurrence(rotation, jnp.ones((4, 1), jnp.complex64))
+      >>> [(round(float(v.real)), round(float(v.imag))) for v in hs[:, 0]]
+      [(1, 0), (1, 1), (0, 1), (0, 0)]
 
     References:
       Feng, Tung, Ahmed, Bengio & Hajimirsadeghi, "Were RNNs All We Needed?", 2024.
       Blelloch, "Prefix Sums and Their Applications", 1990.
+      Martin & Cundy, "Parallelizing Linear Recurrent Neural Nets Over Sequence Length",
+      ICLR 2018.
       Heinsen, "Efficient Parallelization of a Ubiquitous Sequential Computation", 2023.
     """
     method = check_method(method)
-    log_a = _checks.check_float_array("log_a", log_a)
-    b = _checks.check_float_array("b", b)
-    if log_a.shape != b.shape or b.ndim < 2:
+    chunk_size = check_chunk_size(chunk_size)
+    feature_axes = _checks.check_positive_int("feature_axes", feature_axes)
+    log_a, b = _check_inexact("log_a", log_a), _check_inexact("b", b)
+    if b.ndim < feature_axes + 1:
         raise ValueError(
-            f"log_a and b must have the same shape [*B, T, H] (or [T, *B, H]), got "
-            f"{tuple(log_a.shape)} and {tuple(b.shape)}"
+            f"b must have shape [*B, T, *F] with {feature_axes} feature axes, got {b.shape}"
         )
+    try:
+        log_a = jnp.broadcast_to(log_a, b.shape)
+    except ValueError:
+        raise ValueError(
+            f"log_a must have the shape of b {tuple(b.shape)} or broadcast to it, got "
+            f"{tuple(log_a.shape)}"
+        ) from None
+    time = b.ndim - feature_axes - 1
     if not time_major:
-        log_a, b = jnp.moveaxis(log_a, -2, 0), jnp.moveaxis(b, -2, 0)
-    steps, batch_shape = b.shape[0], tuple(b.shape[1:-1])
+        log_a, b = jnp.moveaxis(log_a, time, 0), jnp.moveaxis(b, time, 0)
+    steps, batch_shape = b.shape[0], tuple(b.shape[1 : b.ndim - feature_axes])
     if h0 is None:
         h0 = jnp.zeros(b.shape[1:], b.dtype)
-    h0 = _checks.check_float_array("h0", h0)
+    h0 = _check_inexact("h0", h0)
     if tuple(h0.shape) != tuple(b.shape[1:]):
-        raise ValueError(f"h0 must have shape [*B, H]={tuple(b.shape[1:])}, got {tuple(h0.shape)}")
+        want = "[*B, *F]=" + str(tuple(b.shape[1:]))
+        raise ValueError(f"h0 must have shape {want}, got {tuple(h0.shape)}")
     valid = None if lengths is None else valid_mask(lengths, steps, batch_shape)
-    h, hs = linear_scan(log_a, b, h0, valid=valid, reverse=reverse, method=method)
-    return h, (hs if time_major else jnp.moveaxis(hs, 0, -2))
+    if resets is not None:
+        want = (steps, *batch_shape)
+        if not hasattr(resets, "shape") or tuple(jnp.shape(resets)) != (
+            want if time_major else (*batch_shape, steps)
+        ):
+            layout = "[T, *B]" if time_major else "[*B, T]"
+            raise ValueError(
+                f"resets must have shape {layout}="
+                f"{want if time_major else (*batch_shape, steps)}, got {jnp.shape(resets)}"
+            )
+        resets = jnp.asarray(resets).astype(bool)
+        resets = resets if time_major else jnp.moveaxis(resets, -1, 0)
+        resets = reset_flags(resets, valid, reverse)
+    h, hs = linear_scan(
+        log_a, b, h0, valid=valid, reverse=reverse, method=method, resets=resets,
+        chunk_size=chunk_size,
+    )  # fmt: skip
+    return h, (hs if time_major else jnp.moveaxis(hs, 0, time))
+
+
+def reset_flags(starts: Array, valid: Array | None, reverse: bool) -> Array:
+    """Where the state is zeroed before a step, ``[T, *B]``, from the segment ``starts``.
+
+    Forwards, at each start. Backwards each segment is read from its last step: the step
+    before a (valid) start, and each row's last valid step, where the backward run begins
+    (so that the last segment of a row is read as the others are: packed rows give the
+    results of separate runs in both directions)."""
+    if not reverse:
+        return starts
+    valid = jnp.ones(starts.shape, bool) if valid is None else valid
+    after = jnp.zeros_like(starts[:1])
+    nxt = jnp.concatenate([starts[1:] & valid[1:], after], axis=0)
+    last = valid & ~jnp.concatenate([valid[1:], after], axis=0)
+    return nxt | last
 
 
 def linear_scan(
@@ -141,109 +218,132 @@ def linear_scan(
     method: str = "sequential",
     unroll: int | bool = 1,
     grad: str = "auto",
+    resets: Array | None = None,
+    chunk_size: int = CHUNK_SIZE,
 ) -> tuple[Array, Array]:
     """The time-major driver of :func:`linear_recurrence`, without its checks.
 
     Args:
-      log_a, b: ``[T, *B, H]``. h0: ``[*B, H]``. valid: boolean ``[T, *B]`` or ``None``.
+      log_a, b: ``[T, *B, *F]`` (``log_a`` may broadcast to ``b``). h0: ``[*B, *F]``.
+      valid: boolean ``[T, *B]`` or ``None``.
+      resets: boolean ``[T, *B]``: ``a_t = 0`` there (the state is zeroed before the step,
+        in the direction of the run: see :func:`reset_flags`), or ``None``.
       grad: ``"auto"``: the gradient is the adjoint recurrence, run by the same ``method``;
         ``"autodiff"``: plain autodiff (needed for forward mode).
 
     Returns:
-      ``(h_last, hs [T, *B, H])`` in ``h0``'s dtype; outputs at invalid steps are zero.
+      ``(h_last, hs [T, *B, *F])`` in ``h0``'s dtype (complex when ``log_a`` or ``b`` is);
+      outputs at invalid steps are zero.
     """
-    dtype = h0.dtype
+    dtype = _state_dtype(h0, log_a, b)
     if b.shape[0] == 0:
-        return h0, jnp.zeros(b.shape, dtype)
-    log_a, b = log_a.astype(dtype), b.astype(dtype)
+        return h0.astype(dtype), jnp.zeros(b.shape, dtype)
+    wide = _wide(dtype)
+    log_a = jnp.broadcast_to(log_a.astype(wide), b.shape)
+    b, h0 = b.astype(wide), h0.astype(wide)
+    if resets is not None:  # a = 0 before a segment's first step
+        log_a = jnp.where(_expand(resets, b), paths.LOG_ZERO, log_a)
     if valid is not None:  # an invalid step leaves the state alone: a = 1, b = 0
-        keep = valid[..., None]
+        keep = _expand(valid, b)
         log_a = jnp.where(keep, log_a, jnp.zeros_like(log_a))
         b = jnp.where(keep, b, jnp.zeros_like(b))
     if reverse:
         log_a, b = log_a[::-1], b[::-1]
-    run = _recurrence if grad == "auto" else _forward
-    hs = run(method, unroll, log_a, b, h0)
+    if grad == "auto":
+        hs = paths.recurrence(method, unroll, chunk_size, log_a, b, h0)
+    else:
+        hs = paths.forward(method, unroll, chunk_size, log_a, b, h0)
     if reverse:
         hs = hs[::-1]
     h_last = hs[0] if reverse else hs[-1]
     if valid is not None:
-        hs = jnp.where(valid[..., None], hs, jnp.zeros_like(hs))
-    return h_last, hs
+        hs = jnp.where(_expand(valid, hs), hs, jnp.zeros_like(hs))
+    return h_last.astype(dtype), hs.astype(dtype)
 
 
-def _forward(method: str, unroll, log_a: Array, b: Array, h0: Array) -> Array:
-    """Every ``h_t`` of ``h_t = exp(log_a_t) * h_{t-1} + b_t`` from ``h_{-1} = h0``."""
-    with jax.named_scope("gatedcells.linear_recurrence"):
-        if method == "sequential":
-            return _sequential(log_a, b, h0, unroll)
-        return _associative(log_a, b, h0)
+def fused_scan(
+    coefficients,
+    readout,
+    params,
+    inputs,
+    h0: Array,
+    *,
+    valid: Array | None = None,
+    resets: Array | None = None,
+    reverse: bool = False,
+    method: str = "sequential",
+    unroll: int | bool = 1,
+    grad: str = "auto",
+    chunk_size: int = CHUNK_SIZE,
+) -> tuple[Array, Array]:
+    """The linear recurrence with its coefficients and outputs formed inside the loop.
 
+    ``h_t = exp(log_a_t) h_{t-1} + b_t`` with ``(log_a_t, b_t) = coefficients(params, x_t)``
+    (each ``[*B, *F]``) and the output ``y_t = readout(params, h_t, x_t)``, ``x_t`` the time
+    slices of the pytree ``inputs`` (leaves ``[T, *B, ...]``). For states larger than the
+    inputs (the selective SSM's ``[*B, H, N]``): the sequential and chunked paths never hold
+    ``[T, *B, *F]`` in the forward pass and hold it once in the backward pass (see
+    :func:`._linear_paths.fused`). Both functions must accept extra leading axes. ``grad``
+    as in :func:`linear_scan` (it matters to the associative path only).
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _recurrence(method: str, unroll, log_a: Array, b: Array, h0: Array) -> Array:
-    """:func:`_forward` whose gradient is its adjoint, another linear recurrence run
-    backwards by the same method: ``g_t = dL/dh_t + a_{t+1} g_{t+1}``. Autodiff through the
-    associative scan's tree costs twice the compile time and memory."""
-    return _forward(method, unroll, log_a, b, h0)
-
-
-def _recurrence_fwd(method, unroll, log_a, b, h0):
-    hs = _forward(method, unroll, log_a, b, h0)
-    return hs, (log_a, hs, h0)
-
-
-def _recurrence_bwd(method, unroll, residuals, d_hs):
-    log_a, hs, h0 = residuals
-    # g_t = d_hs_t + a_{t+1} g_{t+1}: the same recurrence, time reversed, a shifted by one
-    log_a_next = jnp.concatenate([log_a[1:], jnp.zeros_like(log_a[:1])], axis=0)
-    g = _forward(method, unroll, log_a_next[::-1], d_hs[::-1], jnp.zeros_like(h0))[::-1]
-    h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
-    d_log_a = g * jnp.exp(log_a) * h_prev  # dh_t / dlog a_t = a_t h_{t-1}
-    return d_log_a, g, jnp.exp(log_a[0]) * g[0]
-
-
-_recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
-
-
-def _sequential(log_a: Array, b: Array, h0: Array, unroll) -> Array:
-    def body(h, inputs):
-        a_t, b_t = inputs
-        h = a_t * h + b_t
-        return h, h
-
-    _, hs = jax.lax.scan(body, h0, (jnp.exp(log_a), b), unroll=unroll)
-    return hs
-
-
-def _associative(log_a: Array, b: Array, h0: Array) -> Array:
+    Returns:
+      ``(h_last [*B, *F], ys [T, *B, ...])`` in ``h0``'s dtype; outputs at invalid steps are
+      zero.
+    """
     dtype = h0.dtype
-    wide = dtype if jnp.finfo(dtype).bits >= 32 else jnp.float32
-    log_a, b, h0 = log_a.astype(wide), b.astype(wide), h0.astype(wide)
-    # h_0 enters through the first step: b_1 <- a_1 * h_0 + b_1
-    b = b.at[0].add(jnp.exp(log_a[0]) * h0)
-    log_b = jnp.stack([_log_or_floor(b), _log_or_floor(-b)], axis=1)  # [T, 2, *B, H]
-    _, log_h = jax.lax.associative_scan(_compose, (log_a, log_b), axis=0)
-    return (jnp.exp(log_h[:, 0]) - jnp.exp(log_h[:, 1])).astype(dtype)
+    wide = _wide(dtype)
+    flags = (valid, resets)
+
+    def masked_coefficients(params, x):
+        x, (valid_t, reset_t) = x
+        log_a, b = coefficients(params, x)
+        log_a, b = log_a.astype(wide), b.astype(wide)
+        if reset_t is not None:
+            log_a = jnp.where(_expand(reset_t, log_a), paths.LOG_ZERO, log_a)
+        if valid_t is not None:
+            keep = _expand(valid_t, log_a)
+            log_a = jnp.where(keep, log_a, jnp.zeros_like(log_a))
+            b = jnp.where(keep, b, jnp.zeros_like(b))
+        return log_a, b
+
+    def masked_readout(params, h, x):
+        x, (valid_t, _) = x
+        y = readout(params, h, x)
+        return y if valid_t is None else jnp.where(_expand(valid_t, y), y, jnp.zeros_like(y))
+
+    inputs = (inputs, flags)
+    if reverse:
+        inputs = jax.tree.map(lambda v: v[::-1], inputs)
+    h, ys = paths.fused(
+        masked_coefficients, masked_readout, method, unroll, chunk_size, grad, params, inputs,
+        h0.astype(wide),
+    )  # fmt: skip
+    if reverse:
+        ys = ys[::-1]
+    return h.astype(dtype), ys.astype(dtype)
 
 
-def _compose(earlier, later):
-    """``(log a, [log b+, log b-])`` of two consecutive segments composed into one."""
-    la1, lb1 = earlier
-    la2, lb2 = later
-    return la1 + la2, _logaddexp(lb1 + la2[:, None], lb2)
+def _expand(mask: Array, like: Array) -> Array:
+    """``mask [T, *B]`` (or ``[*B]``) shaped to broadcast against ``like [..., *F]``."""
+    return mask.reshape(mask.shape + (1,) * (like.ndim - mask.ndim))
 
 
-# log(0): a finite floor instead of -inf keeps every gradient finite (exp(_LOG_ZERO) == 0).
-_LOG_ZERO = -1e30
+def _state_dtype(h0: Array, log_a: Array, b: Array):
+    if jnp.iscomplexobj(log_a) or jnp.iscomplexobj(b):
+        return jnp.complex128 if jnp.finfo(h0.dtype).bits == 64 else jnp.complex64
+    return h0.dtype
 
 
-def _log_or_floor(v: Array) -> Array:
-    """``log(v)`` where ``v > 0``, ``_LOG_ZERO`` elsewhere (with zero gradient there)."""
-    pos = v > 0
-    return jnp.where(pos, jnp.log(jnp.where(pos, v, jnp.ones_like(v))), _LOG_ZERO)
+def _wide(dtype):
+    """float32 or complex64 at least: the recurrence accumulates in it."""
+    if jnp.finfo(dtype).bits >= 32:
+        return dtype
+    return jnp.complex64 if jnp.issubdtype(dtype, jnp.complexfloating) else jnp.float32
 
 
-def _logaddexp(x: Array, y: Array) -> Array:
-    """``log(exp(x) + exp(y))`` for finite ``x``, ``y``: one ``exp`` and one ``log1p``."""
-    return jnp.maximum(x, y) + jnp.log1p(jnp.exp(-jnp.abs(x - y)))
+def _check_inexact(name: str, x) -> Array:
+    if not hasattr(x, "dtype") or not hasattr(x, "shape"):
+        raise TypeError(f"{name} must be an array, got {type(x).__name__}")
+    if not jnp.issubdtype(x.dtype, jnp.inexact):
+        raise TypeError(f"{name} must have a floating or complex dtype, got {x.dtype}")
+    return x

@@ -14,8 +14,17 @@ chance-level baseline a model that learned nothing reaches.
   about ``1/10``.
 - :func:`mnist1d`: inputs ``[B, 40, 1]``, targets ``[B]`` int in ``0..9``; chance accuracy
   about ``1/10`` (published: GRU 91%, 57% with shuffled positions).
+- :func:`mqar`: multi-query associative recall, one-hot inputs ``[B, T, V]``, targets
+  ``[B, T]`` int (the value at each query, -1 elsewhere); chance accuracy ``1/(V - V/2)``.
+- :func:`parity`: one-hot bits ``[B, T, 2]``, targets ``[B, T]`` int (the running parity);
+  chance accuracy ``1/2``.
+- :func:`selective_copy`: one-hot inputs ``[B, T+n, S+2]``, targets ``[B, T+n]`` int (the
+  ``n`` tokens scattered among noise, recalled at the end); chance accuracy ``1/S``.
 - :func:`text`: character-level language modelling, one-hot inputs ``[B, T, V]``, targets
   ``[B, T]`` int (the next characters); chance ``log2 V`` bits per character.
+- :func:`moving_shapes`: next-frame prediction of bouncing squares, frames
+  ``[B, T, S, S, 1]`` (a convolutional cell's input), targets ``[B, T, S, S]`` (the next
+  frames); baseline the MSE of copying the last frame.
 
 The synthetic tasks need only jax; :func:`digits` reads scikit-learn's bundled copy of the
 UCI 8x8 digits, :func:`mnist1d` generates its data set with the ``mnist1d`` package
@@ -29,8 +38,12 @@ Shape legend: ``B`` batch, ``T`` time, ``I`` input size, ``C`` classes, ``V`` vo
 from ._digits import DIGITS_TEST as DIGITS_TEST
 from ._digits import digits as digits
 from ._mnist1d import mnist1d as mnist1d
+from ._recall import NO_TARGET as NO_TARGET
+from ._recall import mqar as mqar
 from ._registry import TASKS as TASKS
 from ._registry import get as get
+from ._selective import selective_copy as selective_copy
+from ._state_tracking import parity as parity
 from ._synthetic import COPY_LENGTH as COPY_LENGTH
 from ._synthetic import COPY_SYMBOLS as COPY_SYMBOLS
 from ._synthetic import adding as adding
@@ -43,8 +56,10 @@ from ._task import mse as mse
 from ._text import TINY_SHAKESPEARE as TINY_SHAKESPEARE
 from ._text import text as text
 from ._text import text_vocabulary as text_vocabulary
+from ._video import moving_shapes as moving_shapes
 
 __all__ = [
+    "NO_TARGET",
     "TASKS",
     "TINY_SHAKESPEARE",
     "Task",
@@ -55,8 +70,12 @@ __all__ = [
     "digits",
     "get",
     "mnist1d",
+    "mqar",
+    "parity",
     "mse",
     "temporal_order",
     "text",
     "text_vocabulary",
+    "moving_shapes",
+    "selective_copy",
 ]

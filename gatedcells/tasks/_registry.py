@@ -6,9 +6,13 @@ from collections.abc import Callable
 
 from ._digits import digits
 from ._mnist1d import MNIST1D_LENGTH, mnist1d
+from ._recall import mqar
+from ._selective import selective_copy
+from ._state_tracking import parity
 from ._synthetic import adding, copy_memory, temporal_order
 from ._task import Task
 from ._text import text
+from ._video import moving_shapes
 
 TASKS: dict[str, Callable[..., Task]] = {
     "adding": adding,
@@ -17,6 +21,10 @@ TASKS: dict[str, Callable[..., Task]] = {
     "digits": digits,
     "mnist1d": mnist1d,
     "text": text,
+    "mqar": mqar,
+    "parity": parity,
+    "shapes": moving_shapes,
+    "selective_copy": selective_copy,
 }
 """The tasks by the names the ``gatedcells`` command uses."""
 

@@ -1,0 +1,245 @@
+r"""The mLSTM's sequence forms: parallel (quadratic in ``T``) and chunkwise (linear in ``T``).
+
+Both compute, for every step of a block of steps, what the recurrent step
+(``gatedcells.cells._mlstm.mlstm_update``) computes one step at a time, from the
+stabilised state ``(C, n, m)`` at the block's start (Beck et al. 2024, appendix: the
+parallel stabilised form). With :math:`F_t = \sum_{s \le t} \log f_s` the cumulative log
+forget gate of the block and :math:`\tilde\imath_j` the input-gate pre-activation,
+
+.. math::
+
+   \log D_{tj} &= F_t - F_j + \tilde\imath_j \quad (j \le t), \qquad
+   \log w_t = F_t + m_0 \quad \text{(the state at the block's start)} \\
+   m_t &= \max\bigl(\log w_t, \max_{j \le t} \log D_{tj}\bigr) \\
+   \tilde h_t &= \frac{\sum_j e^{\log D_{tj} - m_t} (q_t \cdot k_j)\, v_j
+                        + e^{\log w_t - m_t} C_0 q_t}
+                       {\max\bigl(\bigl|\sum_j e^{\log D_{tj} - m_t} (q_t \cdot k_j)
+                        + e^{\log w_t - m_t} n_0 \cdot q_t\bigr|, e^{-m_t}\bigr) + \epsilon}
+
+:math:`m_t` is the recurrent stabiliser :math:`m_t = \max(\log f_t + m_{t-1},
+\tilde\imath_t)` unrolled, so the three forms agree to float rounding, the :math:`\epsilon`
+term included. The parallel form applies this to the whole sequence (``T x T`` matrices); the
+chunkwise form splits time into chunks of ``L`` steps, runs the state from chunk to chunk
+with a ``jax.lax.scan`` (:func:`final_state`, one ``[DV, L] @ [L, DK]`` product per chunk and
+head) and then computes every chunk's outputs at once from its start state (``L x L``
+matrices: ``O(T L)`` memory instead of ``O(T^2)``).
+
+Layout (the forms see one flat batch ``...`` = ``[B, NH]`` or ``[B, NH, NC]``): ``q``, ``k``
+``[..., T, DK]`` (``k`` already scaled by :math:`1/\sqrt{DK}`), ``v`` ``[..., T, DV]``,
+``log_i`` (the pre-activation :math:`\tilde\imath`) and ``log_f`` (:math:`\log\sigma(\tilde
+f)`) ``[..., T]``; states ``C [..., DV, DK]``, ``n [..., DK]``, ``m [...]``. A step outside
+a sequence's length has ``log_i = -inf`` and ``log_f = 0``: it leaves the state alone.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .._cell import Array
+from ..sequence import unroll_time_major
+
+FORMS = ("recurrent", "parallel", "chunkwise")
+CHUNK_SIZE = 32  # steps per chunk of the chunkwise form, measured: see default_form
+State = tuple[Array, Array, Array]  # (C [..., DV, DK], n [..., DK], m [...]), stabilised
+
+
+class Dims(NamedTuple):
+    """The sizes of an mLSTM: heads, and query/key and value sizes per head."""
+
+    heads: int
+    qk: int
+    v: int
+
+    def sizes(self) -> tuple[int, ...]:
+        """The blocks ``(q, k, v, i, f, o)`` of the input projection."""
+        nh, q, v = self.heads, self.heads * self.qk, self.heads * self.v
+        return (q, q, v, nh, nh, v)
+
+
+def split_inputs(dims: Dims, x_proj: Array):
+    """``(q, k, v, log_i, log_f, o_pre)`` of the input projection ``[..., 2Q+2V+2NH]``:
+    ``q, k [..., NH, DK]`` (``k`` scaled by ``1/sqrt(DK)``), ``v [..., NH, DV]``, the input
+    gate's pre-activation ``ĩ`` and ``log σ(f̃)`` ``[..., NH]``, ``o_pre [..., V]``."""
+    bounds = [sum(dims.sizes()[: j + 1]) for j in range(5)]
+    q, k, v, i, f, o = jnp.split(x_proj, bounds, axis=-1)
+    lead = x_proj.shape[:-1]
+    q = q.reshape(*lead, dims.heads, dims.qk)
+    k = k.reshape(*lead, dims.heads, dims.qk) / math.sqrt(dims.qk)
+    return q, k, v.reshape(*lead, dims.heads, dims.v), i, jax.nn.log_sigmoid(f), o
+
+
+# The denominator's floor e^{-m} is capped at e^{80} (float32 overflows past e^{88.7}). It
+# binds only for m < -80, where the output is below e^{-80} |C q| either way (< 1e-20 here),
+# and keeps the gradient finite: e^{-m} = inf would multiply a zero cotangent.
+MAX_LOG_FLOOR = 80.0
+
+
+def floor(m: Array) -> Array:
+    """:math:`e^{-m}`, the denominator's lower bound, capped at :math:`e^{80}`."""
+    return jnp.exp(jnp.minimum(-m, MAX_LOG_FLOOR))
+
+
+def outputs(q: Array, k: Array, v: Array, log_i: Array, log_f: Array, state: State, eps: float):
+    """:math:`\\tilde h_t` ``[..., T, DV]`` of every step of a block, from its start ``state``."""
+    c0, n0, m0 = state
+    steps = q.shape[-2]
+    cum = jnp.cumsum(log_f, axis=-1)
+    log_d = cum[..., :, None] - cum[..., None, :] + log_i[..., None, :]  # [..., T, T]
+    causal = jnp.tril(jnp.ones((steps, steps), bool)).reshape((1,) * (q.ndim - 2) + (steps, steps))
+    log_d = jnp.where(causal, log_d, -jnp.inf)
+    log_w0 = cum + m0[..., None]
+    m = jnp.maximum(jnp.max(log_d, axis=-1), log_w0)  # the stabiliser of every step
+    w0 = jnp.exp(log_w0 - m)
+    s = jnp.einsum("...td,...sd->...ts", q, k) * jnp.exp(log_d - m[..., None])
+    num = s @ v + w0[..., None] * jnp.einsum("...vd,...td->...tv", c0, q)
+    den = jnp.sum(s, axis=-1) + w0 * jnp.einsum("...d,...td->...t", n0, q)
+    return num / (jnp.maximum(jnp.abs(den), floor(m)) + eps)[..., None]
+
+
+def final_state(k: Array, v: Array, log_i: Array, log_f: Array, state: State) -> State:
+    """The stabilised state ``(C, n, m)`` after a block of steps, from its start ``state``."""
+    c0, n0, m0 = state
+    cum = jnp.cumsum(log_f, axis=-1)
+    total = cum[..., -1]
+    log_w = total[..., None] - cum + log_i  # [..., T]: weight of step j in the end state
+    m = jnp.maximum(jnp.max(log_w, axis=-1), total + m0)
+    w = jnp.exp(log_w - m[..., None])
+    decay = jnp.exp(total + m0 - m)
+    c = decay[..., None, None] * c0 + jnp.einsum("...tv,...td->...vd", w[..., None] * v, k)
+    n = decay[..., None] * n0 + jnp.einsum("...t,...td->...d", w, k)
+    return c, n, m
+
+
+def parallel(q, k, v, log_i, log_f, state: State, eps: float) -> tuple[Array, State]:
+    """The parallel stabilised form over the whole sequence: ``(h [..., T, DV], state)``."""
+    with jax.named_scope("gatedcells.mlstm_parallel"):
+        h = outputs(q, k, v, log_i, log_f, state, eps)
+        return h, final_state(k, v, log_i, log_f, state)
+
+
+def chunkwise(
+    q, k, v, log_i, log_f, state: State, eps: float, chunk_size: int
+) -> tuple[Array, State]:
+    """The chunkwise form with chunks of ``chunk_size`` steps: ``(h [..., T, DV], state)``."""
+    with jax.named_scope("gatedcells.mlstm_chunkwise"):
+        steps = q.shape[-2]
+        size = min(chunk_size, steps)
+        chunks = -(-steps // size)
+        pad = chunks * size - steps
+        if pad:  # padded steps leave the state alone: i = 0 (log -inf), f = 1 (log 0)
+            q, k, v = (_pad(a, pad, 0.0, axis=-2) for a in (q, k, v))
+            log_i, log_f = _pad(log_i, pad, -jnp.inf, axis=-1), _pad(log_f, pad, 0.0, axis=-1)
+        q, k, v = (a.reshape(*a.shape[:-2], chunks, size, a.shape[-1]) for a in (q, k, v))
+        log_i, log_f = (a.reshape(*a.shape[:-1], chunks, size) for a in (log_i, log_f))
+
+        def step(state, chunk):
+            return final_state(*chunk, state), state
+
+        chunk_major = tuple(jnp.moveaxis(a, -3, 0) for a in (k, v)) + tuple(
+            jnp.moveaxis(a, -2, 0) for a in (log_i, log_f)
+        )
+        last, starts = jax.lax.scan(step, state, chunk_major)
+        c, n, m = starts  # [NC, ..., DV, DK], [NC, ..., DK], [NC, ...]
+        starts = (jnp.moveaxis(c, 0, -3), jnp.moveaxis(n, 0, -2), jnp.moveaxis(m, 0, -1))
+        h = outputs(q, k, v, log_i, log_f, starts, eps)  # [..., NC, L, DV]
+        h = h.reshape(*h.shape[:-3], chunks * size, h.shape[-1])
+        return (h[..., :steps, :] if pad else h), last
+
+
+def _pad(a: Array, pad: int, value: float, axis: int) -> Array:
+    widths = [(0, 0)] * a.ndim
+    widths[axis] = (0, pad)
+    return jnp.pad(a, widths, constant_values=value)
+
+
+# --------------------------------------------------------------------------------------
+# Choosing and running a form.
+
+
+def default_form(steps: int, chunk_size: int = CHUNK_SIZE, backend: str | None = None) -> str:
+    """The form ``form=None`` runs: ``"parallel"`` up to ``chunk_size`` steps, else
+    ``"chunkwise"`` (``backend``: ``jax.default_backend()`` if ``None``).
+
+    Measured forward+backward with ``python benchmarks/mlstm.py forms`` and ``... chunks``
+    (B=8, 4 heads, ``qk_dim = v_dim = 64``, float32; ``benchmarks/results/mlstm-cpu.md``,
+    a 2-core CPU shared with other jobs): the chunkwise form (``L = 32``) was the fastest
+    from 256 steps on, 1.5-3.7x faster than the recurrent form and 5.6-35x faster than the
+    parallel one at 256-2048 steps (also with 64 per head: 4-6x and 1.1-11x), with
+    XLA temp memory linear in ``T`` (118 MiB at 2048 steps, 472 MiB at 8192) where the
+    parallel form's is quadratic (2.6 GiB at 2048, 40 GiB at 8192). Below one chunk the
+    chunkwise form is the parallel form plus a loop of one step, and the recurrent form,
+    a loop of ``T`` small steps that each save a ``[DV, DK]`` memory per head for the
+    backward pass, was 2x slower than the parallel form at 16 steps already. Chunk sizes
+    16 and 32 tied within the load's noise; 64 was 1.1x and 128 1.7-4.7x slower than 32.
+    GPU and TPU are not measured yet: they follow the same rule, the reference kernels'
+    (parallel for short sequences, chunkwise for training). The recurrent form remains
+    the step's, for streaming.
+    """
+    del backend  # one rule on every backend measured so far (the CPU)
+    return "parallel" if steps <= chunk_size else "chunkwise"
+
+
+def sequence(stepper, output, dims: Dims, eps, form, chunk_size, params, carry, xs, **options):
+    """The mLSTM's sequence driver, a :class:`gatedcells._cell.ScanFn` once ``stepper`` (the
+    cell without a driver), ``output`` (``(params, o, h) -> y``), ``dims``, ``eps``,
+    ``form`` and ``chunk_size`` are bound. The recurrent form runs the generic driver over
+    the step; the others run here on the whole projected sequence (``[T, *B, ...]``)."""
+    steps = xs.shape[0]
+    chosen = default_form(steps, chunk_size) if form is None else form
+    if chosen == "recurrent" or steps == 0:
+        return unroll_time_major(stepper, params, carry, xs, **options)
+    valid, reverse = options["valid"], options["reverse"]
+    batch_shape = xs.shape[1:-1]
+    flat = math.prod(batch_shape)
+    inner = wide(carry.C.dtype)
+    x_proj = stepper.project(params, xs)
+    x_proj = x_proj.reshape(steps, flat, x_proj.shape[-1]).astype(inner)
+    if valid is not None:
+        valid = valid.reshape(steps, flat)
+    if reverse:  # each sequence read backwards within its length: the padding comes first
+        x_proj, valid = x_proj[::-1], None if valid is None else valid[::-1]
+    q, k, v, log_i, log_f, o_pre = split_inputs(dims, x_proj)
+    if valid is not None:  # a step past the length leaves the memory alone: i = 0, f = 1
+        keep = valid[..., None]
+        log_i = jnp.where(keep, log_i, -jnp.inf)
+        log_f = jnp.where(keep, log_f, jnp.zeros_like(log_f))
+    q, k, v = (jnp.moveaxis(a, 0, -2) for a in (q, k, v))  # [B, NH, T, D]
+    log_i, log_f = jnp.moveaxis(log_i, 0, -1), jnp.moveaxis(log_f, 0, -1)  # [B, NH, T]
+    state = state_of(jax.tree.map(lambda a: a.reshape(flat, a.shape[-1]), carry), dims, inner)
+    if chosen == "parallel":
+        h, state = parallel(q, k, v, log_i, log_f, state, eps)
+    else:
+        h, state = chunkwise(q, k, v, log_i, log_f, state, eps, chunk_size)
+    h = jnp.moveaxis(h, -2, 0).reshape(steps, flat, dims.heads * dims.v)  # [T, B, V]
+    ys = output(params, jax.nn.sigmoid(o_pre), h).astype(carry.C.dtype)
+    if valid is not None:
+        ys = jnp.where(valid[..., None], ys, jnp.zeros_like(ys))
+    if reverse:
+        ys = ys[::-1]
+    carry = jax.tree.map(lambda a: a.reshape(*batch_shape, a.shape[-1]), carry_of(state, carry))
+    return carry, ys.reshape(steps, *batch_shape, ys.shape[-1])
+
+
+def state_of(carry, dims: Dims, dtype) -> State:
+    """The carry's ``(C [*B, NH, DV, DK], n [*B, NH, DK], m [*B, NH])`` in ``dtype``."""
+    lead = carry.m.shape[:-1]
+    c = carry.C.reshape(*lead, dims.heads, dims.v, dims.qk).astype(dtype)
+    return c, carry.n.reshape(*lead, dims.heads, dims.qk).astype(dtype), carry.m.astype(dtype)
+
+
+def carry_of(state: State, like):
+    """``state`` flattened into a carry of the type and dtype of ``like`` (the inverse of
+    :func:`state_of`)."""
+    c, n, m = state
+    lead, dtype = m.shape[:-1], like.C.dtype
+    flat = lambda a: a.reshape(*lead, math.prod(a.shape[len(lead) :])).astype(dtype)  # noqa: E731
+    return like._make((flat(c), flat(n), m.astype(dtype)))
+
+
+def wide(dtype) -> Any:
+    """``dtype``, or float32 when narrower: the dtype the memory is computed in."""
+    return dtype if jnp.finfo(dtype).bits >= 32 else jnp.float32

@@ -1,0 +1,270 @@
+"""The Real-Gated Linear Recurrent Unit of Griffin and Hawk (De et al. 2024)."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .. import _checks
+from .._cell import Array, Cell
+from ..sequence import _linear
+from . import _blocks, _lru
+
+
+class RGLRUParams(NamedTuple):
+    """RG-LRU weights; the gates are block-diagonal, one ``[D, D]`` block per head
+    (``D = H / num_heads``), as recurrentgemma's ``BlockDiagonalLinear`` stores them.
+
+    Attributes:
+      w_x: ``[I, H]``, the input projection (``input_proj=True`` only; ``None`` otherwise).
+      b_x: ``[H]``, its bias (likewise).
+      w_a: ``[NH, D, D]``, the recurrence gate's blocks (recurrentgemma's ``a_gate.w``).
+      b_a: ``[H]``, its bias (``a_gate.b`` flattened).
+      w_i: ``[NH, D, D]``, the input gate's blocks (``input_gate.w``).
+      b_i: ``[H]``, its bias (``input_gate.b`` flattened).
+      lam: ``[H]``, :math:`\\Lambda` (recurrentgemma's ``a_param``):
+        :math:`\\log a = -c\\, r \\operatorname{softplus}(\\Lambda)`.
+    """
+
+    w_x: Array | None
+    b_x: Array | None
+    w_a: Array
+    b_a: Array
+    w_i: Array
+    b_i: Array
+    lam: Array
+
+
+class RGLRUGates(NamedTuple):
+    """RG-LRU gate activations of one step, each ``[*B, H]``: the recurrence gate ``r``, the
+    input gate ``i`` and the decay ``a`` they give (0 at a segment start)."""
+
+    r: Array
+    i: Array
+    a: Array
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def sqrt_bound_derivative(x: Array, max_gradient: float) -> Array:
+    """``sqrt(x)`` whose derivative is clipped at ``max_gradient`` (near ``x = 0``), as in
+    recurrentgemma: without it ``sqrt(1 - a^2)`` gives NaN gradients in bfloat16 as
+    ``a -> 1``. (recurrentgemma's is a ``custom_vjp``; the same derivative as a
+    ``custom_jvp`` also serves forward mode.)"""
+    return jnp.sqrt(x)
+
+
+@sqrt_bound_derivative.defjvp
+def _sqrt_jvp(max_gradient, primals, tangents):
+    (x,), (dx,) = primals, tangents
+    floor = jnp.asarray(1 / (4 * max_gradient**2), x.dtype)
+    return jnp.sqrt(x), dx * 0.5 / jnp.sqrt(jnp.maximum(x, floor))
+
+
+def rg_lru_coefficients(
+    c: float, params: RGLRUParams, x_proj: Array, reset: Array | None
+) -> tuple[Array, Array, RGLRUGates]:
+    """``(log a, b, gates)`` of the RG-LRU's recurrence ``h' = a h + b``. See :func:`rg_lru`.
+
+    ``x_proj [..., 3H]`` holds ``(x, r, i)`` before their sigmoids; ``reset [...]`` (or
+    ``None``) marks segment starts, where ``a = 0`` and the input is not normalised."""
+    with jax.named_scope("gatedcells.rg_lru"):
+        x, r_pre, i_pre = jnp.split(x_proj, 3, axis=-1)
+        r, i = jax.nn.sigmoid(r_pre), jax.nn.sigmoid(i_pre)
+        log_a = -c * r * _blocks.along_last(jax.nn.softplus(params.lam), r)
+        scale = sqrt_bound_derivative(-jnp.expm1(2 * log_a), 1000.0)  # sqrt(1 - a^2)
+        a = jnp.exp(log_a)
+        if reset is not None:
+            scale = jnp.where(reset[..., None], jnp.ones_like(scale), scale)
+            a = jnp.where(reset[..., None], jnp.zeros_like(a), a)
+    return log_a, scale * (i * x), RGLRUGates(r, i, a)
+
+
+def rg_lru_update(
+    c: float, resets: bool, params: RGLRUParams, h: Array, x_proj: Array
+) -> tuple[Array, Array, RGLRUGates]:
+    """One RG-LRU step: ``h' = a h + sqrt(1 - a^2) (i x)``. See :func:`rg_lru`."""
+    x_proj = x_proj.astype(_lru.wide(h.dtype))
+    reset = x_proj[..., -1] > 0.5 if resets else None
+    log_a, b, gates = rg_lru_coefficients(c, params, x_proj[..., : 3 * h.shape[-1]], reset)
+    h_new = gates.a * h.astype(b.dtype) + b
+    gates = jax.tree.map(lambda g: g.astype(h.dtype), gates)
+    return h_new.astype(h.dtype), h_new.astype(h.dtype), gates
+
+
+def block_diagonal(x: Array, w: Array, b: Array) -> Array:
+    """``x [..., H]`` through the blocks ``w [NH, D, D]`` (one per head) plus ``b [H]``."""
+    heads, d = w.shape[0], w.shape[-1]
+    y = jnp.einsum("...hi,hij->...hj", x.reshape(*x.shape[:-1], heads, d), w.astype(x.dtype))
+    return y.reshape(x.shape) + _blocks.along_last(b, x)
+
+
+def rg_lru(
+    hidden_size: int,
+    *,
+    num_heads: int = 1,
+    c: float = 8.0,
+    min_rad: float = 0.9,
+    max_rad: float = 0.999,
+    resets: bool = False,
+    input_proj: bool = False,
+    method: str | None = None,
+    chunk_size: int = _linear.CHUNK_SIZE,
+    kernel_init: Callable = jax.nn.initializers.lecun_normal(),
+    gate_init: Callable = jax.nn.initializers.lecun_normal(),
+    param_dtype: Any = jnp.float32,
+    dtype: Any = None,
+) -> Cell:
+    r"""The Real-Gated Linear Recurrent Unit (De et al. 2024), the recurrence of Griffin/Hawk.
+
+    .. math::
+
+       r_t &= \sigma(W_a x_t + b_a) \qquad i_t = \sigma(W_x x_t + b_x) \\
+       \log a_t &= -c\, r_t \odot \operatorname{softplus}(\Lambda) \\
+       h_t &= a_t \odot h_{t-1} + \sqrt{1 - a_t^2} \odot (i_t \odot x_t)
+
+    The recurrence gate ``r`` and the input gate ``i`` read only the input, through
+    block-diagonal weights (one ``[D, D]`` block per head, ``D = H / num_heads``), so the
+    recurrence is linear in ``h`` and :func:`gatedcells.unroll` runs it as one
+    :func:`gatedcells.linear_recurrence` (``method``) after the projections. The output is
+    ``h``. :math:`\Lambda` starts so that :math:`a^{1/c r} = e^{-\operatorname{softplus}
+    (\Lambda)}` lies uniformly by area on the ring ``[min_rad, max_rad]`` (``[0.9, 0.999]``,
+    as recurrentgemma). The square root's derivative is clipped at 1000 (recurrentgemma's
+    ``sqrt_bound_derivative``, against NaNs in bfloat16), and the recurrence accumulates in
+    float32 whatever the params' dtype.
+
+    ``resets=True`` packs several sequences in one row: the input gains a last channel, the
+    flag ``x[..., I] > 0.5`` marking the first step of a segment (recurrentgemma's
+    ``segment_pos == 0``), where :math:`h_t = i_t \odot x_t` (``a = 0``, no normalisation);
+    with ``reverse=True`` each segment is read backwards from its last step: the step
+    before a flagged one, and each row's last valid step (a reverse run starts a segment
+    there, not reading the carry), so packed rows give the results of separate runs in both
+    directions and ``bidirectional`` layers read packed rows correctly.
+
+    The layer maps ``H`` channels to ``H``: its input must have ``I = H``, or
+    ``input_proj=True`` first projects it, :math:`x = u W_x + b_x` (the linear layer of
+    Griffin's recurrent block). With ``input_proj=False`` the params map one-to-one to
+    recurrentgemma's ``RGLRU`` layer (``tests/fixtures/make_rglru_golden.py``).
+
+    Parameter count: ``2*(H*H/num_heads + H) + H``, plus ``I*H + H`` with ``input_proj``.
+
+    Args:
+      hidden_size: ``H``, the channels (the RG-LRU's width).
+      num_heads: the number of diagonal blocks of the gates; it must divide ``H``.
+      c: the constant :math:`c` (8 in the paper).
+      min_rad, max_rad: the ring of :math:`e^{-\operatorname{softplus}(\Lambda)}` at init.
+      resets: read a segment-start flag as the input's last channel.
+      input_proj: project inputs of any size ``I`` to ``H`` channels first.
+      method: ``"sequential"``, ``"associative"``, ``"chunked"`` or ``None`` (per backend).
+      chunk_size: steps per chunk of the ``"chunked"`` path.
+      kernel_init: initializer of the input projection ``w_x``.
+      gate_init: initializer of each ``[D, D]`` block of ``w_a`` and ``w_i``.
+      param_dtype: dtype of the params and of the default carry.
+      dtype: compute dtype of the input projection (``None``: the params' dtype).
+
+    Returns:
+      A :class:`gatedcells.Cell` with :class:`RGLRUParams`, carry ``h [*B, H]`` and gates
+      :class:`RGLRUGates`.
+
+    Raises:
+      ValueError: a non-positive size, ``num_heads`` not dividing ``H``, a non-positive
+        ``c``, a ring outside ``(0, 1)``, an unknown ``method``; at ``init``, an input size
+        other than ``H`` without ``input_proj``.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, gatedcells as gc
+      >>> cell = gc.rg_lru(8, num_heads=2)
+      >>> params = cell.init(jax.random.key(0), 8)
+      >>> params.w_a.shape, gc.count_params(params)
+      ((2, 4, 4), 88)
+      >>> a = jnp.exp(-jax.nn.softplus(params.lam))
+      >>> bool((a >= 0.9).all() & (a <= 0.999).all())
+      True
+      >>> h, ys = gc.unroll(cell, params, jnp.ones((2, 50, 8)))
+      >>> ys.shape, bool(jnp.allclose(h, ys[:, -1]))
+      ((2, 50, 8), True)
+
+    References:
+      De, Smith, Fernando, Botev, Cristian-Muraru, Gu, Haroun, Berrada, Chen, Srinivasan,
+      Desjardins, Doucet, Budden, Teh, Pascanu, de Freitas & Gulcehre, "Griffin: Mixing
+      Gated Linear Recurrences with Local Attention for Efficient Language Models", 2024.
+      ``google-deepmind/recurrentgemma``, ``recurrentgemma/jax/layers.py`` (``RGLRU``).
+    """
+    H = _checks.check_positive_int("hidden_size", hidden_size)
+    NH = _checks.check_positive_int("num_heads", num_heads)
+    if H % NH:
+        raise ValueError(f"num_heads={NH} must divide hidden_size={H} (one block per head)")
+    _checks.check_factory_args(
+        numbers={"c": c, "min_rad": min_rad, "max_rad": max_rad},
+        functions={"kernel_init": kernel_init, "gate_init": gate_init},
+        dtypes={"param_dtype": param_dtype, "dtype": dtype},
+    )
+    if c <= 0:
+        raise ValueError(f"c must be positive, got {c!r}")
+    if not 0 < min_rad < max_rad < 1:
+        raise ValueError(f"need 0 < min_rad < max_rad < 1, got {min_rad=}, {max_rad=}")
+    _checks.check_flag("resets", resets)
+    _checks.check_flag("input_proj", input_proj)
+    method = None if method is None else _linear.check_method(method)
+    chunk_size = _linear.check_chunk_size(chunk_size)
+    D, extra = H // NH, int(resets)
+
+    def init(key: Array, input_size: int) -> RGLRUParams:
+        _lru.check_channels(name, input_size - extra, H, input_proj)
+        kx, ka, ki, kl = jax.random.split(key, 4)
+        blocks = lambda k: jnp.stack(  # noqa: E731
+            [
+                _blocks.init_param(gate_init, kk, (D, D), param_dtype)
+                for kk in jax.random.split(k, NH)
+            ]
+        )
+        unif = jax.random.uniform(kl, (H,))
+        log_rad = 0.5 * jnp.log(unif * (max_rad**2 - min_rad**2) + min_rad**2 + 1e-8)
+        lam = jnp.log(jnp.expm1(-log_rad))  # softplus(lam) = -log_rad
+        zeros = jnp.zeros((H,), param_dtype)
+        inputs = _lru.input_weights(kernel_init, kx, input_size - extra, H, input_proj, param_dtype)
+        return RGLRUParams(**inputs, w_a=blocks(ka), b_a=zeros, w_i=blocks(ki), b_i=zeros,
+                           lam=lam.astype(param_dtype))  # fmt: skip
+
+    shapes = {"w_a": (NH, D, D), "b_a": (H,), "w_i": (NH, D, D), "b_i": (H,), "lam": (H,)}
+    flags = {"num_heads": NH} if NH != 1 else {}
+    flags |= {"c": c} if c != 8.0 else {}
+    flags |= {"resets": True} if resets else {}
+    flags |= {"input_proj": True} if input_proj else {}
+    name = _blocks.describe("rg_lru", H, flags)
+
+    def project(params: RGLRUParams, xs: Array) -> Array:
+        x = _lru.project_input(params, xs[..., : xs.shape[-1] - extra], dtype)
+        out = [
+            x,
+            block_diagonal(x, params.w_a, params.b_a),
+            block_diagonal(x, params.w_i, params.b_i),
+        ]
+        return jnp.concatenate(out + ([xs[..., -1:].astype(x.dtype)] if resets else []), axis=-1)
+
+    def scan(params, carry, xs, *, valid, reverse, unroll, grad, **_):
+        x_proj = project(params, xs)
+        starts = _linear.reset_flags(x_proj[..., -1] > 0.5, valid, reverse) if resets else None
+        log_a, b, _ = rg_lru_coefficients(c, params, x_proj[..., : 3 * H], starts)
+        return _linear.linear_scan(
+            log_a, b, carry, valid=valid, reverse=reverse, method=_linear.check_method(method),
+            unroll=unroll, grad=grad, resets=starts, chunk_size=chunk_size,
+        )  # fmt: skip
+
+    def check_params(params: RGLRUParams) -> int:
+        return _lru.check_params(name, shapes, H, input_proj, params) + extra
+
+    cell = Cell(
+        init_fn=init,
+        carry_fn=_blocks.zeros_carry(H, param_dtype),
+        project=project,
+        update=functools.partial(rg_lru_update, c, resets),
+        check_params=check_params,
+        output_size=H,
+        name=name,
+    )
+    return dataclasses.replace(cell, scan=scan)

@@ -1,0 +1,245 @@
+"""The selective state-space model of Mamba (S6, Gu & Dao 2023) as a cell."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .. import _cell, _checks
+from .._cell import Array, Cell
+from ..sequence import _linear
+from . import _blocks, _lru
+
+
+class SSMParams(NamedTuple):
+    """Selective SSM weights, named after Mamba's (``mamba_simple.py``), stored input-first.
+
+    Attributes:
+      w_x: ``[I, H]``, the input projection (``input_proj=True`` only; ``None`` otherwise).
+      b_x: ``[H]``, its bias (likewise).
+      w_dbc: ``[H, R + 2N]``, Mamba's ``x_proj``: the low-rank step ``δ`` (``R = dt_rank``),
+        then ``B`` and ``C`` (``N = state_size``), no bias.
+      w_dt: ``[R, H]``, Mamba's ``dt_proj.weight`` transposed.
+      b_dt: ``[H]``, ``dt_proj.bias``: :math:`\\Delta` starts in ``[dt_min, dt_max]``.
+      a_log: ``[H, N]``, :math:`A = -e^{a_{\\log}}` (``A_log``; S4D-real init, ``A[:, n] =
+        -(n + 1)``).
+      d: ``[H]``, the skip ``D`` (ones at init).
+    """
+
+    w_x: Array | None
+    b_x: Array | None
+    w_dbc: Array
+    w_dt: Array
+    b_dt: Array
+    a_log: Array
+    d: Array
+
+
+class SSMGates(NamedTuple):
+    """The selection of one step: the step size :math:`\\Delta` ``[*B, H]`` (the decay of
+    channel ``h``'s state ``n`` is :math:`e^{\\Delta_h A_{hn}}`)."""
+
+    delta: Array
+
+
+def ssm_coefficients(params: SSMParams, x_proj: Array) -> tuple[Array, Array]:
+    """``(log a, b)`` ``[..., H, N]`` of :math:`h_t = e^{\\Delta_t A} h_{t-1} + \\Delta_t B_t
+    u_t` from the projection ``[..., 2H + 2N]`` (``u, Δ, B, C``). See :func:`selective_ssm`."""
+    u, delta, b, _ = _split(params, x_proj)
+    a = -jnp.exp(params.a_log.astype(x_proj.dtype))  # [H, N]
+    a = a.reshape((1,) * (delta.ndim - 1) + a.shape)
+    return delta[..., None] * a, (delta * u)[..., None] * b[..., None, :]
+
+
+def ssm_readout(params: SSMParams, h: Array, x_proj: Array) -> Array:
+    """:math:`y_t = C_t h_t + D \\odot u_t`, ``[..., H]``, from ``h [..., H, N]``."""
+    u, _, _, c = _split(params, x_proj)
+    return jnp.einsum("...hn,...n->...h", h, c) + _blocks.along_last(params.d, u) * u
+
+
+def ssm_update(params: SSMParams, carry: Array, x_proj: Array) -> tuple[Array, Array, SSMGates]:
+    """One S6 step; ``carry [*B, H*N]`` is the state ``[*B, H, N]`` flattened."""
+    with jax.named_scope("gatedcells.selective_ssm"):
+        x_proj = x_proj.astype(_lru.wide(carry.dtype))
+        log_a, b = ssm_coefficients(params, x_proj)
+        h = jnp.exp(log_a) * carry.reshape(b.shape).astype(b.dtype) + b
+        y = ssm_readout(params, h, x_proj)
+        gates = SSMGates(_split(params, x_proj)[1].astype(carry.dtype))
+    return h.reshape(carry.shape).astype(carry.dtype), y.astype(carry.dtype), gates
+
+
+def _split(params: SSMParams, x_proj: Array) -> tuple[Array, Array, Array, Array]:
+    H, N = params.a_log.shape
+    return tuple(jnp.split(x_proj, [H, 2 * H, 2 * H + N], axis=-1))
+
+
+def default_method() -> str:
+    """The path ``method=None`` runs: ``"sequential"`` on CPU, ``"chunked"`` elsewhere.
+
+    Measured forward+backward with ``python benchmarks/linear_cells.py``
+    (``benchmarks/results/linear-cells-cpu.md``): on the project's 2-core CPU the fused
+    sequential loop is the fastest path. Other backends get the chunked path, unmeasured
+    here: parallel within each chunk, and like the sequential one it holds the states
+    ``[T, *B, H, N]`` at most once (the associative path holds several).
+    """
+    return "sequential" if jax.default_backend() == "cpu" else "chunked"
+
+
+def selective_ssm(
+    hidden_size: int,
+    *,
+    state_size: int = 16,
+    dt_rank: int | None = None,
+    dt_min: float = 0.001,
+    dt_max: float = 0.1,
+    dt_init_floor: float = 1e-4,
+    input_proj: bool = False,
+    method: str | None = None,
+    chunk_size: int = _linear.CHUNK_SIZE,
+    kernel_init: Callable = jax.nn.initializers.lecun_normal(),
+    param_dtype: Any = jnp.float32,
+    dtype: Any = None,
+) -> Cell:
+    r"""The selective state-space model S6 of Mamba (Gu & Dao 2023), as a cell.
+
+    Every channel ``h`` of the input ``u`` has its own state of size ``N``; the step size
+    :math:`\Delta`, the input matrix ``B`` and the output matrix ``C`` are read from the
+    input (the selection):
+
+    .. math::
+
+       \Delta_t &= \operatorname{softplus}(W_{dt} (W_\delta u_t) + b_{dt}) \qquad
+       B_t = W_B u_t \qquad C_t = W_C u_t \\
+       h_t &= e^{\Delta_t A} \odot h_{t-1} + \Delta_t B_t u_t \qquad
+       y_t = C_t h_t + D \odot u_t
+
+    per channel (:math:`h_t \in \mathbb{R}^{H \times N}`, :math:`A \in \mathbb{R}^{H \times
+    N}` negative: :math:`A = -e^{a_{\log}}`). ``A`` is discretised by zero-order hold and
+    ``B`` by Euler's rule (:math:`\bar B = \Delta B`), as Mamba's reference
+    ``selective_scan_ref`` does; the initialisation is Mamba's (S4D-real ``A``, ``D = 1``,
+    :math:`\Delta` log-uniform in ``[dt_min, dt_max]`` through ``b_dt``). This is the selective
+    scan of the paper's Algorithm 2 with its input-dependent ``Δ, B, C``; the rest of the
+    Mamba block (expansion, causal convolution, the SiLU gate) is built around the cell.
+
+    :func:`gatedcells.unroll` forms ``Δ, B, C`` for the whole sequence in one matmul and runs
+    the recurrence with the coefficients and the read-out formed inside the loop
+    (``method``): the ``"sequential"`` and ``"chunked"`` paths never hold the states
+    ``[T, *B, H, N]`` in the forward pass and hold them once in the backward pass;
+    ``"associative"`` forms them all. The carry is the state flattened, ``[*B, H*N]``.
+
+    The layer maps ``H`` channels to ``H``: its input must have ``I = H``, or
+    ``input_proj=True`` first projects it (Mamba's ``in_proj``, its ``x`` half).
+
+    Parameter count: ``H*(R + 2N) + R*H + H + H*N + H``, plus ``I*H + H`` with ``input_proj``.
+
+    Args:
+      hidden_size: ``H``, the channels.
+      state_size: ``N``, the state size per channel (16 in Mamba).
+      dt_rank: ``R``, the rank of :math:`\Delta`'s projection (default ``ceil(H / 16)``).
+      dt_min, dt_max: the range of :math:`\Delta` at init (``0 < dt_min < dt_max``).
+      dt_init_floor: the smallest :math:`\Delta` at init.
+      input_proj: project inputs of any size ``I`` to ``H`` channels first.
+      method: ``"sequential"``, ``"associative"``, ``"chunked"`` or ``None``
+        (``gatedcells.cells._ssm.default_method``).
+      chunk_size: steps per chunk of the ``"chunked"`` path.
+      kernel_init: initializer of ``w_x`` and ``w_dbc``.
+      param_dtype: dtype of the params and of the default carry.
+      dtype: compute dtype of the projections (``None``: float32 or wider).
+
+    Returns:
+      A :class:`gatedcells.Cell` with :class:`SSMParams`, carry ``[*B, H*N]`` and gates
+      :class:`SSMGates`.
+
+    Raises:
+      ValueError: a non-positive size, a bad range of :math:`\Delta`, an unknown
+        ``method``; at ``init``, an input size other than ``H`` without ``input_proj``.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, gatedcells as gc
+      >>> cell = gc.selective_ssm(8, state_size=4)
+      >>> params = cell.init(jax.random.key(0), 8)
+      >>> params.w_dbc.shape, params.a_log.shape, gc.count_params(params)
+      ((8, 9), (8, 4), 128)
+      >>> h, ys = gc.unroll(cell, params, jnp.ones((2, 50, 8)))
+      >>> ys.shape, h.shape
+      ((2, 50, 8), (2, 32))
+
+    References:
+      Gu & Dao, "Mamba: Linear-Time Sequence Modeling with Selective State Spaces", 2023
+      (Algorithm 2; ``state-spaces/mamba``, ``selective_scan_ref``).
+      Gu, Gupta, Goel & Ré, "On the Parameterization and Initialization of Diagonal State
+      Space Models", NeurIPS 2022 (S4D-real).
+    """
+    H = _checks.check_positive_int("hidden_size", hidden_size)
+    N = _checks.check_positive_int("state_size", state_size)
+    R = math.ceil(H / 16) if dt_rank is None else _checks.check_positive_int("dt_rank", dt_rank)
+    _checks.check_factory_args(
+        numbers={"dt_min": dt_min, "dt_max": dt_max, "dt_init_floor": dt_init_floor},
+        functions={"kernel_init": kernel_init},
+        dtypes={"param_dtype": param_dtype, "dtype": dtype},
+    )
+    if not 0 < dt_min < dt_max or dt_init_floor <= 0:
+        raise ValueError(
+            f"need 0 < dt_min < dt_max and dt_init_floor > 0, got {dt_min=}, {dt_max=}, "
+            f"{dt_init_floor=}"
+        )
+    _checks.check_flag("input_proj", input_proj)
+    method = None if method is None else _linear.check_method(method)
+    chunk_size = _linear.check_chunk_size(chunk_size)
+
+    def init(key: Array, input_size: int) -> SSMParams:
+        _lru.check_channels(name, input_size, H, input_proj)
+        kx, kp, kw, kd = jax.random.split(key, 4)
+        bound = R**-0.5
+        dt = jnp.exp(jax.random.uniform(kd, (H,)) * (math.log(dt_max) - math.log(dt_min))
+                     + math.log(dt_min))  # fmt: skip
+        dt = jnp.maximum(dt, dt_init_floor)
+        a = jnp.broadcast_to(jnp.arange(1, N + 1, dtype=jnp.float32), (H, N))
+        return SSMParams(
+            **_lru.input_weights(kernel_init, kx, input_size, H, input_proj, param_dtype),
+            w_dbc=_blocks.init_param(kernel_init, kp, (H, R + 2 * N), param_dtype),
+            w_dt=jax.random.uniform(kw, (R, H), jnp.float32, -bound, bound).astype(param_dtype),
+            b_dt=(dt + jnp.log(-jnp.expm1(-dt))).astype(param_dtype),  # softplus^-1(dt)
+            a_log=jnp.log(a).astype(param_dtype),
+            d=jnp.ones((H,), param_dtype),
+        )
+
+    shapes = {"w_dbc": (H, R + 2 * N), "w_dt": (R, H), "b_dt": (H,), "a_log": (H, N), "d": (H,)}
+    flags = {"state_size": N} if N != 16 else {}
+    flags |= {"dt_rank": R} if dt_rank is not None else {}
+    flags |= {"input_proj": True} if input_proj else {}
+    name = _blocks.describe("selective_ssm", H, flags)
+
+    def project(params: SSMParams, xs: Array) -> Array:
+        u = _lru.project_input(params, xs, dtype)
+        dbc = _cell.matmul(u, params.w_dbc, dtype).astype(u.dtype)
+        delta, b, c = jnp.split(dbc, [R, R + N], axis=-1)
+        delta = _cell.matmul(delta, params.w_dt, dtype).astype(u.dtype)
+        delta = jax.nn.softplus(delta + _blocks.along_last(params.b_dt, delta))
+        return jnp.concatenate([u, delta, b, c], axis=-1)
+
+    def scan(params, carry, xs, *, valid, reverse, unroll, grad, **_):
+        x_proj = project(params, xs).astype(_lru.wide(carry.dtype))
+        h, ys = _linear.fused_scan(
+            ssm_coefficients, ssm_readout, params, x_proj, carry.reshape(*carry.shape[:-1], H, N),
+            valid=valid, reverse=reverse, method=method or default_method(), unroll=unroll,
+            grad=grad, chunk_size=chunk_size,
+        )  # fmt: skip
+        return h.reshape(carry.shape), ys
+
+    cell = Cell(
+        init_fn=init,
+        carry_fn=_blocks.zeros_carry(H * N, param_dtype),
+        project=project,
+        update=ssm_update,
+        check_params=functools.partial(_lru.check_params, name, shapes, H, input_proj),
+        output_size=H,
+        name=name,
+    )
+    return dataclasses.replace(cell, scan=scan)
