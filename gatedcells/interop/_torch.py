@@ -1,26 +1,6 @@
-"""Weight converters between gatedcells and PyTorch (``nn.RNN/LSTM/GRU`` and their cells)
-or Flax linen (``LSTMCell``, ``OptimizedLSTMCell``, ``GRUCell``, ``SimpleCell``).
-
-The layouts, written once:
-
-=========================  ==========================================  =====================
-gatedcells                 PyTorch (``weight_ih_l0`` ...)              Flax linen
-=========================  ==========================================  =====================
-``w_x [I, G*H]``           ``weight_ih.T`` (same gate order)           ``i?`` kernels, concat
-``w_h [H, G*H]``           ``weight_hh.T``                             ``h?`` kernels, concat
-LSTM ``b [4H]``            ``bias_ih + bias_hh``                       ``h?`` biases
-LSTM ``w_r [H, P]``        ``weight_hr.T`` (``proj_size=P``)           (none)
-GRU ``b [3H]``             ``bias_ih + (bias_hh[:2H], 0)``             ``i?`` biases
-GRU ``b_hn [H]``           ``bias_hh[2H:]``                            ``hn`` bias
-simple RNN ``b [H]``       ``bias_ih + bias_hh``                       ``i`` bias
-=========================  ==========================================  =====================
-
-Gate orders: LSTM ``(i, f, g, o)`` and GRU ``(r, z, n)`` in all three. Going to PyTorch, the
-summed bias goes to ``bias_ih`` and ``bias_hh`` holds zeros (and ``b_hn`` for the GRU). So
-gatedcells -> torch -> gatedcells is exact; torch -> gatedcells -> torch gives the same
-module (same outputs) but not the same tensors: ``bias_ih``/``bias_hh`` come back as their
-sum and zeros. torch and flax are imported only inside these functions.
-"""
+"""PyTorch <-> gatedcells: ``nn.RNN/LSTM/GRU`` (any ``num_layers``, ``bidirectional``,
+``proj_size``) and ``nn.RNNCell/LSTMCell/GRUCell``. torch is imported only inside the functions
+that take a torch module; :func:`from_torch_state_dict` works on numpy arrays without it."""
 
 from __future__ import annotations
 
@@ -31,12 +11,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._cell import Cell
-from .cells import GRUParams, LSTMParams, LSTMPParams, SimpleRNNParams, gru, lstm, simple_rnn
-from .combinators import bidirectional as _bidirectional
-from .combinators import stack
-
-__all__ = ["from_flax", "from_torch", "from_torch_state_dict", "to_flax", "to_torch"]
+from .._cell import Cell
+from ..cells import GRUParams, LSTMParams, LSTMPParams, SimpleRNNParams, gru, lstm, simple_rnn
+from ..combinators import bidirectional as _bidirectional
+from ..combinators import stack
 
 _TORCH_MODES = ("LSTM", "GRU", "RNN_TANH", "RNN_RELU")
 
@@ -75,7 +53,10 @@ def from_torch_state_dict(
 ) -> tuple[Cell, Any]:
     """Convert a PyTorch recurrent ``state_dict`` (tensors or numpy arrays) to gatedcells.
 
-    Works without torch when the values are numpy arrays (e.g. loaded from an ``.npz``).
+    Works without torch when the values are numpy arrays (e.g. loaded from an ``.npz``). Per
+    layer and direction: ``w_x [I, G*H] = weight_ih.T``, ``w_h [H, G*H] = weight_hh.T`` (``[P,
+    4H]`` with ``proj_size=P``), ``w_r [H, P] = weight_hr.T``, and the biases as in the table
+    of :mod:`gatedcells.interop` (``G`` = 4 for an LSTM, 3 for a GRU, 1 for a simple RNN).
 
     Args:
       state_dict: ``module.state_dict()`` of an ``nn.RNN/LSTM/GRU`` (keys ``weight_ih_l0``,
@@ -87,7 +68,20 @@ def from_torch_state_dict(
 
     Returns:
       ``(cell, params)``: a cell of the same architecture (a :func:`gatedcells.stack` of
-      :func:`gatedcells.bidirectional` layers where PyTorch has them) and its params.
+      :func:`gatedcells.bidirectional` layers where PyTorch has them) and its params (one
+      params per layer in a tuple when ``num_layers > 1``, a ``(forward, backward)`` pair per
+      bidirectional layer).
+
+    Raises:
+      TypeError: ``state_dict`` is not a mapping.
+      ValueError: an unknown ``mode``, or a weight the options require is missing.
+
+    Examples:
+      .. code-block:: python
+
+         arrays = dict(np.load("lstm.npz"))     # a torch nn.LSTM(3, 8, num_layers=2) saved
+         cell, params = interop.from_torch_state_dict(arrays, mode="LSTM", num_layers=2)
+         carry, ys = gc.unroll(cell, params, xs)   # xs [B, T, 3] -> ys [B, T, 8]
     """
     if not isinstance(state_dict, Mapping):
         raise TypeError(f"state_dict must be a mapping of names to arrays, got {state_dict!r}")
@@ -122,12 +116,24 @@ def from_torch(module) -> tuple[Cell, Any]:
     params; ``batch_first`` is a layout option (see ``unroll(time_major=...)``). An LSTM with
     ``proj_size=P`` becomes ``gatedcells.lstm(H, proj_size=P)`` layers.
 
+    Args:
+      module: the torch module; its ``state_dict()`` is read (see
+        :func:`from_torch_state_dict` for the layout).
+
     Returns:
-      ``(cell, params)`` that compute what ``module`` computes (to float tolerance).
+      ``(cell, params)`` that compute what ``module`` computes (to float tolerance): for
+      inputs ``[B, T, I]`` (``batch_first=True``; ``time_major=True`` for PyTorch's default
+      ``[T, B, I]``), ``gc.unroll(cell, params, xs)`` gives PyTorch's outputs and final carry.
+
+    Raises:
+      TypeError: ``module`` is not one of the six torch recurrent modules.
 
     Examples:
-      >>> import torch, gatedcells as gc                          # doctest: +SKIP
-      >>> cell, params = gc.interop.from_torch(torch.nn.LSTM(3, 8, num_layers=2))  # doctest: +SKIP
+      .. code-block:: python
+
+         module = torch.nn.LSTM(3, 8, num_layers=2, batch_first=True)
+         cell, params = interop.from_torch(module)
+         carry, ys = gc.unroll(cell, params, xs)   # xs [B, T, 3] -> ys [B, T, 8]
     """
     import torch
 
@@ -151,11 +157,31 @@ def to_torch(params: Any, module):
     """Copy gatedcells ``params`` into a PyTorch recurrent ``module`` (in place); return it.
 
     The module fixes the architecture: ``params`` must have the structure and shapes of
-    ``from_torch(module)[1]`` (a tuple per layer, a pair per bidirectional layer).
+    ``from_torch(module)[1]`` (a tuple per layer, a pair per bidirectional layer). Values are
+    cast to the module's dtype. The summed bias ``b`` goes to ``bias_ih`` and ``bias_hh``
+    holds zeros (and a GRU's ``b_hn`` in its candidate block).
+
+    Round trip: ``from_torch(to_torch(params, module))[1]`` equals ``params`` exactly (same
+    dtype). ``to_torch(from_torch(module)[1], module)`` computes what ``module`` computed but
+    does not hold the same tensors: ``bias_ih``/``bias_hh`` come back as their sum and zeros.
+
+    Args:
+      params: gatedcells params, e.g. ``cell.init(key, I)`` of the cell ``from_torch(module)``
+        returns.
+      module: an ``nn.RNN/LSTM/GRU`` or ``nn.RNNCell/LSTMCell/GRUCell``; it is modified.
+
+    Returns:
+      ``module``, now holding ``params``.
 
     Raises:
       ValueError: params of another architecture or size, or non-zero biases for a module
         built with ``bias=False``.
+
+    Examples:
+      .. code-block:: python
+
+         params = gc.gru(8).init(jax.random.key(0), 3)
+         module = interop.to_torch(params, torch.nn.GRU(3, 8, batch_first=True))
     """
     import torch
 
@@ -249,107 +275,3 @@ def _layer_to_torch(params, sfx: str, mode: str, bias: bool) -> dict:
             "params have non-zero biases, but the torch module was built with bias=False"
         )
     return out
-
-
-# --------------------------------------------------------------------------------------
-# Flax linen
-
-
-def from_flax(module, params: Mapping[str, Any]) -> tuple[Cell, Any]:
-    """Convert the params of a Flax linen recurrent cell to gatedcells.
-
-    Args:
-      module: the ``flax.linen`` cell instance (``LSTMCell``, ``OptimizedLSTMCell``,
-        ``GRUCell`` or ``SimpleCell``); it fixes the architecture and hidden size.
-      params: its params (``variables["params"]``, or the whole ``variables``).
-
-    Returns:
-      ``(cell, params)`` computing what ``module.apply`` computes. Flax's LSTM carry is the
-      tuple ``(c, h)``; ours is :class:`gatedcells.LSTMCarry` with the same field order.
-
-    Raises:
-      ValueError: a module with non-default activations or ``residual=True``.
-    """
-    if not isinstance(params, Mapping):
-        raise TypeError(f"params must be the module's variables (a mapping), got {params!r}")
-    p = params.get("params", params)
-    kind = type(module).__name__
-    _check_flax_activations(module, kind)
-
-    def cat(names, field):
-        missing = [n for n in names if field not in p.get(n, {})]
-        if missing:
-            raise ValueError(
-                f"params hold no {field} for {', '.join(missing)} (they hold {sorted(p)}): "
-                f"not the params of a flax.linen.{kind}"
-            )
-        return jnp.concatenate([p[n][field] for n in names], axis=-1)
-
-    if kind in ("LSTMCell", "OptimizedLSTMCell"):
-        cell = lstm(module.features)
-        ps = LSTMParams(
-            cat(["ii", "if", "ig", "io"], "kernel"),
-            cat(["hi", "hf", "hg", "ho"], "kernel"),
-            cat(["hi", "hf", "hg", "ho"], "bias"),
-        )
-    elif kind == "GRUCell":
-        cell = gru(module.features)
-        ps = GRUParams(
-            cat(["ir", "iz", "in"], "kernel"),
-            cat(["hr", "hz", "hn"], "kernel"),
-            cat(["ir", "iz", "in"], "bias"),
-            p["hn"]["bias"],
-        )
-    elif kind == "SimpleCell":
-        cell = simple_rnn(module.features, activation=module.activation_fn)
-        ps = SimpleRNNParams(p["i"]["kernel"], p["h"]["kernel"], p["i"]["bias"])
-    else:
-        raise TypeError(
-            "from_flax takes flax.linen LSTMCell, OptimizedLSTMCell, GRUCell or SimpleCell, "
-            f"got {kind}"
-        )
-    return cell, jax.tree.map(jnp.asarray, ps)
-
-
-def to_flax(params: Any, module) -> dict:
-    """The Flax linen ``{"params": ...}`` of ``module`` holding gatedcells ``params``.
-
-    The inverse of :func:`from_flax`, for the same module kinds. An LSTM's summed bias goes to
-    Flax's recurrent (``h?``) biases, a GRU's to its input (``i?``) biases.
-    """
-    kind = type(module).__name__
-    _check_flax_activations(module, kind)
-    H = module.features
-
-    def blocks(w, names):
-        return {n: w[..., k * H : (k + 1) * H] for k, n in enumerate(names)}
-
-    if kind in ("LSTMCell", "OptimizedLSTMCell"):
-        lstm(H).check_params(params)
-        wx = blocks(params.w_x, "ifgo")
-        wh, b = blocks(params.w_h, "ifgo"), blocks(params.b, "ifgo")
-        out = {f"i{g}": {"kernel": wx[g]} for g in "ifgo"}
-        out.update({f"h{g}": {"kernel": wh[g], "bias": b[g]} for g in "ifgo"})
-    elif kind == "GRUCell":
-        gru(H).check_params(params)
-        wx, wh, b = (blocks(w, "rzn") for w in (params.w_x, params.w_h, params.b))
-        out = {f"i{g}": {"kernel": wx[g], "bias": b[g]} for g in "rzn"}
-        out.update({f"h{g}": {"kernel": wh[g]} for g in "rz"})
-        out["hn"] = {"kernel": wh["n"], "bias": params.b_hn}
-    elif kind == "SimpleCell":
-        simple_rnn(H).check_params(params)
-        out = {"i": {"kernel": params.w_x, "bias": params.b}, "h": {"kernel": params.w_h}}
-    else:
-        raise TypeError(f"to_flax takes the module kinds of from_flax, got {kind}")
-    return {"params": out}
-
-
-def _check_flax_activations(module, kind: str) -> None:
-    if kind in ("LSTMCell", "OptimizedLSTMCell", "GRUCell"):
-        if module.gate_fn is not jax.nn.sigmoid or module.activation_fn is not jnp.tanh:
-            raise ValueError(
-                f"{kind} with a non-default gate_fn or activation_fn has no gatedcells "
-                "equivalent (sigmoid gates and tanh are required)"
-            )
-    if kind == "SimpleCell" and getattr(module, "residual", False):
-        raise ValueError("SimpleCell(residual=True) has no gatedcells equivalent")
