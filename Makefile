@@ -1,38 +1,56 @@
 # Two commands do everything, each with its own set-up:
-#   make demo   the lecture's experiment (simple RNN vs LSTM vs GRU on a long-range task)
-#   make test   the whole test suite (library, notebooks, doctests, lint)
+#   make demo   the lecture's experiment (simple RNN vs LSTM vs GRU on a long-range task);
+#               installs the package with the `train` extra only (no PyTorch, no test tools)
+#   make test   the whole test suite (library, notebooks, doctests, docs, wheel, lint);
+#               installs the `dev` extra and a CPU build of PyTorch on top
+#   make docs   the documentation site, into docs/_build/html (warnings are errors)
 # The virtual environment is (re)built when it is missing or older than
 # pyproject.toml / constraints.txt.
 
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
+# PYTHONWARNINGS: setuptools warns about editable installs in general, not about ours
+PIP    := PYTHONWARNINGS=ignore $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
+DEMO_STAMP := $(VENV)/.installed-demo
 STAMP  := $(VENV)/.installed
 # PyTorch is only a test oracle. A CPU build is installed when one is at hand
 # (pip's find-links); otherwise the live comparisons skip and the committed
 # golden fixtures still check equivalence.
 TORCH  ?= torch==2.13.0+cpu
 PYTEST_ARGS ?= -n auto --dist worksteal  # a worker per core (pytest-xdist), idle ones take queued tests
+SPHINX_ARGS ?= -W -n --keep-going -q      # warnings are errors, every reference checked
 
-.PHONY: demo test lint bench fixtures clean venv
+.PHONY: demo test docs lint bench fixtures clean venv
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
-	-$(PY) -m pip install --quiet -c constraints.txt "$(TORCH)" \
-	  || echo "note: $(TORCH) not installable here; torch comparisons will use the committed fixtures"
-	@touch $(STAMP)
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 
-demo: $(STAMP)
+# what the demo imports: jax, optax, orbax, tqdm, matplotlib (the train extra)
+$(DEMO_STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
+	$(PIP) -e ".[train]"
+	@touch $(DEMO_STAMP)
+
+$(STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
+	$(PIP) -e ".[dev]"
+	@$(PIP) "$(TORCH)" 2>/dev/null \
+	  || echo "note: $(TORCH) is not installable here; the torch comparisons use the committed fixtures"
+	@touch $(STAMP) $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	$(VENV)/bin/gatedcells demo
 
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+docs: $(STAMP)
+	$(PY) -m sphinx -b html $(SPHINX_ARGS) docs docs/_build/html
+	@echo "the site: docs/_build/html/index.html"
 
 lint: $(STAMP)
 	$(PY) -m ruff check --fix .
@@ -46,4 +64,4 @@ fixtures: $(STAMP)
 	$(PY) tests/fixtures/make_torch_golden.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache build dist *.egg-info docs/_build docs/jupyter_execute

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .. import __version__
 from ._out import prepare_out
 from ._runs import (
     CELLS,
@@ -197,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"gatedcells {__version__}")
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=_Parser
     )
@@ -214,8 +216,8 @@ def _add_demo(sub) -> None:
             "Trains a simple RNN, an LSTM and a GRU of similar parameter counts on the adding "
             "problem at a length where the simple RNN fails, prints a table (model, "
             "parameters, final test MSE, chance level, time) and saves the learning curves "
-            "to OUT/demo.png (and every number to OUT/demo.json). About 5 minutes on 2 CPU "
-            "cores; --quick runs a reduced version in seconds."
+            "to OUT/demo.png (and every number to OUT/demo.json). About 2 to 3 minutes on 2 "
+            "CPU cores; --quick runs a reduced version in seconds."
         ),
     )
     demo.add_argument("--quick", action="store_true", help="a reduced run (seconds)")

@@ -41,6 +41,11 @@ Examples:
   >>> tx = optax.adamw(1e-3, weight_decay=1e-4, mask=kernels)
 """
 
+try:
+    import flax.linen  # noqa: F401
+except ImportError as err:  # pragma: no cover - depends on the environment
+    raise ImportError("gatedcells.linen needs flax: pip install 'gatedcells[flax]'") from err
+
 from ._adapter import Cell as Cell
 from ._rnn import RNN as RNN
 from ._rnn import Bidirectional as Bidirectional

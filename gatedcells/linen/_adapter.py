@@ -54,5 +54,5 @@ class Cell(nn.RNNCellBase):
 
     @property
     def num_feature_axes(self) -> int:
-        """The trailing axes of a step's input: 1 (``cell.feature_ndim``)."""
+        """How many trailing axes a step's input has (``cell.feature_ndim``)."""
         return self.cell.feature_ndim
