@@ -26,14 +26,15 @@ def variants(hidden_size: int) -> dict[str, Cell]:
     The LSTM entries ``lstm_<name>`` are Greff et al.'s grid by :func:`gatedcells.lstm_variant`
     (``lstm_np`` computes the plain :func:`gatedcells.lstm`), then JANET, the
     layer-normalised LSTM and LSTMP (``P = H/2``); the GRU in both forms and
-    layer-normalised; MGU, MUT1-3, IndRNN, minGRU, minLSTM and the simple RNN as the baseline
-    without gates.
+    layer-normalised; MGU, MUT1-3, IndRNN, minGRU, minLSTM; the xLSTM's sLSTM and mLSTM; the
+    gated linear recurrences RG-LRU, LRU and the selective SSM (each projecting its input);
+    and the simple RNN as the baseline without gates.
 
     Examples:
       >>> from gatedcells import zoo
       >>> cells = zoo.variants(8)
       >>> len(cells), cells["lstm_cifg"].name
-      (25, "lstm_variant(8, variant='cifg')")
+      (30, "lstm_variant(8, variant='cifg')")
     """
     return {name: make(hidden_size) for name, make in CELLS.items()}
 

@@ -34,7 +34,7 @@ LOOSE["gru_layer_norm_chrono"] = dict(rtol=1e-4, atol=1e-5)
 
 # The variant zoo (issue 7): factories taking the keywords the bfloat16 test rebuilds them
 # with (param_dtype). Flags and combinators are combined so that each entry covers several
-# code paths; the equations of each variant are checked one by one in tests/test_variants.py.
+# code paths; the equations of each variant are checked one by one in tests/cells/test_variants.py.
 _KEY = jax.random.key(42)
 _PEEP = jax.nn.initializers.normal(0.5)  # non-zero peepholes and initial carries
 REBUILD = {
@@ -61,7 +61,7 @@ CELLS.update(
     REBUILD,
     # stacks of cells without a fused form (not named stack_*: no fused layer to check);
     # the minimal cells' associative path is checked against the sequential one in
-    # tests/test_linear_recurrence.py (its compile time would dominate this suite)
+    # tests/sequence/test_linear_recurrence.py (its compile time would dominate this suite)
     minimal_cells=lambda: gc.stack(gc.min_gru(H, method="sequential"), gc.min_lstm(H)),
     mutants_mgu_indrnn=lambda: gc.stack(
         gc.mut1(H), gc.mut2(H), gc.mut3(H), gc.weight_drop(gc.mgu(H), 0.3, key=_KEY), gc.indrnn(H)
@@ -91,7 +91,7 @@ REVERSE_INPUTS = {"resettable_learned_lstm": _shift_resets}
 # stabiliser meets real exponential gates. Every form: "mlstm" runs the one chosen by length
 # (the parallel form at the contract's T=7, the chunkwise form at the robustness suite's
 # T=10,000), the chunkwise form is forced with chunks that do not divide T, the recurrent
-# form in a stack. The forms are checked against each other in tests/test_mlstm.py.
+# form in a stack. The forms are checked against each other in tests/cells/test_mlstm.py.
 _GATES = jax.nn.initializers.normal(0.5)
 REBUILD["mlstm"] = lambda **kw: gc.mlstm(H, num_heads=2, qk_dim=4, gate_init=_GATES, **kw)
 REBUILD["mlstm_chunkwise_out_proj"] = lambda **kw: gc.mlstm(
@@ -125,7 +125,7 @@ CELLS.update(
 # The gated linear recurrences (issue 13): every path of the engine, resets, heads, the input
 # projection (the layers read I = H channels without it: the stack's later layers), complex
 # state (LRU), a state axis per channel (S6). Checked against their references in
-# tests/test_linear_cells.py.
+# tests/cells/test_linear_cells.py.
 REBUILD["rg_lru"] = lambda **kw: gc.rg_lru(H, num_heads=2, input_proj=True, **kw)
 REBUILD["rg_lru_resets_chunked"] = lambda **kw: gc.rg_lru(
     H, num_heads=3, resets=True, input_proj=True, method="chunked", chunk_size=3, **kw

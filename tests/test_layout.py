@@ -146,3 +146,27 @@ def test_no_function_over_80_lines_of_code():
                 if n > 80:
                     long[f"{path.relative_to(PACKAGE)}:{node.name}"] = n
     assert not long, long
+
+
+def test_the_tests_mirror_the_package():
+    """A folder of tests per part of the package; the suites over every cell stay on top."""
+    parts = {part_of(p) for p in PACKAGE.rglob("*.py")}
+    folders = {p.name for p in Path(__file__).parent.iterdir() if p.is_dir()}
+    folders -= {"fixtures", "__pycache__"}
+    assert folders and folders <= parts, sorted(folders - parts)
+
+
+def test_the_test_registry_covers_every_registered_cell():
+    """Each factory of ``gatedcells.cells.CELLS`` runs in the contract suite (alone or in a
+    stack): ``tests/registry.py`` holds the cells with their flags."""
+    import re
+
+    import registry
+
+    from gatedcells import cells
+
+    tested = set()
+    for build in registry.CELLS.values():
+        tested |= set(re.findall(r"(\w+)\(", build().name))
+    registered = {re.match(r"\w+", cells.make(n, 4).name).group() for n in cells.CELLS}
+    assert registered <= tested, sorted(registered - tested)

@@ -3,7 +3,7 @@ gate recurrence, layer normalisation (their flags and named sets, Greff et al.'s
 JANET, are ``_lstm_flags``'s). The step is the paper's, with one helper per variant.
 
 With no research flag, ``lstm_variant`` is :func:`gatedcells.lstm`: the same params, outputs
-and gradients, written independently and pinned together by ``tests/test_variants.py``.
+and gradients, written independently and pinned together by ``tests/cells/test_variants.py``.
 """
 
 from __future__ import annotations

@@ -82,6 +82,7 @@ def resettable(cell: Cell) -> Cell:
         check_params=lambda params: cell.check_params(params) + 1,
         output_size=cell.output_size,
         name=f"resettable({cell.name})",
+        feature_ndim=cell.feature_ndim,
     )
 
     def scan(params, carry, xs, *, valid, reverse, **options):
@@ -219,4 +220,5 @@ def learned_initial_carry(
         output_size=cell.output_size,
         name=name,
         scan=scan,
+        feature_ndim=cell.feature_ndim,
     )

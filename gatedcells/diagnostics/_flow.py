@@ -81,7 +81,8 @@ def gradient_flow(
 
     Raises:
       TypeError, ValueError: as :func:`gate_trace` for a bad ``xs`` or ``carry``; a ``loss``
-        that does not return a scalar.
+        that does not return a scalar; ``loss=None`` for a cell over frames (``xs [*B, T,
+        *S, C]`` for the convolutional cells, whose Jacobian would be ``[*S, H]`` wide).
 
     Examples:
       >>> import jax, jax.numpy as jnp, gatedcells as gc
@@ -95,10 +96,16 @@ def gradient_flow(
       ((30,), True, True)
     """
     xs, carry, batch_shape = check_sequence(cell, params, xs, carry)
+    if loss is None and cell.feature_ndim > 1:
+        raise ValueError(
+            f"loss=None (the Jacobian's norm) needs a cell with vector outputs; {cell.name} "
+            "outputs frames [*S, H]: pass a loss, e.g. loss=lambda y: jnp.sum(y ** 2) / 2"
+        )
     leaves, treedef = jax.tree.flatten(carry)
     floating = [jnp.issubdtype(leaf.dtype, jnp.floating) for leaf in leaves]
-    steps = xs.shape[-2]
-    xs_tm = jnp.moveaxis(xs, -2, 0)  # [T, *B, I]
+    time_axis = -1 - cell.feature_ndim  # -2, or before the frame's axes
+    steps = xs.shape[time_axis]
+    xs_tm = jnp.moveaxis(xs, time_axis, 0)  # [T, *B, I]
     deltas = [
         jnp.zeros((steps, *leaf.shape), leaf.dtype) for leaf, fl in _pairs(leaves, floating) if fl
     ]

@@ -101,7 +101,9 @@ class StackedRNN(nn.Module):
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout!r}")
         layers = self._layers()
         xs = _checks.check_float_array("xs", xs)
-        check_seq_lengths(seq_lengths, xs, self.time_major)
+        feature_ndim = max(layer.feature_ndim for layer in layers)  # frames: 1 + S
+        time_axis = -1 - feature_ndim
+        check_seq_lengths(seq_lengths, xs, self.time_major, feature_ndim)
         params = self.param("cell", stack(*layers).init, xs.shape[-1])
         drop = self.dropout > 0 and not nn.merge_param(
             "deterministic", self.deterministic, deterministic
@@ -114,7 +116,7 @@ class StackedRNN(nn.Module):
                 f"got {type(initial_carry).__name__}"
             )
         if not self.time_major:  # one transpose in, one out; the layers run time-major
-            xs = jnp.moveaxis(xs, -2, 0)
+            xs = jnp.moveaxis(xs, time_axis, 0)
         carries = []
         for k, layer in enumerate(layers):
             carry, xs = unroll(
@@ -129,7 +131,7 @@ class StackedRNN(nn.Module):
             carries.append(_checks.like_carry(initial_carry[k], carry))
             if drop and k < len(layers) - 1:
                 xs = nn.Dropout(self.dropout, name=f"dropout_{k}")(xs, deterministic=False)
-        ys = xs if self.time_major else jnp.moveaxis(xs, 0, -2)
+        ys = xs if self.time_major else jnp.moveaxis(xs, 0, time_axis)
         return (tuple(carries), ys) if self.return_carry else ys
 
     @nn.nowrap

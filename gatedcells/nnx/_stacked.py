@@ -120,7 +120,9 @@ class StackedRNN(nnx.Module):
         layers, params = self.layer_cells, self.params()
         time_major = self.time_major if time_major is None else time_major
         xs = _checks.check_float_array("xs", xs)
-        check_seq_lengths(seq_lengths, xs, time_major)
+        feature_ndim = max(layer.feature_ndim for layer in layers)  # frames: 1 + S
+        time_axis = -1 - feature_ndim
+        check_seq_lengths(seq_lengths, xs, time_major, feature_ndim)
         if initial_carry is None:
             initial_carry = (None,) * len(layers)
         elif not isinstance(initial_carry, tuple | list) or len(initial_carry) != len(layers):
@@ -133,7 +135,7 @@ class StackedRNN(nnx.Module):
         )
         key = None if off or len(layers) == 1 else dropout_key(rngs, "StackedRNN(dropout>0)")
         if not time_major:  # one transpose in, one out; the layers run time-major
-            xs = jnp.moveaxis(xs, -2, 0)
+            xs = jnp.moveaxis(xs, time_axis, 0)
         carries = []
         for k, layer in enumerate(layers):
             carry, xs = unroll(
@@ -148,7 +150,7 @@ class StackedRNN(nnx.Module):
             carries.append(_checks.like_carry(initial_carry[k], carry))
             if key is not None and k < len(layers) - 1:
                 xs = self.dropout(xs, deterministic=False, rngs=jax.random.fold_in(key, k))
-        ys = xs if time_major else jnp.moveaxis(xs, 0, -2)
+        ys = xs if time_major else jnp.moveaxis(xs, 0, time_axis)
         return_carry = self.return_carry if return_carry is None else return_carry
         return (tuple(carries), ys) if return_carry else ys
 

@@ -22,7 +22,7 @@ HAS_MNIST1D = importlib.util.find_spec("mnist1d") is not None
 needs_mnist1d = pytest.mark.skipif(
     not HAS_MNIST1D, reason="mnist1d is not installed (pip install 'gatedcells[data]')"
 )
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # --------------------------------------------------------------------------------------

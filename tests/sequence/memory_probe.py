@@ -1,14 +1,14 @@
 """Peak memory and time of one training gradient through a long sequence, with and without
 ``unroll(..., remat=...)``. Run one configuration per process (peak RSS is per process):
 
-    python tests/memory_probe.py --steps 100000 --batch 8 --hidden 128 --remat true
-    python tests/memory_probe.py --steps 100000 --batch 8 --hidden 128 --remat false
+    python tests/sequence/memory_probe.py --steps 100000 --batch 8 --hidden 128 --remat true
+    python tests/sequence/memory_probe.py --steps 100000 --batch 8 --hidden 128 --remat false
 
 prints one JSON line: the process's resident memory before the gradient runs (compiled,
 inputs ready), its peak while the gradient runs (``VmHWM``, reset after compilation), the
 difference (what the gradient adds), the temporary buffers XLA assigned to the
 compiled gradient (``memory_analysis``), and seconds per gradient step (compiled, best of
-``--repeat``). ``tests/test_remat.py`` runs it in subprocesses.
+``--repeat``). ``tests/sequence/test_remat.py`` runs it in subprocesses.
 """
 
 import argparse

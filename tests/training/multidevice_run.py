@@ -1,7 +1,7 @@
 """Trains the same model on one device and data-parallel on every device, and prints what
-``tests/test_multidevice.py`` checks, as one JSON line. Run it with several devices, e.g.
+``tests/training/test_multidevice.py`` checks, as one JSON line. Run it with several devices, e.g.
 
-    XLA_FLAGS=--xla_force_host_platform_device_count=4 python tests/multidevice_run.py
+    XLA_FLAGS=--xla_force_host_platform_device_count=4 python tests/training/multidevice_run.py
 """
 
 import json

@@ -16,7 +16,7 @@ import gatedcells as gc
 from gatedcells import diagnostics as gd
 
 METHODS = ("sequential", "associative", "chunked")
-FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "rglru_golden.npz")
+FIXTURE = os.path.join(os.path.dirname(__file__), "..", "fixtures", "rglru_golden.npz")
 
 
 def close(got, want, tol=1e-5):

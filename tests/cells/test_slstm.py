@@ -14,7 +14,7 @@ import pytest
 import gatedcells as gc
 from gatedcells import diagnostics as gd
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent / "fixtures"))
+sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "fixtures"))
 import make_xlstm_golden as golden  # noqa: E402
 
 GOLDEN = golden.load()

@@ -1,203 +1,16 @@
-"""Convolutional cells: the contract on frames ``[B, T, *S, I]``, Flax's ConvLSTMCell, a NumPy
-ConvGRU, the combinators and adapters, and the argument errors."""
-
-import functools
+"""Convolutional cells among the rest: the combinators (bidirectional, stack, resets, learned
+carry), the diagnostics, the linen and NNX layers, Flax's ConvLSTMCell, a NumPy ConvGRU, the
+argument errors and the moving-shapes task."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.test_util import check_grads
 from numpy.lib.stride_tricks import sliding_window_view
-from test_contract import loop
+from test_conv import CASES, LENGTHS, B, H, I, T, close
 
 import gatedcells as gc
 from gatedcells import diagnostics as gd
-
-B, T, I, H = 2, 4, 3, 4
-SPATIAL = {1: (7,), 2: (5, 4), 3: (3, 4, 2)}
-KERNELS = {1: (3,), 2: (3, 1), 3: (3, 1, 3)}  # odd, mixed sizes per axis
-
-CASES = {
-    "conv_lstm_1d": lambda **kw: gc.conv_lstm(H, KERNELS[1], **kw),
-    "conv_lstm_2d": lambda **kw: gc.conv_lstm(H, KERNELS[2], forget_bias=2.0, **kw),
-    "conv_lstm_3d": lambda **kw: gc.conv_lstm(H, KERNELS[3], **kw),
-    "conv_lstm_2d_even_pairs": lambda **kw: gc.conv_lstm(H, (2, 2), padding=((0, 1),) * 2, **kw),
-    "conv_gru_1d": lambda **kw: gc.conv_gru(H, KERNELS[1], **kw),
-    "conv_gru_2d": lambda **kw: gc.conv_gru(H, KERNELS[2], **kw),
-    "conv_gru_2d_reset_before": lambda **kw: gc.conv_gru(H, (3, 3), reset_after=False, **kw),
-    # H + 2: XLA:CPU's float64 gradient of a scan over carries [1, 5, 4, 5] is wrong (jax
-    # 0.10.2, any LSTM, dense too: check_grads fails), so no layer has 5 channels here
-    "stack_conv_gru_conv_lstm": lambda **kw: gc.stack(
-        gc.conv_gru(H, (3, 3), **kw), gc.conv_lstm(H + 2, (1, 3), **kw)
-    ),
-    "stack_conv_lstm_dense_lstm": lambda **kw: gc.stack(
-        gc.conv_lstm(H, (3, 3), **kw), gc.lstm(H - 1, **kw)
-    ),
-}
-
-
-def rank_of(name):
-    return 1 if "1d" in name else 3 if "3d" in name else 2
-
-
-def close(a, b, rtol=1e-5, atol=1e-5):
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
-        np.testing.assert_allclose(np.asarray(x, np.float64), np.asarray(y), rtol=rtol, atol=atol)
-
-
-def random_carry(cell, shape, key):
-    return jax.tree.map(
-        lambda z: 0.5 * jax.random.normal(key, z.shape, z.dtype), cell.initial_carry(shape)
-    )
-
-
-@pytest.fixture(params=sorted(CASES))
-def case(request):
-    name = request.param
-    cell = CASES[name]()
-    S = SPATIAL[rank_of(name)]
-    kp, kx, kc = jax.random.split(jax.random.key(1), 3)
-    params = cell.init(kp, I)
-    xs = jax.random.normal(kx, (B, T, *S, I))
-    return name, cell, params, xs, random_carry(cell, (B, *S), kc)
-
-
-# --------------------------------------------------------------------------------------
-# The contract, on frames.
-
-
-def test_shapes_dtypes_and_feature_axes(case):
-    name, cell, params, xs, carry = case
-    S = xs.shape[2:-1]
-    assert cell.feature_ndim == 1 + len(S)
-    assert cell.check_params(params) == I
-    new_carry, ys = gc.unroll(cell, params, xs, carry)
-    assert ys.shape == (B, T, *S, cell.output_size) and ys.dtype == jnp.float32
-    assert jax.tree.map(jnp.shape, new_carry) == jax.tree.map(jnp.shape, carry)
-    assert all(leaf.shape[:-1] == (B, *S) for leaf in jax.tree.leaves(new_carry))
-    zeros = gc.unroll(cell, params, xs)  # carry=None: zeros of the frames' shape
-    close(zeros, gc.unroll(cell, params, xs, cell.initial_carry((B, *S))))
-
-
-@pytest.mark.parametrize("reverse", [False, True])
-def test_unroll_equals_python_loop_of_steps(case, reverse):
-    _, cell, params, xs, carry = case
-    close(
-        gc.unroll(cell, params, xs, carry, reverse=reverse), loop(cell, params, carry, xs, reverse)
-    )
-
-
-def test_step_equals_recur_of_project(case):
-    _, cell, params, xs, carry = case
-    x = xs[:, 0]
-    close(cell.step(params, carry, x), cell.recur(params, carry, cell.project(params, x)))
-
-
-def test_jit_and_vmap(case):
-    _, cell, params, xs, carry = case
-    run = functools.partial(gc.unroll, cell)
-    ref = run(params, xs, carry)
-    close(jax.jit(run)(params, xs, carry), ref)
-    close(jax.jit(cell.step)(params, carry, xs[:, 0]), cell.step(params, carry, xs[:, 0]))
-    close(jax.vmap(functools.partial(run, params))(xs, carry), ref)
-    step = jax.vmap(cell.step, in_axes=(None, 0, 0))
-    close(step(params, carry, xs[:, 0]), cell.step(params, carry, xs[:, 0]))
-
-
-def test_unbatched_many_batch_axes_and_time_major(case):
-    _, cell, params, xs, carry = case
-    full = gc.unroll(cell, params, xs, carry)
-    one = gc.unroll(cell, params, xs[1], jax.tree.map(lambda c: c[1], carry))
-    close(one, jax.tree.map(lambda a: a[1], full))
-    both = gc.unroll(
-        cell, params, jnp.stack([xs, -xs]), jax.tree.map(lambda c: jnp.stack([c, c]), carry)
-    )
-    close(jax.tree.map(lambda a: a[0], both), full)
-    carry_tm, ys_tm = gc.unroll(cell, params, jnp.swapaxes(xs, 0, 1), carry, time_major=True)
-    close((carry_tm, jnp.swapaxes(ys_tm, 0, 1)), full)
-
-
-def test_gradients_checked(case):
-    name, cell, params, xs, carry = case
-
-    def loss(params, xs, carry):
-        new_carry, ys = gc.unroll(cell, params, xs, carry)
-        return jnp.sum(ys**2) + sum(jnp.sum(c) for c in jax.tree.leaves(new_carry))
-
-    grads = jax.grad(loss, argnums=(0, 1, 2))(params, xs, carry)
-    assert all(bool(jnp.isfinite(g).all()) for g in jax.tree.leaves(grads))
-    with jax.enable_x64(True):
-        to64 = lambda t: jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), t)
-        p64, x64, c64 = to64(params), to64(xs[:1, :3]), to64(jax.tree.map(lambda c: c[:1], carry))
-        check_grads(jax.jit(loss), (p64, x64, c64), order=1, modes=("rev",), atol=1e-5, rtol=1e-5)
-        check_grads(jax.jit(cell.step), (p64, c64, x64[:, 0]), order=1, modes=("rev", "fwd"))
-
-
-def test_bfloat16_end_to_end(case):
-    name, _, _, xs, _ = case
-    cell = CASES[name](param_dtype=jnp.bfloat16)
-    params = cell.init(jax.random.key(2), I)
-    assert all(leaf.dtype == jnp.bfloat16 for leaf in jax.tree.leaves(params))
-    carry, ys = gc.unroll(cell, params, xs.astype(jnp.bfloat16))
-    assert ys.dtype == jnp.bfloat16
-    assert all(leaf.dtype == jnp.bfloat16 for leaf in jax.tree.leaves(carry))
-    ref_params = jax.tree.map(lambda a: a.astype(jnp.float32), params)
-    _, ref = gc.unroll(CASES[name](), ref_params, xs.astype(jnp.bfloat16).astype(jnp.float32))
-    np.testing.assert_allclose(ys.astype(jnp.float32), ref, atol=0.1)
-
-
-def test_bfloat16_compute_dtype():
-    cell, ref_cell = gc.conv_lstm(H, (3, 3), dtype=jnp.bfloat16), gc.conv_lstm(H, (3, 3))
-    params = cell.init(jax.random.key(0), I)
-    xs = jax.random.normal(jax.random.key(1), (B, T, 5, 4, I))
-    carry, ys = gc.unroll(cell, params, xs)
-    assert ys.dtype == carry.c.dtype == jnp.float32  # convolutions in bf16, state in f32
-    np.testing.assert_allclose(ys, gc.unroll(ref_cell, params, xs)[1], atol=3e-2)
-
-
-# --------------------------------------------------------------------------------------
-# Lengths, padding, reverse, remat, combinators.
-
-LENGTHS = jnp.array([3, 1])
-
-
-@pytest.mark.parametrize("reverse", [False, True])
-def test_lengths_and_nan_padding(case, reverse):
-    _, cell, params, xs, carry = case
-    pad = (jnp.arange(T)[None, :] >= LENGTHS[:, None]).reshape(B, T, *(1,) * (xs.ndim - 2))
-    nan_xs = jnp.where(pad, jnp.nan, xs)
-
-    def loss(params, xs):
-        new_carry, ys = gc.unroll(cell, params, xs, carry, lengths=LENGTHS, reverse=reverse)
-        return jnp.sum(ys**2) + sum(jnp.sum(c) for c in jax.tree.leaves(new_carry)), ys
-
-    (value, ys), grads = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(params, nan_xs)
-    assert bool(jnp.isfinite(value)) and all(
-        bool(jnp.isfinite(g).all()) for g in jax.tree.leaves(grads)
-    )
-    assert float(jnp.abs(jnp.where(pad, ys, 0)).max()) == 0.0  # outputs past the end
-    assert float(jnp.abs(jnp.where(pad, grads[1], 0)).max()) == 0.0  # no gradient there
-    got = gc.unroll(cell, params, nan_xs, carry, lengths=LENGTHS, reverse=reverse)
-    for b, n in enumerate(LENGTHS.tolist()):  # each sequence alone, cut at its length
-        pick = functools.partial(lambda b, a: a[b], b)
-        want = gc.unroll(cell, params, xs[b, :n], jax.tree.map(pick, carry), reverse=reverse)
-        close(jax.tree.map(pick, got[0]), want[0])
-        close(got[1][b, :n], want[1])
-
-
-@pytest.mark.parametrize("remat", [True, 3])
-def test_remat_equals_plain(remat):
-    cell = CASES["conv_lstm_2d"]()
-    params = cell.init(jax.random.key(0), I)
-    xs = jax.random.normal(jax.random.key(1), (B, 7, 5, 4, I))
-
-    def loss(params, xs, remat):
-        return jnp.sum(gc.unroll(cell, params, xs, lengths=jnp.array([7, 5]), remat=remat)[1] ** 2)
-
-    close(loss(params, xs, remat), loss(params, xs, False))
-    grad = jax.grad(loss, argnums=(0, 1))
-    close(grad(params, xs, remat), grad(params, xs, False), rtol=1e-4)
 
 
 def test_bidirectional_of_conv_cells():
@@ -470,3 +283,49 @@ def test_moving_shapes_bad_arguments(kwargs, match):
 
     with pytest.raises(ValueError, match=match):
         tasks.moving_shapes(**kwargs)
+
+
+def test_resets_and_learned_carry_keep_the_frame_axes():
+    cell = gc.conv_lstm(H, (3, 3))
+    params = cell.init(jax.random.key(0), I)
+    xs = jax.random.normal(jax.random.key(1), (B, T, 5, 4, I))
+    reset = gc.resettable(cell)
+    assert reset.feature_ndim == gc.learned_initial_carry(cell).feature_ndim == 3
+    flags = jnp.zeros((B, T, 5, 4, 1)).at[:, 2].set(1.0)  # a new segment at step 2
+    ys = gc.unroll(reset, params, jnp.concatenate([xs, flags], axis=-1))[1]
+    close(ys[:, :2], gc.unroll(cell, params, xs[:, :2])[1])
+    close(ys[:, 2:], gc.unroll(cell, params, xs[:, 2:])[1])
+    learned = gc.learned_initial_carry(cell, init=jax.nn.initializers.constant(0.5))
+    lp = learned.init(jax.random.key(0), I)
+    assert lp.carry.c.shape == (H,)  # one carry, broadcast over the batch and the frame
+    start = jax.tree.map(lambda c: jnp.broadcast_to(c, (B, 5, 4, H)), lp.carry)
+    close(gc.unroll(learned, lp, xs)[1], gc.unroll(cell, lp.cell, xs, start)[1])
+
+
+def test_gradient_flow_of_frames_needs_a_loss():
+    cell = gc.conv_lstm(H, (3, 3))
+    params = cell.init(jax.random.key(0), I)
+    xs = jax.random.normal(jax.random.key(1), (B, T, 5, 4, I))
+    flow = gd.gradient_flow(cell, params, xs, loss=lambda y: jnp.sum(y**2) / 2)
+    assert flow.carry.shape == flow.inputs.shape == (B, T)
+    one = gd.gradient_flow(cell, params, xs[1], loss=lambda y: jnp.sum(y**2) / 2)
+    close(one.carry, flow.carry[1], rtol=1e-4)  # each example's gradient is its own
+    with pytest.raises(ValueError, match=r"loss=None .* outputs frames \[\*S, H\]"):
+        gd.gradient_flow(cell, params, xs)
+
+
+def test_stacked_layers_of_conv_cells():
+    gl = pytest.importorskip("gatedcells.linen")
+    gn = pytest.importorskip("gatedcells.nnx")
+    from flax import nnx
+
+    layers = [gc.conv_lstm(H, (3, 3)), gc.conv_gru(H + 1, (1, 3))]
+    xs = jax.random.normal(jax.random.key(1), (B, T, 5, 4, I))
+    deep = gc.stack(*layers)
+    module = gl.StackedRNN(layers)
+    variables = module.init(jax.random.key(0), xs)
+    ys = module.apply(variables, xs, seq_lengths=LENGTHS)
+    close(ys, gc.unroll(deep, variables["params"]["cell"], xs, lengths=LENGTHS)[1])
+    model = gn.StackedRNN(layers, I, rngs=nnx.Rngs(0))
+    ys = model(jnp.moveaxis(xs, 1, 0), time_major=True)
+    close(ys, jnp.moveaxis(gc.unroll(deep, model.params(), xs)[1], 1, 0))

@@ -17,7 +17,7 @@ import pytest
 import gatedcells as gc
 from gatedcells import interop
 
-sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+sys.path.insert(0, str(Path(__file__).parents[1] / "fixtures"))
 import make_torch_golden as golden  # noqa: E402
 
 GOLDEN = golden.load()
