@@ -48,10 +48,11 @@ from .._cell import Array, Cell
 from . import _blocks
 from ._convolution import Conv, conv_cell, factory_args, kernel_blocks
 from ._gru import GRUGates
-from ._lstm import LSTMCarry, LSTMGates
+from ._lstm import LSTMCarry, LSTMGates, LSTMSpec, lstm_update
 
 IFGO = ("i", "f", "g", "o")  # PyTorch's order (Flax's ConvLSTMCell uses i, g, f, o)
 RZN = ("r", "z", "n")
+_LSTM = LSTMSpec(IFGO, {}, jnp.tanh)  # the plain LSTM's pointwise step, shared with gc.lstm
 
 
 class ConvLSTMParams(NamedTuple):
@@ -93,17 +94,10 @@ def conv_lstm_update(
     ``x [*B, *S, I]`` is the frame, ``carry`` holds ``c, h [*B, *S, H]``, ``*`` is ``conv``.
     """
     with jax.named_scope("gatedcells.conv_lstm"):
-        c, h = carry
-        W_x, W_h, b = params.w_x, params.w_h, params.b
-        z = conv(x, W_x).astype(c.dtype) + conv(h, W_h).astype(c.dtype)
-        z = _blocks.split(z + _blocks.along_last(b, z), IFGO)
-        i = jax.nn.sigmoid(z["i"])
-        f = jax.nn.sigmoid(z["f"])
-        g = jnp.tanh(z["g"])
-        o = jax.nn.sigmoid(z["o"])
-        c = f * c + i * g
-        h = o * jnp.tanh(c)
-    return LSTMCarry(c, h), h, LSTMGates(i, f, g, o)
+        x_proj = conv(x, params.w_x).astype(carry.c.dtype)
+        x_proj = x_proj + _blocks.along_last(params.b, x_proj)  # W_x * x + b
+        h_proj = conv(carry.h, params.w_h)  # W_h * h
+        return lstm_update(_LSTM, params, carry, x_proj, h_proj)
 
 
 def conv_gru_update(
