@@ -3,6 +3,7 @@
 #               installs the package with the `train` extra only (no PyTorch, no test tools)
 #   make test   the whole test suite (library, notebooks, doctests, docs, wheel, lint);
 #               installs the `dev` extra and a CPU build of PyTorch on top
+#   make test-fast  the same without the tests marked slow (notebooks, site, wheel, long runs)
 #   make docs   the documentation site, into docs/_build/html (warnings are errors)
 # The virtual environment is (re)built when it is missing or older than
 # pyproject.toml / constraints.txt.
@@ -21,7 +22,7 @@ TORCH  ?= torch==2.13.0+cpu
 PYTEST_ARGS ?= -n auto --dist worksteal  # a worker per core (pytest-xdist), idle ones take queued tests
 SPHINX_ARGS ?= -W -n --keep-going -q      # warnings are errors, every reference checked
 
-.PHONY: demo test docs lint bench fixtures clean venv
+.PHONY: demo test test-fast docs lint bench fixtures clean venv
 
 venv: $(STAMP)
 
@@ -47,6 +48,12 @@ test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# the edit-test loop: everything but what is marked slow (docs/development.md)
+test-fast: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m pytest $(PYTEST_ARGS) -m "not slow"
 
 docs: $(STAMP)
 	$(PY) -m sphinx -b html $(SPHINX_ARGS) docs docs/_build/html

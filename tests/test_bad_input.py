@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+import registry
 
 import gatedcells as gc
 from gatedcells import cli, diagnostics, interop, tasks, training
@@ -480,3 +481,30 @@ def test_gradient_flow_xs_of_another_input_size():
 def test_every_factory_checks_its_flags_when_built(build, error, message):
     with pytest.raises(error, match=message):
         build()
+
+
+# --------------------------------------------------------------------------------------
+# Every cell of the registry: the boundary checks hold whatever the cell's own driver
+
+
+@pytest.mark.parametrize("name", registry.NAMES)
+def test_every_registry_cell_refuses_bad_input_in_one_line(name):
+    cell = registry.build(name)
+    params = cell.init(KEY, I + 1)  # I + 1: the resettable cells read a flag channel too
+    xs = jnp.ones((B, T, I + 1))
+    cases = [
+        (ValueError, r"xs must have shape \[\*B, T, I\] with I=4", lambda: gc.unroll(
+            cell, params, jnp.ones((B, T, I + 2)))),
+        (TypeError, "xs must have a floating dtype, got int32", lambda: gc.unroll(
+            cell, params, xs.astype(jnp.int32))),
+        (ValueError, r"lengths must have shape \[\*B\]=\(2,\)", lambda: gc.unroll(
+            cell, params, xs, lengths=jnp.ones(B + 1, jnp.int32))),
+        (ValueError, r"^params (do not belong to this|of )", lambda: gc.unroll(
+            cell, gc.gru(H + 3).init(KEY, I + 1), xs)),
+        (ValueError, "input_size must be a positive int", lambda: cell.init(KEY, 0)),
+        (TypeError, "batch_shape must be a tuple", lambda: cell.initial_carry(B)),
+    ]  # fmt: skip
+    for error, message, call in cases:
+        with pytest.raises(error, match=message) as raised:
+            call()
+        assert len(str(raised.value).splitlines()) == 1, (name, str(raised.value))

@@ -122,6 +122,7 @@ def broken_links(build: Path) -> list[str]:
     return broken
 
 
+@pytest.mark.slow
 def test_site_builds_documents_everything_and_links_resolve(tmp_path):
     pytest.importorskip("sphinx", reason="the docs extra is not installed")
     pytest.importorskip("myst_nb", reason="the docs extra is not installed")

@@ -57,6 +57,7 @@ def test_notebook_imports_only_the_library_and_its_stack(path):
     assert imported <= ALLOWED_IMPORTS, imported - ALLOWED_IMPORTS
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_without_warnings(path, tmp_path):
     copy = tmp_path / path.name

@@ -70,6 +70,7 @@ def test_core_needs_only_jax():
     assert result.stdout.strip() == "ok", result.stderr
 
 
+@pytest.mark.slow
 def test_demo_needs_only_the_train_extra(tmp_path):
     """`make demo` installs the `train` extra only: the demo imports nothing beyond it."""
     blocked = ("flax", "torch", "equinox", "chex", "pytest", "hypothesis", "mnist1d", "sphinx")
@@ -82,6 +83,7 @@ def test_demo_needs_only_the_train_extra(tmp_path):
     assert (tmp_path / "demo.png").exists()
 
 
+@pytest.mark.slow
 def test_wheel_contents(tmp_path):
     """The wheel holds the package, its data and its marker files, and nothing else: no
     tests, notebooks, benchmarks, docs or caches."""

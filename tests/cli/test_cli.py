@@ -38,6 +38,7 @@ def test_train_end_to_end(tmp_path):
     assert gc.count_params(params) == record["params"]
 
 
+@pytest.mark.slow
 def test_demo_quick(tmp_path, capsys, monkeypatch):
     from matplotlib.figure import Figure
 

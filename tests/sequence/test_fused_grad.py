@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from registry import CELLS, LOOSE
+from registry import LOOSE, NAMES, build
 
 import gatedcells as gc
 
@@ -14,7 +14,7 @@ LENGTHS = jnp.array([8, 5, 1, 0])
 
 # cells whose unroll takes the fused path (directly, or in a stack's layers); for the others
 # both grad options run the same autodiff
-FUSED = sorted(n for n in CELLS if CELLS[n]().split is not None or n.startswith("stack"))
+FUSED = [n for n in NAMES if build(n).split is not None or n.startswith("stack")]
 # the scan direction is the driver's, the same for every cell: the three base cells run both
 # directions, the variants one each (alternating), which covers each cell's pointwise VJP
 BOTH = {"lstm", "gru", "simple_rnn"}
@@ -23,7 +23,7 @@ CASES = [(n, r) for i, n in enumerate(FUSED) for r in (False, True) if n in BOTH
 
 @pytest.mark.parametrize("name, reverse", CASES)
 def test_fused_gradient_equals_autodiff(name, reverse):
-    cell = CELLS[name]()
+    cell = build(name)
     params = cell.init(jax.random.key(0), I)
     xs = jax.random.normal(jax.random.key(1), (B, T, I))
     carry = jax.tree.map(lambda z: z + 0.3, cell.initial_carry((B,)))
@@ -34,7 +34,8 @@ def test_fused_gradient_equals_autodiff(name, reverse):
         weights = jnp.linspace(-1, 1, ys.size).reshape(ys.shape)
         return jnp.sum(weights * ys) + sum(jnp.sum(c**2) for c in jax.tree.leaves(new_carry))
 
-    grads = {g: jax.grad(loss, argnums=(0, 1, 2))(params, xs, carry, g) for g in gc.GRADS}
+    grad = jax.jit(jax.grad(loss, argnums=(0, 1, 2)), static_argnums=3)
+    grads = {g: grad(params, xs, carry, g) for g in gc.GRADS}
     tol = LOOSE.get(name, dict(rtol=1e-5, atol=1e-6))
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **tol), *grads.values())
 
@@ -52,8 +53,9 @@ def test_fused_gradient_with_scan_unroll(make, unroll):
                           grad=grad)  # fmt: skip
         return jnp.sum(jnp.linspace(-1, 1, ys.size).reshape(ys.shape) * ys)
 
-    fused = jax.grad(loss, argnums=(0, 1))(params, xs, unroll, "auto")
-    plain = jax.grad(loss, argnums=(0, 1))(params, xs, 1, "autodiff")
+    grad = jax.jit(jax.grad(loss, argnums=(0, 1)), static_argnums=(2, 3))
+    fused = grad(params, xs, unroll, "auto")
+    plain = grad(params, xs, 1, "autodiff")
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
                  fused, plain)  # fmt: skip
 
@@ -67,7 +69,7 @@ def test_fused_gradient_through_bidirectional_stack_under_jit_and_vmap():
         return jnp.sum(gc.unroll(deep, params, xs, lengths=LENGTHS, grad=grad)[1] ** 2)
 
     fused = jax.jit(jax.vmap(jax.grad(loss), in_axes=(None, 0, None)), static_argnums=2)
-    auto = jax.vmap(jax.grad(loss), in_axes=(None, 0, None))
+    auto = jax.jit(jax.vmap(jax.grad(loss), in_axes=(None, 0, None)), static_argnums=2)
     jax.tree.map(
         lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
         fused(params, xs, "auto"),

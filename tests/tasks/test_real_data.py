@@ -72,6 +72,7 @@ def test_mnist1d_shuffled_is_one_permutation_of_the_steps():
         tasks.mnist1d(shuffle=1)
 
 
+@pytest.mark.slow
 @needs_mnist1d
 def test_mnist1d_gru_beats_chance():
     """A GRU of 32 with the last step's readout, 300 Adam steps: far above the 10% of chance."""
@@ -174,6 +175,7 @@ def test_text_shipped_in_the_wheel():
     assert "mnist1d" in str(config["project"]["optional-dependencies"]["data"])
 
 
+@pytest.mark.slow
 def test_text_training_beats_chance():
     """A GRU of 64 on Shakespeare, 300 steps: far below the 6.02 bits per character of chance,
     and below the 4.8 of the characters' frequencies alone (it reads its context)."""
