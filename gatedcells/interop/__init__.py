@@ -38,9 +38,9 @@ torch and flax are imported only inside the functions that take their modules:
 
 from ._flax import from_flax as from_flax
 from ._flax import to_flax as to_flax
-from ._torch import _torch_cell as _torch_cell  # the architecture of a torch module (tests)
 from ._torch import from_torch as from_torch
-from ._torch import from_torch_state_dict as from_torch_state_dict
 from ._torch import to_torch as to_torch
+from ._torch_state_dict import _torch_cell as _torch_cell  # a torch module's cell (tests)
+from ._torch_state_dict import from_torch_state_dict as from_torch_state_dict
 
 __all__ = ["from_flax", "from_torch", "from_torch_state_dict", "to_flax", "to_torch"]
