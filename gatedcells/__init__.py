@@ -8,8 +8,14 @@ jax: the Flax modules (``gatedcells.linen``), the optax training loop
 import their own dependencies.
 """
 
+from ._cell import CarryFn as CarryFn
 from ._cell import Cell as Cell
+from ._cell import CheckParamsFn as CheckParamsFn
+from ._cell import InitFn as InitFn
 from ._cell import MatmulSplit as MatmulSplit
+from ._cell import ProjectFn as ProjectFn
+from ._cell import ScanFn as ScanFn
+from ._cell import UpdateFn as UpdateFn
 from ._values import check_finite as check_finite
 from ._values import check_lengths as check_lengths
 from .cells import GREFF_VARIANTS as GREFF_VARIANTS
@@ -96,6 +102,12 @@ __version__ = _version()
 
 __all__ = [
     "Cell",
+    "InitFn",
+    "CarryFn",
+    "ProjectFn",
+    "UpdateFn",
+    "CheckParamsFn",
+    "ScanFn",
     "FullGateCarry",
     "MatmulSplit",
     "GRADS",

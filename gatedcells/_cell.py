@@ -15,8 +15,6 @@ One shape legend serves every docstring of the package:
   Sequences put time just before them: ``xs [*B, T, *S, I]`` (or ``[T, *B, *S, I]``).
 """
 
-from __future__ import annotations
-
 import dataclasses
 import functools
 import warnings
@@ -35,32 +33,44 @@ Gates = Any  # a NamedTuple of gate activations, each ``[*B, H]``
 
 
 class InitFn(Protocol):
+    """The type of :attr:`Cell.init_fn`: ``(key, input_size) -> params``."""
+
     def __call__(self, key: Array, input_size: int) -> Params:
         """Fresh params for inputs of size ``I``, from a PRNG ``key`` (arguments checked)."""
 
 
 class CarryFn(Protocol):
+    """The type of :attr:`Cell.carry_fn`: ``(batch_shape, dtype) -> carry`` of zeros."""
+
     def __call__(self, batch_shape: tuple[int, ...], dtype: Any) -> Carry:
         """The zero carry, each leaf ``[*B, H]`` (``[*B, *S, H]`` for a convolutional cell,
         whose ``batch_shape`` is ``(*B, *S)``); ``dtype=None`` is the params' dtype."""
 
 
 class ProjectFn(Protocol):
+    """The type of :attr:`Cell.project`: ``(params, xs) -> x_proj``."""
+
     def __call__(self, params: Params, xs: Array) -> Array:
         """The input half of a step, ``[..., I] -> [..., G*H]`` over any leading axes."""
 
 
 class UpdateFn(Protocol):
+    """The type of :attr:`Cell.update`: ``(params, carry, x_proj) -> (carry, y, gates)``."""
+
     def __call__(self, params: Params, carry: Carry, x_proj: Array) -> tuple[Carry, Array, Gates]:
         """The recurrent half of a step: ``(carry, y [*B, O], gates)``. The equations."""
 
 
 class CheckParamsFn(Protocol):
+    """The type of :attr:`Cell.check_params`: ``params -> I``."""
+
     def __call__(self, params: Params) -> int:
         """Return ``I`` of ``params``; raise ``ValueError`` if they are not this cell's."""
 
 
 class ScanFn(Protocol):
+    """The type of :attr:`Cell.scan`: a sequence driver of a cell's own."""
+
     def __call__(
         self,
         params: Params,
@@ -216,6 +226,12 @@ class Cell:
                 f"gatedcells.linen.RNN / gatedcells.nnx.RNN"
             )
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+# The contract's types are documented, shown in signatures and linked as ``gatedcells.X``,
+# where users import them, not by this private module.
+for _public in (InitFn, CarryFn, ProjectFn, UpdateFn, CheckParamsFn, ScanFn, MatmulSplit, Cell):
+    _public.__module__ = "gatedcells"
 
 
 def matmul(a: Array, w: Array, dtype: Any = None) -> Array:

@@ -1,7 +1,9 @@
 """The public surface: names exported, and ``import gatedcells`` needs only jax."""
 
+import inspect
 import subprocess
 import sys
+import typing
 
 import gatedcells as gc
 
@@ -18,7 +20,9 @@ def test_import_needs_only_jax():
 
 def test_exported_names():
     assert set(gc.__all__) == {
-        "Cell", "MatmulSplit", "GRADS", "GRUGates", "GRUParams", "LSTMCarry", "LSTMGates", "LSTMParams",
+        "Cell", "MatmulSplit", "GRADS",
+        # the types of the cell's fields
+        "InitFn", "CarryFn", "ProjectFn", "UpdateFn", "CheckParamsFn", "ScanFn", "GRUGates", "GRUParams", "LSTMCarry", "LSTMGates", "LSTMParams",
         "SimpleRNNGates", "SimpleRNNParams", "bidirectional", "count_params", "gru", "lstm",
         "simple_rnn", "stack", "unroll", "default_unroll",
         # the variant zoo
@@ -43,3 +47,18 @@ def test_exported_names():
     }  # fmt: skip
     for name in set(gc.__all__) - {"GRADS"}:
         assert getattr(gc, name).__doc__, f"{name} has no docstring"
+
+
+def test_the_cell_contract_is_shown_by_its_public_names():
+    """Signatures, type hints and the docs name ``gatedcells.InitFn``, not ``gatedcells._cell``."""
+    hints = typing.get_type_hints(gc.Cell.__init__)
+    fields = {"init_fn": gc.InitFn, "carry_fn": gc.CarryFn, "project": gc.ProjectFn,
+              "update": gc.UpdateFn, "check_params": gc.CheckParamsFn}  # fmt: skip
+    for field, kind in fields.items():
+        assert hints[field] is kind
+    assert hints["scan"] == gc.ScanFn | None and hints["split"] == gc.MatmulSplit | None
+    for kind in (gc.Cell, gc.MatmulSplit, *fields.values(), gc.ScanFn):
+        assert kind.__module__ == "gatedcells"
+        assert getattr(gc, kind.__name__) is kind
+    sig = str(inspect.signature(gc.Cell, eval_str=True))
+    assert "gatedcells.InitFn" in sig and "_cell" not in sig

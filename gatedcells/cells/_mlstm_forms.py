@@ -184,7 +184,7 @@ def default_form(steps: int, chunk_size: int = CHUNK_SIZE, backend: str | None =
 
 
 def sequence(stepper, output, dims: Dims, eps, form, chunk_size, params, carry, xs, **options):
-    """The mLSTM's sequence driver, a :class:`gatedcells._cell.ScanFn` once ``stepper`` (the
+    """The mLSTM's sequence driver, a :class:`gatedcells.ScanFn` once ``stepper`` (the
     cell without a driver), ``output`` (``(params, o, h) -> y``), ``dims``, ``eps``,
     ``form`` and ``chunk_size`` are bound. The recurrent form runs the generic driver over
     the step; the others run here on the whole projected sequence (``[T, *B, ...]``)."""

@@ -19,8 +19,9 @@ layer: keys for dropout come with the call (``rngs=nnx.Rngs(dropout=seed)``), so
   ``flax.nnx.RNN`` and ``flax.nnx.Bidirectional`` unchanged; :class:`RNN` also satisfies
   the protocol of ``flax.nnx.Bidirectional``'s RNNs.
 
-Every layer is built as NNX layers are, ``Layer(cell, in_features, *, rngs)``, and works
-under ``nnx.jit``, ``nnx.grad``, ``nnx.value_and_grad``, ``nnx.Optimizer``,
+Every layer is built as NNX layers are, ``Layer(cell, in_features, *, rngs)`` (so the second
+argument of :class:`StackedRNN` is ``in_features``, not linen's ``num_layers``: with a single
+cell it takes ``num_layers=`` by name), and works under ``nnx.jit``, ``nnx.grad``, ``nnx.value_and_grad``, ``nnx.Optimizer``,
 ``nnx.split``/``nnx.merge``, ``nnx.scan`` over stacked layers and ``nnx.remat``.
 
 ``import gatedcells`` does not import this module; it needs flax

@@ -11,6 +11,7 @@ from .. import _cell, _checks
 from .._cell import Array, Carry, Params
 from . import _params
 from ._params import Metadata
+from ._signature import InitSignature
 
 
 class Cell(nnx.RNNCellBase):
@@ -46,6 +47,8 @@ class Cell(nnx.RNNCellBase):
       >>> [path for path, _ in nnx.to_flat_state(nnx.state(layer, nnx.Param))]
       [('cell', 'b'), ('cell', 'b_hn'), ('cell', 'w_h'), ('cell', 'w_x')]
     """
+
+    __signature__ = InitSignature()  # the __init__'s, not NNX's metaclass's
 
     def __init__(
         self,

@@ -15,6 +15,7 @@ from ..combinators import bidirectional
 from ..sequence import unroll, valid_mask
 from . import _params
 from ._params import Metadata
+from ._signature import InitSignature
 
 Merge = str | Callable[[Array, Array], Array]
 Rngs = nnx.Rngs | nnx.RngStream | Array | None
@@ -124,6 +125,8 @@ class RNN(nnx.Module):
       >>> type(layer.params()).__name__, layer.w_x.shape
       ('LSTMParams', (3, 64))
     """
+
+    __signature__ = InitSignature()  # the __init__'s, not NNX's metaclass's
 
     def __init__(
         self,
@@ -247,6 +250,8 @@ class Bidirectional(nnx.Module):
       >>> layer(jnp.ones((2, 5, 3)), seq_lengths=jnp.array([5, 2])).shape
       (2, 5, 16)
     """
+
+    __signature__ = InitSignature()  # the __init__'s, not NNX's metaclass's
 
     def __init__(
         self,

@@ -15,6 +15,7 @@ from ..sequence import unroll
 from . import _params
 from ._params import Metadata
 from ._rnn import Merge, Rngs, check_seq_lengths, dropout_key
+from ._signature import InitSignature
 
 
 class StackedRNN(nnx.Module):
@@ -35,11 +36,20 @@ class StackedRNN(nnx.Module):
     layer. The carry is a tuple with one carry per layer; ``layer.layer_cells`` are the
     layers' cells.
 
+    The arguments are those of the other NNX layers, ``StackedRNN(cells, in_features, *,
+    rngs, ...)``: the second is ``in_features``, not ``num_layers`` as in
+    :class:`gatedcells.linen.StackedRNN` (whose modules learn their input size at ``init``).
+    So that ``StackedRNN(cell, 3)`` written as in linen cannot silently build one layer of
+    input size 3, a single cell needs ``num_layers`` by name (a ``ValueError`` otherwise);
+    everything after ``in_features`` is keyword-only.
+
     Args:
       cells: a :class:`gatedcells.Cell` for every layer, or a sequence of cells, bottom first.
       in_features: ``I``, the size of the inputs.
       rngs: an ``nnx.Rngs``; the params come from its ``params`` stream.
-      num_layers: the number of layers when ``cells`` is a single cell (default 1).
+      num_layers: the number of layers when ``cells`` is a single cell: required then
+        (``StackedRNN(cell, in_features, num_layers=N, rngs=rngs)``); with a sequence it
+        must be ``None`` or its length.
       bidirectional: make every layer bidirectional.
       dropout: the dropout rate between layers, in ``[0, 1)``.
       merge: how a bidirectional layer merges its directions (``"concat"``, ...).
@@ -59,6 +69,8 @@ class StackedRNN(nnx.Module):
       >>> model(jnp.ones((4, 10, 3)), rngs=nnx.Rngs(dropout=1)).shape
       (4, 10, 32)
     """
+
+    __signature__ = InitSignature()  # the __init__'s, not NNX's metaclass's
 
     def __init__(
         self,
@@ -167,7 +179,13 @@ def _layers(
     cells: Cell | Sequence[Cell], num_layers: int | None, bidi: bool, merge: Merge
 ) -> tuple[Cell, ...]:
     if isinstance(cells, Cell):
-        n = _checks.check_positive_int("num_layers", 1 if num_layers is None else num_layers)
+        if num_layers is None:  # StackedRNN(cell, 3): 3 layers in linen, in_features=3 here
+            raise ValueError(
+                "num_layers must be given with a single cell: "
+                "StackedRNN(cell, in_features, num_layers=N, rngs=rngs) (the second argument "
+                "is in_features here, num_layers in gatedcells.linen.StackedRNN)"
+            )
+        n = _checks.check_positive_int("num_layers", num_layers)
         cells = (_params.check_cell(cells),) * n
     else:
         cells = tuple(cells) if isinstance(cells, Sequence) else ()

@@ -440,7 +440,7 @@ def test_bad_input_errors(xs):
     with pytest.raises(ValueError, match="initial_carry must be a tuple of 2"):
         gnnx.StackedRNN(gc.gru(H), I, num_layers=2, rngs=nnx.Rngs(0))(xs, initial_carry=xs)
     with pytest.raises(ValueError, match="dropout must be a number in"):
-        gnnx.StackedRNN(gc.gru(H), I, dropout=1.0, rngs=nnx.Rngs(0))
+        gnnx.StackedRNN(gc.gru(H), I, num_layers=2, dropout=1.0, rngs=nnx.Rngs(0))
     with pytest.raises(TypeError, match="param_metadata must map field names"):
         gnnx.RNN(gc.gru(H), I, rngs=nnx.Rngs(0), param_metadata={"w_x": "model"})
 
