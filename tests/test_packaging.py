@@ -64,6 +64,23 @@ else:
     assert result.stdout.strip() == f"{module} needs flax: pip install 'gatedcells[flax]'"
 
 
+def test_training_names_the_extra():
+    result = run_python(
+        """
+try:
+    import gatedcells.training
+except ImportError as err:
+    print(type(err).__name__, err)
+else:
+    print("imported")
+""",
+        blocked=("optax",),
+    )
+    assert result.returncode == 0, result.stderr
+    expected = "ImportError gatedcells.training needs optax: pip install 'gatedcells[train]'"
+    assert result.stdout.strip() == expected
+
+
 def test_core_needs_only_jax():
     blocked = ("flax", "optax", "orbax", "torch", "equinox", "sklearn", "matplotlib", "tqdm")
     result = run_python("import gatedcells, gatedcells.diagnostics; print('ok')", blocked=blocked)

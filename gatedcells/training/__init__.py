@@ -26,6 +26,11 @@ PRNG key per step for dropout (ignore it when unused). With a Flax module::
 (``pip install 'gatedcells[train]'``).
 """
 
+try:
+    import optax  # noqa: F401
+except ImportError as err:  # pragma: no cover - depends on the environment
+    raise ImportError("gatedcells.training needs optax: pip install 'gatedcells[train]'") from err
+
 from ._fit import fit as fit
 from ._history import History as History
 from ._io import load_params as load_params
