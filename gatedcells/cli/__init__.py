@@ -15,11 +15,10 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ._out import prepare_out
+from ._out import checkpoint_options, interrupted, prepare_out
 from ._runs import (
     CELLS,
     DEMO,
@@ -87,7 +86,7 @@ def _train(args: argparse.Namespace) -> int:
     )
     # What determines the results: a checkpoint of a run with other values is refused.
     config = {k: v for k, v in vars(args).items() if k not in RUN_ONLY}
-    checkpointing = _checkpointing(args, out / "checkpoints", config)
+    checkpointing = checkpoint_options(args, out / "checkpoints", config)
     try:
         params, run = train_one(
             cell,
@@ -101,11 +100,14 @@ def _train(args: argparse.Namespace) -> int:
             quiet=args.quiet,
             **checkpointing,
         )
+        save_run(out, run, params, task, config)
     except ValueError as err:
         if "checkpoint" not in str(err):
             raise
         raise UsageError(f"gatedcells train: {err}") from None
-    save_run(out, run, params, task, config)
+    except KeyboardInterrupt:  # say what was saved, and the command that goes on from it
+        print(interrupted(_train_parser(), args, out), file=sys.stderr)
+        return 130
     final = run.final(task.metric_name)
     print(
         f"{cell.name} on {task.name}: {task.metric_name} {final:.4g} "
@@ -113,19 +115,6 @@ def _train(args: argparse.Namespace) -> int:
     )
     print(f"wrote {out / 'history.json'}, {out / 'params.npz'}, {out / 'curves.png'}")
     return 0
-
-
-def _checkpointing(args: argparse.Namespace, checkpoints: Path, config: dict) -> dict:
-    """``train_one``'s checkpoint options (another run's checkpoints were refused by
-    :func:`prepare_out`)."""
-    if args.checkpoint_every is None and not args.resume:
-        return {}
-    return dict(
-        checkpoint_dir=checkpoints,
-        resume=args.resume,
-        config=config,
-        checkpoint_every=args.checkpoint_every,
-    )
 
 
 # --------------------------------------------------------------------------------------
@@ -252,6 +241,14 @@ def _add_train(sub) -> None:
     _add_model_options(train)
     _add_run_options(train)
     train.set_defaults(run=_train)
+
+
+def _train_parser() -> argparse.ArgumentParser:
+    """``train``'s options alone (they spell the command :func:`interrupted` prints)."""
+    train = _Parser(prog="gatedcells train")
+    _add_model_options(train)
+    _add_run_options(train)
+    return train
 
 
 def _add_model_options(train: argparse.ArgumentParser) -> None:

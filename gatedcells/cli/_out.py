@@ -1,12 +1,14 @@
 """The commands' output folder, checked before any training: named, a folder (or creatable as
 one), writable, and not holding another run's results unless the user says what to do with
 them. Every refusal is a :class:`UsageError` (one line, exit status 2) and leaves nothing
-behind."""
+behind. After a Ctrl-C, :func:`interrupted` says what the folder holds and how to go on."""
 
 from __future__ import annotations
 
+import argparse
 import errno
 import os
+import shlex
 import shutil
 import tempfile
 from pathlib import Path
@@ -120,3 +122,72 @@ def _remove(folders: list[Path]) -> None:
 
 def _reason(err: OSError) -> str:
     return err.strerror or str(err)
+
+
+def checkpoint_options(args: argparse.Namespace, checkpoints: Path, config: dict) -> dict:
+    """``train_one``'s checkpoint options (another run's checkpoints were refused by
+    :func:`prepare_out`)."""
+    if args.checkpoint_every is None and not args.resume:
+        return {}
+    return dict(
+        checkpoint_dir=checkpoints,
+        resume=args.resume,
+        config=config,
+        checkpoint_every=args.checkpoint_every,
+    )
+
+
+def last_checkpoint(checkpoints: Path) -> int | None:
+    """The step of the latest complete checkpoint in ``checkpoints``, or ``None``: orbax names
+    a finished one by its step and one being written ``STEP.orbax-checkpoint-tmp-...``."""
+    try:
+        steps = [int(p.name) for p in checkpoints.iterdir() if p.name.isdigit() and p.is_dir()]
+    except OSError:
+        return None
+    return max(steps, default=None)
+
+
+def interrupted(parser: argparse.ArgumentParser, args: argparse.Namespace, out: Path) -> str:
+    """What ``gatedcells train`` prints on Ctrl-C: whether a checkpoint was saved (its step)
+    and the exact command that goes on from it (or starts again).
+
+    Args:
+      parser: ``train``'s parser, whose options spell the command.
+      args: the options of the interrupted run.
+      out: its ``--out`` folder.
+    """
+    step = last_checkpoint(out / CHECKPOINTS)
+    if step is not None:  # go on from it; --overwrite would delete it
+        command = command_line(parser, args, resume=True, overwrite=False)
+        return (
+            f"interrupted: the last checkpoint is step {step} of {args.steps}, in "
+            f"{out / CHECKPOINTS}; go on from it with:\n  {command}"
+        )
+    if args.checkpoint_every is None and not args.resume:
+        every = args.eval_every or max(1, args.steps // 10)
+        command = command_line(parser, args, checkpoint_every=every)
+        return (
+            "interrupted: nothing was saved (without --checkpoint-every there is nothing to "
+            f"--resume from); start again, saving every {every} steps, with:\n  {command}"
+        )
+    command = command_line(parser, args, resume=not args.overwrite)
+    return (
+        "interrupted before the first checkpoint: nothing was saved; start again "
+        f"with:\n  {command}"
+    )
+
+
+def command_line(parser: argparse.ArgumentParser, args: argparse.Namespace, **changes) -> str:
+    """``gatedcells train`` with the options ``args`` (those that differ from the defaults,
+    each by its long name, quoted for a POSIX shell), ``changes`` applied."""
+    values = vars(args) | changes
+    words = parser.prog.split()
+    for action in parser._actions:
+        value = values.get(action.dest)
+        if not action.option_strings or action.dest == "help" or value is None:
+            continue
+        if action.nargs == 0:  # a flag
+            words += [max(action.option_strings, key=len)] if value else []
+        elif action.required or value != action.default:
+            words += [max(action.option_strings, key=len), str(value)]
+    return shlex.join(words)
