@@ -42,3 +42,36 @@ def test_compare_trains_the_named_variants_with_the_same_budget():
     assert [r.name for r in rows] == ["gru", "min_gru"]
     assert rows[0].params > rows[1].params > 0
     assert all(math.isfinite(r.metric) and r.metric == r.loss and r.seconds > 0 for r in rows)
+
+
+def test_help_is_plain_text(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        zoo.main(["--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    assert "--steps" in text and "gatedcells.cells.CELLS" in text
+    for markup in (":func:", ":mod:", ":data:", "``"):  # Sphinx's, for the docs site only
+        assert markup not in text, markup
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--steps", "-5"], "argument --steps: expected a positive integer, got '-5'"),
+        (["--steps", "0"], "argument --steps: expected a positive integer, got '0'"),
+        (["--hidden", "0"], "argument --hidden: expected a positive integer, got '0'"),
+        (["--batch-size", "x"], "argument --batch-size: expected a positive integer, got 'x'"),
+        (["--length", "-1"], "argument --length: expected a positive integer, got '-1'"),
+        (["--lr", "-0.1"], "argument --lr: expected a positive number, got '-0.1'"),
+    ],
+)
+def test_bad_numbers_are_one_line_before_any_training(argv, message, capsys, monkeypatch):
+    monkeypatch.setattr(zoo, "compare", lambda *a, **k: pytest.fail("trained"))
+    with pytest.raises(SystemExit) as exit_:
+        zoo.main(argv)
+    assert exit_.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        f"error: python -m gatedcells.zoo: {message} (see python -m gatedcells.zoo --help)\n"
+    )
