@@ -7,7 +7,7 @@ design, and the moving-shapes task.
                                        # gradient after the loop, one matmul)
     python benchmarks/conv.py shapes   # ConvLSTM against a dense LSTM on moving_shapes
 
-The shape is the issue's: B=8, T=20, 32x32 frames, 8 channels in, H=32, a 3x3 kernel. Every
+The shape: B=8, T=20, 32x32 frames, 8 channels in, H=32, a 3x3 kernel. Every
 timing is forward+backward (``jax.grad`` of the sum of squared outputs, with respect to the
 params and the inputs) unless it says forward; the systems run interleaved, one call each in
 turn, and the median is reported with the load average (the CPU may be shared).

@@ -1,11 +1,11 @@
-"""The mLSTM's three forms on this backend, and the MQAR table of issue 14.
+"""The mLSTM's three forms on this backend, and the multi-query associative recall (MQAR) table.
 
     python benchmarks/mlstm.py forms                # f+b time and XLA temp memory per form and T
     python benchmarks/mlstm.py forms --T 64,128 --memory-T ""    # other lengths
     python benchmarks/mlstm.py chunks               # chunk size L of the chunkwise form
     python benchmarks/mlstm.py mqar                 # mLSTM against LSTM/GRU on MQAR, 3 seeds
 
-Shapes (issue 14): B=8, 4 heads, ``qk_dim = v_dim = 64`` (over the heads, 16 per head; add
+Shapes: B=8, 4 heads, ``qk_dim = v_dim = 64`` (over the heads, 16 per head; add
 ``--head-dim 64`` for 64 per head), input and output size 64, float32. "f+b" is one jitted
 ``jax.grad`` of ``sum(ys**2)`` with respect to the params and the inputs; the memory is
 ``jax.jit(f+b).lower(...).compile().memory_analysis().temp_size_in_bytes``, XLA's scratch

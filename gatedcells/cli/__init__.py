@@ -1,7 +1,7 @@
 """The gatedcells command: the lecture's experiment, and training any cell on any task.
 
   gatedcells demo              simple RNN vs LSTM vs GRU on the adding problem (a few minutes)
-  gatedcells demo --quick      the same, reduced to seconds
+  gatedcells demo --quick      the same, reduced (about a minute)
   gatedcells train --task adding --cell lstm --hidden 32 --length 100 --steps 2000 --out run/
   gatedcells bench             speed against Flax, Equinox and PyTorch on this machine
 
@@ -206,10 +206,10 @@ def _add_demo(sub) -> None:
             "problem at a length where the simple RNN fails, prints a table (model, "
             "parameters, final test MSE, chance level, time) and saves the learning curves "
             "to OUT/demo.png (and every number to OUT/demo.json). About 2 to 3 minutes on 2 "
-            "CPU cores; --quick runs a reduced version in seconds."
+            "CPU cores; --quick runs a reduced version in about a minute."
         ),
     )
-    demo.add_argument("--quick", action="store_true", help="a reduced run (seconds)")
+    demo.add_argument("--quick", action="store_true", help="a reduced run (about a minute)")
     demo.add_argument(
         "--out", default="gatedcells-demo", help="output folder (default: %(default)s)"
     )
