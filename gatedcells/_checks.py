@@ -86,15 +86,18 @@ def check_key(name: str, key: Any) -> None:
 
 
 def check_batch_shape(batch_shape: Any) -> tuple[int, ...]:
-    """``batch_shape`` must be a tuple of non-negative ints; return it as a tuple."""
+    """``batch_shape`` must be a tuple of non-negative ints or symbolic dimensions (a batch
+    size of ``jax.export.symbolic_shape``, known when the exported function is called)."""
     if not isinstance(batch_shape, tuple | list) or not all(
-        isinstance(n, int | np.integer) and not isinstance(n, bool) and n >= 0 for n in batch_shape
+        jax.export.is_symbolic_dim(n)
+        or (isinstance(n, int | np.integer) and not isinstance(n, bool) and n >= 0)
+        for n in batch_shape
     ):
         raise TypeError(
             f"batch_shape must be a tuple of non-negative ints (e.g. (32,), or () for one "
             f"sequence), got {batch_shape!r}"
         )
-    return tuple(int(n) for n in batch_shape)
+    return tuple(n if jax.export.is_symbolic_dim(n) else int(n) for n in batch_shape)
 
 
 def check_float_dtype(name: str, dtype: Any, *, optional: bool = False) -> None:
@@ -337,7 +340,8 @@ def check_lengths(
     if not isinstance(lengths, jax.core.Tracer) and np.size(lengths):
         concrete = np.asarray(lengths)
         low, high = int(concrete.min()), int(concrete.max())
-        if low < 0 or high > steps:
+        # a symbolic T (jax.export) is known at the call only: the upper bound waits for it
+        if low < 0 or (not jax.export.is_symbolic_dim(steps) and high > steps):
             raise ValueError(
                 f"{name} must lie in [0, T] = [0, {steps}], got values from {low} to {high}"
             )

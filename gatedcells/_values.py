@@ -124,6 +124,7 @@ def check_lengths(lengths: Any, steps: int, name: str = "lengths") -> Any:
         checkify.check((low >= 0) & (high <= steps), message, low=low, high=high)
         return lengths
     low, high = int(np.min(lengths)), int(np.max(lengths))
-    if low < 0 or high > steps:
+    # a symbolic T (jax.export) is known at the call only: the upper bound waits for it
+    if low < 0 or (not jax.export.is_symbolic_dim(steps) and high > steps):
         raise ValueError(message.format(low=low, high=high))
     return lengths

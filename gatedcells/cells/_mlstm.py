@@ -180,7 +180,8 @@ def mlstm(
       v_dim: total value size ``V`` over the heads (default ``H``; another size adds the
         output projection ``w_out [V, H]``).
       form: ``"recurrent"``, ``"parallel"``, ``"chunkwise"`` or ``None`` (by length and
-        backend, ``gatedcells.cells._mlstm_forms.default_form``).
+        backend, ``gatedcells.cells._mlstm_forms.default_form``; chunkwise for a symbolic
+        length of ``jax.export``).
       chunk_size: ``L``, steps per chunk of the chunkwise form.
       eps: :math:`\epsilon` added to the denominator.
       forget_bias: added to the forget-gate bias at init: a number, or ``(start, end)``

@@ -41,6 +41,7 @@ import jax.numpy as jnp
 
 from .._cell import Array
 from ..sequence import unroll_time_major
+from ..sequence._dims import chunk_layout, is_known, padded
 
 FORMS = ("recurrent", "parallel", "chunkwise")
 CHUNK_SIZE = 32  # steps per chunk of the chunkwise form, measured: see default_form
@@ -127,10 +128,8 @@ def chunkwise(
     """The chunkwise form with chunks of ``chunk_size`` steps: ``(h [..., T, DV], state)``."""
     with jax.named_scope("gatedcells.mlstm_chunkwise"):
         steps = q.shape[-2]
-        size = min(chunk_size, steps)
-        chunks = -(-steps // size)
-        pad = chunks * size - steps
-        if pad:  # padded steps leave the state alone: i = 0 (log -inf), f = 1 (log 0)
+        size, chunks, pad = chunk_layout(steps, chunk_size)
+        if padded(pad):  # padded steps leave the state alone: i = 0 (log -inf), f = 1 (log 0)
             q, k, v = (_pad(a, pad, 0.0, axis=-2) for a in (q, k, v))
             log_i, log_f = _pad(log_i, pad, -jnp.inf, axis=-1), _pad(log_f, pad, 0.0, axis=-1)
         q, k, v = (a.reshape(*a.shape[:-2], chunks, size, a.shape[-1]) for a in (q, k, v))
@@ -147,7 +146,7 @@ def chunkwise(
         starts = (jnp.moveaxis(c, 0, -3), jnp.moveaxis(n, 0, -2), jnp.moveaxis(m, 0, -1))
         h = outputs(q, k, v, log_i, log_f, starts, eps)  # [..., NC, L, DV]
         h = h.reshape(*h.shape[:-3], chunks * size, h.shape[-1])
-        return (h[..., :steps, :] if pad else h), last
+        return (h[..., :steps, :] if padded(pad) else h), last
 
 
 def _pad(a: Array, pad: int, value: float, axis: int) -> Array:
@@ -162,7 +161,8 @@ def _pad(a: Array, pad: int, value: float, axis: int) -> Array:
 
 def default_form(steps: int, chunk_size: int = CHUNK_SIZE, backend: str | None = None) -> str:
     """The form ``form=None`` runs: ``"parallel"`` up to ``chunk_size`` steps, else
-    ``"chunkwise"`` (``backend``: ``jax.default_backend()`` if ``None``).
+    ``"chunkwise"`` (``backend``: ``jax.default_backend()`` if ``None``). A symbolic
+    ``steps`` (``jax.export``) runs ``"chunkwise"``, right for any length.
 
     Measured forward+backward with ``python benchmarks/mlstm.py forms`` and ``... chunks``
     (B=8, 4 heads, ``qk_dim = v_dim = 64``, float32; ``benchmarks/results/mlstm-cpu.md``,
@@ -180,7 +180,7 @@ def default_form(steps: int, chunk_size: int = CHUNK_SIZE, backend: str | None =
     the step's, for streaming.
     """
     del backend  # one rule on every backend measured so far (the CPU)
-    return "parallel" if steps <= chunk_size else "chunkwise"
+    return "parallel" if is_known(steps) and steps <= chunk_size else "chunkwise"
 
 
 def sequence(stepper, output, dims: Dims, eps, form, chunk_size, params, carry, xs, **options):

@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 
 from .._cell import Array, Carry, Cell, Params, matmul, recurrent_matmul
+from ._dims import is_known
 from ._masks import mask_step
 
 
@@ -128,8 +129,11 @@ def _hoist(params, xs) -> bool:
 
     On XLA:CPU a hoisted ``[T, *B, G*H]`` buffer pays off only while it is small: 1.2x
     faster at B=1/T=1024 (2 MiB), even at B=32/T=128 (8 MiB), slower above (a fresh
-    buffer is page-faulted on every call).
+    buffer is page-faulted on every call). A symbolic batch or length (``jax.export``) is
+    a size unknown until the call: the projection then stays in the loop, whatever the size.
     """
+    if not all(is_known(n) for n in xs.shape):
+        return False
     rows, cols = xs.size // xs.shape[-1], params.w_h.size // params.w_h.shape[-2]
     return rows * cols * 4 <= HOIST_BYTES
 

@@ -91,7 +91,10 @@ def linear_recurrence(
     composed by :math:`(a_1 a_2, a_2 b_1 + b_2)`. ``"chunked"`` scans over chunks of
     ``chunk_size`` steps, each an associative scan on :math:`(a, b)`. The paths agree to float
     tolerance, gradients included (each path's gradient is the adjoint recurrence
-    :math:`g_t = \partial L / \partial h_t + a_{t+1} g_{t+1}` run by the same path).
+    :math:`g_t = \partial L / \partial h_t + a_{t+1} g_{t+1}` run by the same path). Every
+    path takes a symbolic ``T`` (``jax.export``): ``"chunked"`` then pads time to whole
+    chunks, and ``"associative"``, whose ``jax.lax.associative_scan`` needs ``T``, runs a
+    doubling scan of the same compositions (``ceil(log2 T)`` rounds over the sequence).
 
     ``resets`` marks segment starts (several sequences packed in one row): the state is
     zeroed before each marked step, :math:`h_t = b_t` there. ``lengths``, ``reverse`` and the

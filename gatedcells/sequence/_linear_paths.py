@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from .._cell import Array
+from ._dims import chunk_layout, is_known, padded
 
 # log(0): a finite floor instead of -inf keeps every gradient finite (exp(LOG_ZERO) == 0).
 LOG_ZERO = -1e30
@@ -85,17 +86,15 @@ def pairs(a: Array, b: Array) -> Array:
     def compose(earlier, later):
         return earlier[0] * later[0], later[0] * earlier[1] + later[1]
 
-    return jax.lax.associative_scan(compose, (a, b), axis=0)[1]
+    return associative_scan(compose, (a, b))[1]
 
 
 def chunked(a: Array, b: Array, h0: Array, chunk_size: int) -> Array:
     """A scan over chunks of ``chunk_size`` steps, each chunk an associative scan (:func:`pairs`);
     the last chunk is padded with ``a = 1, b = 0`` (steps that keep the state)."""
     steps = a.shape[0]
-    size = min(chunk_size, steps)
-    chunks = -(-steps // size)
-    pad = chunks * size - steps
-    if pad:
+    size, chunks, pad = chunk_layout(steps, chunk_size)
+    if padded(pad):
         a = jnp.concatenate([a, jnp.ones((pad, *a.shape[1:]), a.dtype)])
         b = jnp.concatenate([b, jnp.zeros((pad, *b.shape[1:]), b.dtype)])
 
@@ -107,7 +106,42 @@ def chunked(a: Array, b: Array, h0: Array, chunk_size: int) -> Array:
     chunk = lambda v: v.reshape(chunks, size, *v.shape[1:])
     _, hs = jax.lax.scan(body, h0, (chunk(a), chunk(b)))
     hs = hs.reshape(chunks * size, *hs.shape[2:])
-    return hs[:steps] if pad else hs
+    return hs[:steps] if padded(pad) else hs
+
+
+ROUNDS = 31  # doubling rounds of associative_scan for a symbolic length: any T < 2**31
+
+
+def associative_scan(compose, elems):
+    """``jax.lax.associative_scan(compose, elems, axis=0)``, for a symbolic length as well.
+
+    ``jax.lax.associative_scan`` splits time by halves and needs its length. For a length
+    known only when an exported function is called (``jax.export``), a doubling scan
+    (Hillis & Steele 1986) computes the same prefixes: in round ``k`` each step composes
+    with the one ``2**k`` steps before it, for ``ceil(log2 T)`` rounds (a loop of
+    ``ROUNDS`` whose rounds past ``T`` are skipped): ``O(log T)`` depth as well,
+    ``O(T log T)`` work.
+    """
+    steps = jax.tree.leaves(elems)[0].shape[0]
+    if is_known(steps):
+        return jax.lax.associative_scan(compose, elems, axis=0)
+    t = jnp.arange(steps, dtype=jnp.int32)
+
+    def combine(shift, elems):
+        earlier = jax.tree.map(lambda e: jnp.roll(e, shift, axis=0), elems)
+        reach = t >= shift  # the first `shift` steps have nothing that far back: kept
+
+        def pick(new, old):
+            return jnp.where(reach.reshape((-1,) + (1,) * (old.ndim - 1)), new, old)
+
+        return jax.tree.map(pick, compose(earlier, elems), elems)
+
+    def round_(elems, k):
+        shift = jnp.left_shift(jnp.int32(1), k)
+        skip = lambda shift, elems: elems  # noqa: E731
+        return jax.lax.cond(shift < steps, combine, skip, shift, elems), None
+
+    return jax.lax.scan(round_, elems, jnp.arange(ROUNDS, dtype=jnp.int32))[0]
 
 
 def log_space(log_a: Array, b: Array, h0: Array) -> Array:
@@ -120,7 +154,7 @@ def log_space(log_a: Array, b: Array, h0: Array) -> Array:
     # h_0 enters through the first step: b_1 <- a_1 * h_0 + b_1
     b = b.at[0].add(jnp.exp(log_a[0]) * h0)
     log_b = jnp.stack([_log_or_floor(b), _log_or_floor(-b)], axis=1)  # [T, 2, *S]
-    _, log_h = jax.lax.associative_scan(_compose_logs, (log_a, log_b), axis=0)
+    _, log_h = associative_scan(_compose_logs, (log_a, log_b))
     return (jnp.exp(log_h[:, 0]) - jnp.exp(log_h[:, 1])).astype(dtype)
 
 
@@ -173,13 +207,11 @@ def fused(coefficients, readout, method, unroll, chunk_size, grad, params, input
         return jax.lax.scan(lambda h, x_t: step(params, h, x_t), h0, inputs, unroll=unroll)
 
     steps = jax.tree.leaves(inputs)[0].shape[0]
-    size = min(chunk_size, steps)
-    chunks = -(-steps // size)
-    pad = chunks * size - steps
+    size, chunks, pad = chunk_layout(steps, chunk_size)
     keep = jnp.arange(chunks * size) < steps  # padded steps keep the state: a = 1, b = 0
 
-    def padded(v):
-        v = jnp.concatenate([v, jnp.zeros((pad, *v.shape[1:]), v.dtype)]) if pad else v
+    def in_chunks(v):
+        v = jnp.concatenate([v, jnp.zeros((pad, *v.shape[1:]), v.dtype)]) if padded(pad) else v
         return v.reshape(chunks, size, *v.shape[1:])
 
     def block(params, h, chunk):
@@ -192,7 +224,7 @@ def fused(coefficients, readout, method, unroll, chunk_size, grad, params, input
         return hs[-1], readout(params, hs, x_c)
 
     block = jax.checkpoint(block, prevent_cse=False)
-    chunk_inputs = (jax.tree.map(padded, inputs), keep.reshape(chunks, size))
+    chunk_inputs = (jax.tree.map(in_chunks, inputs), keep.reshape(chunks, size))
     h, ys = jax.lax.scan(lambda h, c: block(params, h, c), h0, chunk_inputs)
     ys = jax.tree.map(lambda y: y.reshape(chunks * size, *y.shape[2:])[:steps], ys)
     return h, ys

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from .. import _checks
 from .._cell import Array, Carry, Cell, Params
+from ._dims import chunk_layout, padded, require_known
 from ._fused import fused_scan
 from ._masks import mask_inputs, mask_step, valid_mask
 
@@ -54,7 +55,8 @@ def unroll(
         past a sequence's length never reach a value or a gradient (NaN padding is safe).
         Concrete lengths outside ``[0, T]`` raise; under ``jax.jit`` their values are
         unknown and a length above ``T`` counts as ``T``, one below 0 as 0: check them
-        with :func:`gatedcells.check_lengths` under ``checkify``.
+        with :func:`gatedcells.check_lengths` under ``checkify``. So it is with a symbolic
+        ``T`` (``jax.export``): concrete lengths are checked against 0 only.
       reverse: run from the last step to the first.
       time_major: ``xs`` and ``ys`` are ``[T, *B, ...]`` instead of ``[*B, T, ...]``.
       unroll: steps per loop iteration of the scan (``jax.lax.scan``'s ``unroll``; ``True``
@@ -75,8 +77,9 @@ def unroll(
         memory, about one more forward pass of time). An int: the chunk length. The result
         and the gradient are the same (float rounding aside; ``T`` need not be a multiple
         of the chunk: the last chunk is padded with steps masked as past every sequence's
-        end). Each chunk runs the same per-step engine as ``remat=False`` (the custom
-        gradient of ``grad="auto"`` included). Cells with a sequence driver of their own
+        end). ``True`` needs a concrete ``T``: under ``jax.export`` with a symbolic length,
+        pass the chunk length. Each chunk runs the same per-step engine as ``remat=False``
+        (the custom gradient of ``grad="auto"`` included). Cells with a sequence driver of their own
         pass ``remat`` to their layers (stacks, bidirectional layers, the regularisers and
         resets); ``min_gru``/``min_lstm``'s linear recurrence runs whole, its residuals
         being its inputs. See the README for measured memory and time.
@@ -91,8 +94,8 @@ def unroll(
       ValueError: ``xs`` of the wrong rank or input size, ``carry`` or ``lengths`` whose shape
         does not match the batch shape, concrete ``lengths`` outside ``[0, T]``, params
         that do not belong to ``cell``, an unknown ``grad``, an ``unroll`` that is not a
-        positive int, ``True`` or ``None``, or a ``remat`` that is not a positive int or
-        a bool.
+        positive int, ``True`` or ``None``, a ``remat`` that is not a positive int or
+        a bool, or ``remat=True`` with a symbolic ``T`` (``jax.export``).
 
     Examples:
       >>> import jax, jax.numpy as jnp, gatedcells as gc
@@ -194,10 +197,14 @@ def _remat_scan(cell, params, carry, xs, valid, reverse, unroll, grad, remat):
     each chunk's start and recomputes the chunk's own residuals when it gets there.
     """
     steps = xs.shape[0]
-    size = math.isqrt(steps - 1) + 1 if remat is True else min(int(remat), steps)
-    chunks = -(-steps // size)
-    pad = chunks * size - steps
-    if pad:  # padded steps are invalid: they keep the carry and output zeros
+    if remat is True:
+        require_known(
+            steps, "remat=True (chunks of ceil(sqrt(T)) steps)", "pass remat=<chunk length>"
+        )
+        size, chunks, pad = chunk_layout(steps, math.isqrt(steps - 1) + 1)
+    else:
+        size, chunks, pad = chunk_layout(steps, int(remat))
+    if padded(pad):  # padded steps are invalid: they keep the carry and output zeros
         if valid is None:
             valid = jnp.ones((steps, *xs.shape[1:-1]), bool)
         xs = jnp.concatenate([xs, jnp.zeros((pad, *xs.shape[1:]), xs.dtype)])
@@ -220,4 +227,4 @@ def _remat_scan(cell, params, carry, xs, valid, reverse, unroll, grad, remat):
         reverse=reverse,
     )
     ys = ys.reshape(chunks * size, *ys.shape[2:])
-    return carry, ys[:steps] if pad else ys
+    return carry, ys[:steps] if padded(pad) else ys
