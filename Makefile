@@ -21,6 +21,12 @@ STAMP  := $(VENV)/.installed
 TORCH  ?= torch==2.13.0+cpu
 PYTEST_ARGS ?= -n auto --dist worksteal  # a worker per core (pytest-xdist), idle ones take queued tests
 SPHINX_ARGS ?= -W -n --keep-going -q      # warnings are errors, every reference checked
+# XLA's compilation cache, kept between runs of the suite: a run compiles only the programs
+# an edit changed (a key holds the program, jax's version and XLA_FLAGS). A fresh clone (CI)
+# starts empty; `make clean` removes it; XLA_CACHE= runs with a temporary one.
+XLA_CACHE ?= $(abspath $(VENV))/xla-cache
+PYTEST := $(if $(XLA_CACHE),JAX_COMPILATION_CACHE_DIR=$(XLA_CACHE) \
+            JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0.05 )$(PY) -m pytest
 
 .PHONY: demo test test-fast docs lint bench fixtures clean venv
 
@@ -47,13 +53,13 @@ demo: $(DEMO_STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
 # the edit-test loop: everything but what is marked slow (docs/development.md)
 test-fast: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m pytest $(PYTEST_ARGS) -m "not slow"
+	$(PYTEST) $(PYTEST_ARGS) -m "not slow"
 
 docs: $(STAMP)
 	$(PY) -m sphinx -b html $(SPHINX_ARGS) docs docs/_build/html
