@@ -14,13 +14,13 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
-from typing import Any
 
 from .. import __version__
+from ._numbers import clip_norm as _clip_norm
+from ._numbers import positive as _positive
+from ._numbers import positive_float as _positive_float
 from ._out import checkpoint_options, interrupted, prepare_out
 from ._runs import (
-    CELLS,
     DEMO,
     QUICK,
     UsageError,
@@ -33,18 +33,26 @@ from ._runs import (
 from ._runs import DemoConfig as DemoConfig
 from ._runs import Run as Run
 from ._runs import save_run as save_run
+from ._tasks import (
+    ALL_CELLS,
+    TASK_HELP,
+    TASKS,
+    add_task_options,
+    make_model_cell,
+    make_task,
+    task_options,
+)
 
-TASKS = ("adding", "copy", "order", "digits", "mnist1d", "text")
 # The help of train's options, where it does not fit on the option's line.
 HELP = {
-    "task": "adding (Le et al. 2015), copy (copy memory, Arjovsky et al. 2016; --length is the "
-    "delay), order (temporal order, Hochreiter & Schmidhuber 1997), digits (scikit-learn's "
-    "8x8 digits read row by row; fixed length 8), mnist1d (MNIST-1D, Greydanus 2020; fixed "
-    "length 40), text (character LM over Tiny Shakespeare; --length is the window)",
+    "task": TASK_HELP,
     "cell": "any cell of the registry (gatedcells.cells.CELLS): simple_rnn (Elman), lstm "
     "(with forget gate), lstm1997 (no forget gate), gru (PyTorch/cuDNN form), "
-    "gru_reset_before (Cho et al. 2014), lstm_<greff variant>, mgu, min_gru, ...",
-    "length": "sequence length T (the delay for copy; default: the task's own)",
+    "gru_reset_before (Cho et al. 2014), lstm_<greff variant>, mgu, min_gru, ...; and for the "
+    "frame tasks (shapes) conv_lstm and conv_gru (Shi et al. 2015; --kernel); a dense cell "
+    "reads a frame task's frames flattened",
+    "length": "sequence length T (the delay for copy, the window for text; default: the "
+    "task's own)",
     "lr": "Adam's learning rate (default: %(default)s)",
     "clip": "clip gradients to this global norm, a positive number; 0 for no clipping "
     "(default: %(default)s)",
@@ -61,6 +69,8 @@ HELP = {
 # Options that do not change what a run computes (where it writes, how it reports, how
 # often it saves): left out of history.json's config and of a checkpoint's.
 RUN_ONLY = ("run", "out", "quiet", "resume", "overwrite", "checkpoint_every")
+# Options of some tasks or cells only: in history.json's config when given.
+OPTIONAL = ("kernel", *task_options())
 
 
 # --------------------------------------------------------------------------------------
@@ -68,24 +78,13 @@ RUN_ONLY = ("run", "out", "quiet", "resume", "overwrite", "checkpoint_every")
 
 
 def _train(args: argparse.Namespace) -> int:
-    from gatedcells import tasks
-
-    try:
-        task = tasks.get(args.task, args.length)
-    except ValueError as err:
-        raise UsageError(f"gatedcells train: {err}") from None
-    cell = make_cell(
-        args.cell,
-        args.hidden,
-        forget_bias=args.forget_bias,
-        update_bias=args.update_bias,
-        layers=args.layers,
-    )
+    cell, task = make_model_cell(args, make_task(args))
     out = prepare_out(
         args.out, "gatedcells train", results=True, resume=args.resume, overwrite=args.overwrite
     )
     # What determines the results: a checkpoint of a run with other values is refused.
     config = {k: v for k, v in vars(args).items() if k not in RUN_ONLY}
+    config = {k: v for k, v in config.items() if v is not None or k not in OPTIONAL}
     checkpointing = checkpoint_options(args, out / "checkpoints", config)
     try:
         params, run = train_one(
@@ -255,7 +254,7 @@ def _add_model_options(train: argparse.ArgumentParser) -> None:
     """``train``'s options that choose the task, the cell and the training."""
     add = train.add_argument
     add("--task", required=True, choices=TASKS, metavar="TASK", help=HELP["task"])
-    add("--cell", required=True, choices=CELLS, metavar="CELL", help=HELP["cell"])
+    add("--cell", required=True, choices=ALL_CELLS, metavar="CELL", help=HELP["cell"])
     add("--hidden", type=_positive, default=32, help="hidden size (default: %(default)s)")
     add("--layers", type=_positive, default=1, help="stacked layers (default: %(default)s)")
     add("--length", type=_positive, help=HELP["length"])
@@ -267,6 +266,7 @@ def _add_model_options(train: argparse.ArgumentParser) -> None:
     add("--update-bias", type=float, default=1.0, help=HELP["update_bias"])
     add("--eval-every", type=_positive, help="steps between evaluations (default: steps/10)")
     add("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    add_task_options(train)
 
 
 def _add_run_options(train: argparse.ArgumentParser) -> None:
@@ -295,40 +295,6 @@ def _bench(args: argparse.Namespace) -> int:
     from ..bench import main as bench_main
 
     return bench_main(args.args)
-
-
-def _positive_of(kind: type, noun: str) -> Callable[[str], Any]:
-    """An argparse ``type`` accepting numbers of ``kind`` greater than zero."""
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or not value > 0:
-            raise argparse.ArgumentTypeError(f"expected a positive {noun}, got {text!r}")
-        return value
-
-    parse.__name__ = f"positive {noun}"
-    return parse
-
-
-_positive = _positive_of(int, "integer")
-_positive_float = _positive_of(float, "number")
-
-
-def _clip_norm(text: str) -> float:
-    """``--clip``: a positive number, or 0 for no clipping (a negative one is refused, not
-    read as 'no clipping')."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = None
-    if value is None or not value >= 0:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive number, or 0 for no clipping, got {text!r}"
-        )
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:
