@@ -142,8 +142,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m gatedcells.zoo [--task adding --length 50 --hidden 32 --steps 600 ...]``.
+def main(argv: Sequence[str] | None = None, prog: str = "python -m gatedcells.zoo") -> int:
+    """``python -m gatedcells.zoo [--task adding --length 50 --hidden 32 --steps 600 ...]``,
+    also ``gatedcells zoo [...]`` (``prog`` names the command in the help and the errors).
 
     A bad argument (an unknown ``--only`` name included) is one line on stderr, exit status 2:
 
@@ -161,9 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     import difflib
 
     from . import tasks
-    from .cli import _positive, _positive_float  # the train command's checks of numbers
+    from .cli._numbers import positive, positive_float  # the train command's checks
 
-    parser = _Parser(prog="python -m gatedcells.zoo", description=DESCRIPTION, epilog=EXAMPLE)
+    example = EXAMPLE.replace("python -m gatedcells.zoo", prog)
+    parser = _Parser(prog=prog, description=DESCRIPTION, epilog=example)
     add = parser.add_argument
     add(
         "--task",
@@ -171,11 +173,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=sorted(tasks.TASKS),
         help="the task (default: %(default)s)",
     )
-    add("--length", type=_positive, default=50, help=HELP_LENGTH)
-    add("--hidden", type=_positive, default=32, help="hidden size H (default: %(default)s)")
-    add("--steps", type=_positive, default=600, help="training steps (default: %(default)s)")
-    add("--batch-size", type=_positive, default=64, help="default: %(default)s")
-    add("--lr", type=_positive_float, default=3e-3, help="Adam's learning rate (default: 0.003)")
+    add("--length", type=positive, default=50, help=HELP_LENGTH)
+    add("--hidden", type=positive, default=32, help="hidden size H (default: %(default)s)")
+    add("--steps", type=positive, default=600, help="training steps (default: %(default)s)")
+    add("--batch-size", type=positive, default=64, help="default: %(default)s")
+    add("--lr", type=positive_float, default=3e-3, help="Adam's learning rate (default: 0.003)")
     add("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     add("--only", nargs="*", metavar="NAME", help="train only these variants, in this order")
     args = parser.parse_args(argv)

@@ -3,6 +3,8 @@
   gatedcells demo              simple RNN vs LSTM vs GRU on the adding problem (a few minutes)
   gatedcells demo --quick      the same, reduced (about a minute)
   gatedcells train --task adding --cell lstm --hidden 32 --length 100 --steps 2000 --out run/
+  gatedcells train --task mqar --cell gru --num-pairs 4 --out run/   (any task: --help lists them)
+  gatedcells zoo --task adding --only lstm gru min_gru   every variant on one task, one table
   gatedcells bench             speed against Flax, Equinox and PyTorch on this machine
 
 Run 'gatedcells COMMAND --help' for the options of each command.
@@ -192,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_demo(sub)
     _add_train(sub)
+    _add_zoo(sub)
     _add_bench(sub)
     return parser
 
@@ -280,6 +283,23 @@ def _add_run_options(train: argparse.ArgumentParser) -> None:
     add("--quiet", action="store_true", help="no progress bar")
 
 
+def _add_zoo(sub) -> None:
+    zoo = sub.add_parser(
+        "zoo",
+        help="every variant of the zoo on one task, one table (python -m gatedcells.zoo)",
+        description="See 'gatedcells zoo --help' (options are passed to gatedcells.zoo).",
+        add_help=False,
+    )
+    zoo.add_argument("args", nargs=argparse.REMAINDER, help="options of gatedcells.zoo")
+    zoo.set_defaults(run=_zoo)
+
+
+def _zoo(args: argparse.Namespace) -> int:
+    from ..zoo import main as zoo_main
+
+    return zoo_main(args.args, prog="gatedcells zoo")
+
+
 def _add_bench(sub) -> None:
     bench = sub.add_parser(
         "bench",
@@ -303,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv[:1] == ["bench"]:  # its options (--help included) belong to gatedcells.bench
             return _bench(argparse.Namespace(args=argv[1:]))
+        if argv[:1] == ["zoo"]:  # and the zoo's to gatedcells.zoo
+            return _zoo(argparse.Namespace(args=argv[1:]))
         args = build_parser().parse_args(argv)
         return args.run(args)
     except UsageError as err:
