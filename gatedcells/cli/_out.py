@@ -189,5 +189,6 @@ def command_line(parser: argparse.ArgumentParser, args: argparse.Namespace, **ch
         if action.nargs == 0:  # a flag
             words += [max(action.option_strings, key=len)] if value else []
         elif action.required or value != action.default:
-            words += [max(action.option_strings, key=len), str(value)]
+            text = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+            words += [max(action.option_strings, key=len), text]  # --kernel 3,3
     return shlex.join(words)

@@ -131,3 +131,11 @@ def test_zoo_trains(capsys):
     assert cli.main(["zoo", *args, "--batch-size", "4", "--only", "gru", "mgu"]) == 0
     table = capsys.readouterr().out
     assert "parity(T=4)" in table and "| gru |" in table and "| mgu |" in table
+
+
+def test_interrupted_command_spells_the_kernel(tmp_path):
+    from gatedcells.cli._out import command_line
+
+    argv = ["--task", "shapes", "--cell", "conv_gru", "--kernel", "3,1", "--out", "o"]
+    args = cli._train_parser().parse_args(argv)
+    assert command_line(cli._train_parser(), args).endswith("--kernel 3,1 --out o")
