@@ -11,7 +11,6 @@ from flax.linen.recurrent import flip_sequences
 
 from .. import _checks
 from .._cell import Array, Carry, Cell
-from ..combinators import bidirectional
 from ..sequence import unroll, valid_mask
 
 Merge = str | Callable[[Array, Array], Array]
@@ -160,14 +159,9 @@ class RNN(nn.Module):
             ``lengths``).
         """
         del init_key
-        cell = self.cell
-        if self.regularizer is not None:  # a fresh key from the "dropout" stream per call
-            off = nn.merge_param("deterministic", self.deterministic, deterministic)
-            key = None if off else self.make_rng("dropout")
-            cell = self.regularizer(cell, key=key, deterministic=off)
         carry, ys = run(
             self,
-            cell,
+            self._cell(deterministic),
             xs,
             initial_carry,
             seq_lengths,
@@ -178,127 +172,72 @@ class RNN(nn.Module):
         )
         return (carry, ys) if _pick(return_carry, self.return_carry) else ys
 
+    @nn.compact
+    def step(
+        self, x: Array, carry: Carry | None = None, *, deterministic: bool | None = None
+    ) -> tuple[Carry, Array]:
+        """One time step, for streaming and generation: ``x [*B, I] -> (carry, y [*B, O])``.
+
+        Call it as ``model.apply(variables, x, carry, method=RNN.step)``: it fetches the
+        same param ``"cell"`` as :meth:`__call__`. Feeding the carry forward step by step
+        (or chunk by chunk, ``apply(variables, xs, initial_carry=carry,
+        return_carry=True)``) gives the outputs of one long call. ``reverse`` and
+        ``time_major`` play no part in a single step.
+
+        Args:
+          x: ``[*B, I]``, one step of every sequence.
+          carry: the carry so far (:meth:`initial_carry`, or a previous step's or call's);
+            zeros if None.
+          deterministic: as in :meth:`__call__`, for the regulariser (a key per step).
+
+        Returns:
+          ``(carry, y)``, the carry in the containers given.
+
+        Examples:
+          >>> import jax, jax.numpy as jnp, gatedcells as gc, gatedcells.linen as gl
+          >>> model, xs = gl.RNN(gc.gru(8)), jnp.ones((2, 5, 3))
+          >>> variables = model.init(jax.random.key(0), xs)
+          >>> carry = model.initial_carry((2,))
+          >>> for t in range(5):
+          ...     carry, y = model.apply(variables, xs[:, t], carry, method=gl.RNN.step)
+          >>> bool(jnp.allclose(y, model.apply(variables, xs)[:, -1], atol=1e-6))
+          True
+        """
+        cell = self._cell(deterministic)
+        _checks.check_cell("cell", cell)
+        x = _checks.check_float_array("x", x)
+        params = self.param("cell", cell.init, x.shape[-1])
+        if carry is None:
+            carry = cell.initial_carry(x.shape[:-1])
+        return cell.step(params, carry, x)
+
+    @nn.nowrap
+    def initial_carry(self, batch_shape: tuple[int, ...] = (), dtype: Any = None) -> Carry:
+        """The zero carry a stream starts from: ``cell.initial_carry(batch_shape, dtype)``.
+
+        ``batch_shape`` is a step input's shape without its last axis, ``(*B,)``. Needs no
+        variables: ``model.initial_carry((B,))``.
+        """
+        return self.cell.initial_carry(batch_shape, dtype)
+
+    def _cell(self, deterministic: bool | None) -> Cell:
+        """The cell with the regulariser applied (a fresh key from the ``"dropout"``
+        stream), or the cell itself."""
+        if self.regularizer is None:
+            return self.cell
+        off = nn.merge_param("deterministic", self.deterministic, deterministic)
+        key = None if off else self.make_rng("dropout")
+        return self.regularizer(self.cell, key=key, deterministic=off)
+
     @nn.nowrap
     def as_cell(self) -> Cell:
         """The cell whose params are ``variables["params"]["cell"]``: ``self.cell``."""
         return self.cell
 
 
-class Bidirectional(nn.Module):
-    r"""A bidirectional layer: ``forward`` reads the sequence forwards, ``backward`` backwards.
-
-    The module form of :func:`gatedcells.bidirectional`: both directions read the same
-    input, each sequence within its own ``seq_lengths``; their outputs, aligned with the
-    input steps, are merged (concatenated by default: ``[*B, T, O_f + O_b]``).
-    ``variables["params"]["cell"]`` is the pair ``(forward's params, backward's params)``.
-
-    A Flax user's call works too: ``Bidirectional(RNN(cell_f), RNN(cell_b))``, the keywords
-    ``forward_rnn``/``backward_rnn``/``merge_fn`` of ``flax.linen.Bidirectional``, and the
-    call-time ``return_carry``/``time_major``. An RNN given here contributes its cell only
-    (this layer runs both directions itself); ``flax.linen.RNN(gatedcells.linen.Cell(c))``
-    is read as ``c``. Flax's own cells (``nn.LSTMCell``, ...) are refused with the
-    gatedcells spelling (``gc.lstm(H, forget_bias=0.0)`` is Flax's LSTM).
-
-    Attributes:
-      forward: the forward cell (or an RNN of it).
-      backward: the backward cell (default: ``forward``'s architecture, own params).
-      merge: ``"concat"``, ``"sum"``, ``"mean"``, or ``(y_fwd, y_bwd) -> y``.
-      time_major: inputs and outputs ``[T, *B, ...]``.
-      return_carry: return ``((carry_fwd, carry_bwd), ys)`` instead of ``ys``.
-      unroll: time steps per loop iteration of the scans (``None``: per backend, see
-        :func:`gatedcells.default_unroll`).
-      forward_rnn, backward_rnn, merge_fn: ``flax.linen.Bidirectional``'s names for
-        ``forward``, ``backward`` and ``merge`` (give one name of each pair).
-
-    Examples:
-      >>> import jax, jax.numpy as jnp, gatedcells as gc, gatedcells.linen as gl
-      >>> layer = gl.Bidirectional(gc.gru(8))
-      >>> xs = jnp.ones((2, 5, 3))
-      >>> variables = layer.init(jax.random.key(0), xs)
-      >>> layer.apply(variables, xs, seq_lengths=jnp.array([5, 2])).shape
-      (2, 5, 16)
-      >>> flax_style = gl.Bidirectional(forward_rnn=gl.RNN(gc.gru(8)),
-      ...                               backward_rnn=gl.RNN(gc.gru(8)), merge_fn=jnp.add)
-      >>> carry, ys = flax_style.apply(variables, xs, return_carry=True)
-      >>> ys.shape, len(carry)
-      ((2, 5, 8), 2)
-    """
-
-    forward: Any = None
-    backward: Any = None
-    merge: Merge = "concat"
-    time_major: bool = False
-    return_carry: bool = False
-    unroll: int | bool | None = None
-    forward_rnn: Any = None
-    backward_rnn: Any = None
-    merge_fn: Callable[[Array, Array], Array] | None = None
-
-    @nn.compact
-    def __call__(
-        self,
-        xs: Array,
-        *,
-        initial_carry: tuple[Carry, Carry] | None = None,
-        seq_lengths: Array | None = None,
-        return_carry: bool | None = None,
-        time_major: bool | None = None,
-        init_key: Array | None = None,
-        reverse: bool | None = None,
-        keep_order: bool | None = None,
-    ) -> Array | tuple[tuple[Carry, Carry], Array]:
-        """Run both directions over ``xs [*B, T, I]``; see :class:`RNN` for the arguments.
-
-        ``return_carry`` and ``time_major`` override the attributes for this call;
-        ``init_key``, ``reverse`` and ``keep_order`` are accepted and unused, as in
-        ``flax.linen.Bidirectional``.
-        """
-        del init_key, reverse, keep_order
-        carry, ys = run(
-            self,
-            self.as_cell(),
-            xs,
-            initial_carry,
-            seq_lengths,
-            time_major=_pick(time_major, self.time_major),
-            reverse=False,
-            keep_order=True,
-            unroll_steps=self.unroll,
-        )
-        return (carry, ys) if _pick(return_carry, self.return_carry) else ys
-
-    @nn.nowrap
-    def as_cell(self) -> Cell:
-        """``gatedcells.bidirectional(forward, backward, merge=merge)``."""
-        forward = _one_of("forward", self.forward, "forward_rnn", self.forward_rnn)
-        backward = _one_of("backward", self.backward, "backward_rnn", self.backward_rnn)
-        merge = _one_of("merge", self.merge, "merge_fn", self.merge_fn, default="concat")
-        if forward is None:
-            raise TypeError("Bidirectional needs a forward cell: Bidirectional(gc.lstm(H))")
-        backward = None if backward is None else _cell_of("backward", backward)
-        return bidirectional(_cell_of("forward", forward), backward, merge=merge)
-
-
-def _one_of(name: str, value: Any, alias: str, other: Any, default: Any = None) -> Any:
-    """The value given as ``name`` or as Flax's ``alias``, not both."""
-    if other is None:
-        return value
-    if value != default:
-        raise TypeError(f"give {name} or {alias} (Flax's name for it), not both")
-    return other
-
-
-def _cell_of(name: str, value: Any) -> Cell:
-    """A gatedcells cell from a cell, an RNN of one, or Flax's ``nn.RNN(gl.Cell(cell))``."""
-    for candidate in (value, getattr(value, "cell", None),
-                      getattr(getattr(value, "cell", None), "cell", None)):  # fmt: skip
-        if isinstance(candidate, Cell):
-            return candidate
-    inner = type(getattr(value, "cell", value)).__name__
-    raise TypeError(
-        f"{name} must be a gatedcells cell or an RNN of one, got {type(value).__name__}"
-        f"{f'({inner})' if inner != type(value).__name__ else ''}: write "
-        "gatedcells.linen.Bidirectional(gc.lstm(H, forget_bias=0.0)) for Flax's LSTM "
-        "(gc.gru(H, update_bias=0.0) for its GRU), or keep flax.linen.Bidirectional for "
-        "Flax's own cells"
+def no_step(layer: str) -> TypeError:
+    """The refusal of a bidirectional layer's ``step``."""
+    return TypeError(
+        f"{layer}.step: a bidirectional layer cannot stream (its backward direction reads "
+        "the sequence from its end); call it on whole sequences, or stream an RNN layer"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -11,7 +12,7 @@ from .. import _checks
 from .._cell import Array, Cell
 from ..combinators import bidirectional, stack
 from ..sequence import unroll
-from ._rnn import Merge, check_seq_lengths
+from ._rnn import Merge, check_seq_lengths, no_step
 
 
 class StackedRNN(nn.Module):
@@ -97,24 +98,16 @@ class StackedRNN(nn.Module):
             neither as an attribute nor at call time while ``dropout > 0``; and as
             :func:`gatedcells.unroll`.
         """
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout!r}")
+        drop = self._dropping(deterministic)
         layers = self._layers()
         xs = _checks.check_float_array("xs", xs)
         feature_ndim = max(layer.feature_ndim for layer in layers)  # frames: 1 + S
         time_axis = -1 - feature_ndim
         check_seq_lengths(seq_lengths, xs, self.time_major, feature_ndim)
         params = self.param("cell", stack(*layers).init, xs.shape[-1])
-        drop = self.dropout > 0 and not nn.merge_param(
-            "deterministic", self.deterministic, deterministic
-        )
         if initial_carry is None:
             initial_carry = (None,) * len(layers)
-        elif not isinstance(initial_carry, tuple) or len(initial_carry) != len(layers):
-            raise ValueError(
-                f"initial_carry must be a tuple of {len(layers)} carries (one per layer), "
-                f"got {type(initial_carry).__name__}"
-            )
+        _check_carries(initial_carry, len(layers), "initial_carry")
         if not self.time_major:  # one transpose in, one out; the layers run time-major
             xs = jnp.moveaxis(xs, time_axis, 0)
         carries = []
@@ -133,6 +126,69 @@ class StackedRNN(nn.Module):
                 xs = nn.Dropout(self.dropout, name=f"dropout_{k}")(xs, deterministic=False)
         ys = xs if self.time_major else jnp.moveaxis(xs, 0, time_axis)
         return (tuple(carries), ys) if self.return_carry else ys
+
+    @nn.compact
+    def step(
+        self, x: Array, carry: tuple | None = None, *, deterministic: bool | None = None
+    ) -> tuple[tuple, Array]:
+        """One time step through every layer: ``x [*B, I] -> (carry, y [*B, O])``.
+
+        Call it as ``model.apply(variables, x, carry, method=StackedRNN.step)``: layer ``k``
+        steps from ``carry[k]`` on layer ``k - 1``'s output, with dropout between layers as
+        in :meth:`__call__` (a fresh mask per step; none when deterministic). Without
+        dropout, feeding the carry forward gives the outputs of one long call.
+
+        Args:
+          x: ``[*B, I]``, one step of every sequence.
+          carry: a tuple of one carry per layer (:meth:`initial_carry`); zeros if None.
+          deterministic: as in :meth:`__call__`.
+
+        Returns:
+          ``(carry, y)``, ``carry`` a tuple of one carry per layer.
+
+        Raises:
+          TypeError: for a bidirectional stack (it cannot stream).
+          ValueError: a ``carry`` that is not one carry per layer, and as
+            :meth:`gatedcells.Cell.step`.
+
+        Examples:
+          >>> import jax, jax.numpy as jnp, gatedcells as gc, gatedcells.linen as gl
+          >>> model, xs = gl.StackedRNN(gc.lstm(8), num_layers=2), jnp.ones((2, 5, 3))
+          >>> variables = model.init(jax.random.key(0), xs)
+          >>> carry, y = model.apply(variables, xs[:, 0], model.initial_carry((2,)),
+          ...                        method=gl.StackedRNN.step)
+          >>> bool(jnp.allclose(y, model.apply(variables, xs)[:, 0], atol=1e-6)), len(carry)
+          (True, 2)
+        """
+        if self.bidirectional:
+            raise no_step("StackedRNN(bidirectional=True)")
+        layers = self._layers()
+        x = _checks.check_float_array("x", x)
+        params = self.param("cell", stack(*layers).init, x.shape[-1])
+        if carry is None:
+            carry = self.initial_carry(x.shape[:-1])
+        _check_carries(carry, len(layers), "carry")
+        drop = self._dropping(deterministic)
+        carries = []
+        for k, layer in enumerate(layers):
+            new, x = layer.step(params[k], carry[k], x)
+            carries.append(new)
+            if drop and k < len(layers) - 1:
+                x = nn.Dropout(self.dropout, name=f"dropout_{k}")(x, deterministic=False)
+        return tuple(carries), x
+
+    @nn.nowrap
+    def initial_carry(self, batch_shape: tuple[int, ...] = (), dtype: Any = None) -> tuple:
+        """The zero carry a stream starts from: a tuple of one carry per layer (needs no
+        variables: ``model.initial_carry((B,))``)."""
+        return self.as_cell().initial_carry(batch_shape, dtype)
+
+    def _dropping(self, deterministic: bool | None) -> bool:
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout!r}")
+        return self.dropout > 0 and not nn.merge_param(
+            "deterministic", self.deterministic, deterministic
+        )
 
     @nn.nowrap
     def _layers(self) -> tuple[Cell, ...]:
@@ -161,3 +217,10 @@ class StackedRNN(nn.Module):
     def as_cell(self) -> Cell:
         """The :func:`gatedcells.stack` of the layers (bidirectional ones if so)."""
         return stack(*self._layers())
+
+
+def _check_carries(carry: object, n: int, name: str) -> None:
+    if not isinstance(carry, tuple) or len(carry) != n:
+        raise ValueError(
+            f"{name} must be a tuple of {n} carries (one per layer), got {type(carry).__name__}"
+        )

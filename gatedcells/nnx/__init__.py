@@ -54,8 +54,8 @@ except ImportError as err:  # pragma: no cover - depends on the environment
     raise ImportError("gatedcells.nnx needs flax: pip install 'gatedcells[flax]'") from err
 
 from ._adapter import Cell as Cell
+from ._bidirectional import Bidirectional as Bidirectional
 from ._rnn import RNN as RNN
-from ._rnn import Bidirectional as Bidirectional
 from ._stacked import StackedRNN as StackedRNN
 
 __all__ = ["RNN", "Bidirectional", "Cell", "StackedRNN"]

@@ -11,7 +11,6 @@ from flax.nnx.nn.recurrent import flip_sequences
 
 from .. import _checks
 from .._cell import Array, Carry, Cell, Params
-from ..combinators import bidirectional
 from ..sequence import unroll, valid_mask
 from . import _params
 from ._params import Metadata
@@ -51,6 +50,22 @@ def run(
         batch_dims = ys.ndim - 1 - cell.feature_ndim  # [*B, T, *S, O]
         ys = flip_sequences(ys, lengths, num_batch_dims=batch_dims, time_major=time_major)
     return _checks.like_carry(initial_carry, carry), ys
+
+
+def step_cell(cell: Cell, params: Params, x: Array, carry: Carry | None) -> tuple[Carry, Array]:
+    """``cell.step`` from ``carry`` (zeros if None), for the layers' ``step``."""
+    x = _checks.check_float_array("x", x)
+    if carry is None:
+        carry = cell.initial_carry(x.shape[:-1])
+    return cell.step(params, carry, x)
+
+
+def no_step(layer: str) -> TypeError:
+    """The refusal of a bidirectional layer's ``step``."""
+    return TypeError(
+        f"{layer}.step: a bidirectional layer cannot stream (its backward direction reads "
+        "the sequence from its end); call it on whole sequences, or stream an RNN layer"
+    )
 
 
 def check_seq_lengths(
@@ -188,13 +203,8 @@ class RNN(nnx.Module):
           TypeError, ValueError: as :func:`gatedcells.unroll` (``seq_lengths`` is its
             ``lengths``); a regulariser in training mode without ``rngs``.
         """
-        cell = self.cell
-        if self.regularizer is not None:
-            off = _pick(deterministic, self.deterministic)
-            key = None if off else dropout_key(rngs, "RNN(regularizer=...)")
-            cell = self.regularizer(cell, key=key, deterministic=off)
         carry, ys = run(
-            cell,
+            self._cell(rngs, deterministic),
             self.params(),
             xs,
             initial_carry,
@@ -205,6 +215,58 @@ class RNN(nnx.Module):
             unroll_steps=self.unroll,
         )
         return (carry, ys) if _pick(return_carry, self.return_carry) else ys
+
+    def initial_carry(self, batch_shape: tuple[int, ...] = (), dtype: Any = None) -> Carry:
+        """The zero carry a stream starts from: ``cell.initial_carry(batch_shape, dtype)``.
+
+        ``batch_shape`` is a step input's shape without its last axis, ``(*B,)``.
+        """
+        return self.cell.initial_carry(batch_shape, dtype)
+
+    def step(
+        self,
+        x: Array,
+        carry: Carry | None = None,
+        *,
+        rngs: Rngs = None,
+        deterministic: bool | None = None,
+    ) -> tuple[Carry, Array]:
+        """One time step, for streaming and generation: ``x [*B, I] -> (carry, y [*B, O])``.
+
+        Feeding the carry forward step by step (or chunk by chunk through
+        ``layer(xs, initial_carry=carry, return_carry=True)``) gives the outputs of one long
+        call. ``reverse`` and ``time_major`` play no part in a single step (a ``reverse``
+        layer's stream is fed from the sequence's end).
+
+        Args:
+          x: ``[*B, I]``, one step of every sequence.
+          carry: the carry so far (:meth:`initial_carry`, or a previous step's or call's);
+            zeros if None.
+          rngs, deterministic: as in :meth:`__call__`, for the regulariser (a key per step).
+
+        Returns:
+          ``(carry, y)``, the carry in the containers given.
+
+        Examples:
+          >>> import jax.numpy as jnp, gatedcells as gc, gatedcells.nnx as gnnx
+          >>> from flax import nnx
+          >>> layer = gnnx.RNN(gc.gru(8), 3, rngs=nnx.Rngs(0))
+          >>> xs = jnp.ones((2, 5, 3))
+          >>> carry = layer.initial_carry((2,))
+          >>> for t in range(5):
+          ...     carry, y = layer.step(xs[:, t], carry)
+          >>> bool(jnp.allclose(y, layer(xs)[:, -1], atol=1e-6))
+          True
+        """
+        return step_cell(self._cell(rngs, deterministic), self.params(), x, carry)
+
+    def _cell(self, rngs: Rngs, deterministic: bool | None) -> Cell:
+        """The cell with the regulariser applied (a fresh key), or the cell itself."""
+        if self.regularizer is None:
+            return self.cell
+        off = _pick(deterministic, self.deterministic)
+        key = None if off else dropout_key(rngs, "RNN(regularizer=...)")
+        return self.regularizer(self.cell, key=key, deterministic=off)
 
     def params(self) -> Params:
         """The params as ``cell.init`` returns them (e.g. an :class:`gatedcells.LSTMParams`)."""
@@ -218,105 +280,3 @@ class RNN(nnx.Module):
         """For ``nnx.view(model, deterministic=...)``."""
         if deterministic is not None:
             self.deterministic = deterministic
-
-
-class Bidirectional(nnx.Module):
-    r"""A bidirectional layer: ``forward`` reads the sequence forwards, ``backward`` backwards.
-
-    The module form of :func:`gatedcells.bidirectional`: both directions read the same
-    input, each sequence within its own ``seq_lengths``; their outputs, aligned with the input
-    steps, are merged (concatenated by default: ``[*B, T, O_f + O_b]``). The params are
-    ``layer.forward.w_x``, ``layer.backward.w_x``, ...; :meth:`params` is the pair
-    ``(forward's, backward's)``, ``as_cell().init``'s pytree.
-
-    To pair two RNN layers as Flax does, use ``flax.nnx.Bidirectional(forward_rnn,
-    backward_rnn)``: it runs two :class:`RNN` layers unchanged.
-
-    Args:
-      forward: the forward cell.
-      in_features: ``I``, the size of the inputs.
-      rngs: an ``nnx.Rngs``; the params come from its ``params`` stream.
-      backward: the backward cell (default: ``forward``'s architecture, own params).
-      merge: ``"concat"``, ``"sum"``, ``"mean"``, or ``(y_fwd, y_bwd) -> y``.
-      time_major: inputs and outputs ``[T, *B, ...]``.
-      return_carry: return ``((carry_fwd, carry_bwd), ys)`` instead of ``ys``.
-      unroll: time steps per loop iteration of the scans (``None``: per backend).
-      param_metadata: ``nnx.Param`` metadata per field name.
-
-    Examples:
-      >>> import jax.numpy as jnp, gatedcells as gc, gatedcells.nnx as gnnx
-      >>> from flax import nnx
-      >>> layer = gnnx.Bidirectional(gc.gru(8), 3, rngs=nnx.Rngs(0))
-      >>> layer(jnp.ones((2, 5, 3)), seq_lengths=jnp.array([5, 2])).shape
-      (2, 5, 16)
-    """
-
-    __signature__ = InitSignature()  # the __init__'s, not NNX's metaclass's
-
-    def __init__(
-        self,
-        forward: Cell,
-        in_features: int,
-        *,
-        rngs: nnx.Rngs,
-        backward: Cell | None = None,
-        merge: Merge = "concat",
-        time_major: bool = False,
-        return_carry: bool = False,
-        unroll: int | bool | None = None,
-        param_metadata: Metadata | None = None,
-    ):
-        if isinstance(forward, nnx.Module) or isinstance(backward, nnx.Module):
-            raise TypeError(
-                "gatedcells.nnx.Bidirectional takes cells: Bidirectional(gc.gru(8), "
-                "in_features, rngs=rngs); to pair two RNN layers write "
-                "flax.nnx.Bidirectional(forward_rnn, backward_rnn), which runs "
-                "gatedcells.nnx.RNN layers unchanged"
-            )
-        self.cell = bidirectional(_params.check_cell(forward), backward, merge=merge)
-        self.in_features = _checks.check_positive_int("in_features", in_features)
-        _checks.check_flag("time_major", time_major)
-        _checks.check_flag("return_carry", return_carry)
-        _checks.check_unroll(unroll)
-        self.time_major, self.return_carry, self.unroll = time_major, return_carry, unroll
-        params = self.cell.init(_params.init_key(rngs), self.in_features)
-        _params.attach(self, params, ("forward", "backward"), param_metadata)
-
-    def __call__(
-        self,
-        xs: Array,
-        *,
-        initial_carry: tuple[Carry, Carry] | None = None,
-        seq_lengths: Array | None = None,
-        return_carry: bool | None = None,
-        time_major: bool | None = None,
-        rngs: Rngs = None,
-        reverse: bool | None = None,
-        keep_order: bool | None = None,
-    ) -> Array | tuple[tuple[Carry, Carry], Array]:
-        """Run both directions over ``xs [*B, T, I]``; see :class:`RNN` for the arguments.
-
-        ``rngs``, ``reverse`` and ``keep_order`` are accepted and unused, as in
-        ``flax.nnx.Bidirectional``.
-        """
-        del rngs, reverse, keep_order
-        carry, ys = run(
-            self.cell,
-            self.params(),
-            xs,
-            initial_carry,
-            seq_lengths,
-            time_major=_pick(time_major, self.time_major),
-            reverse=False,
-            keep_order=True,
-            unroll_steps=self.unroll,
-        )
-        return (carry, ys) if _pick(return_carry, self.return_carry) else ys
-
-    def params(self) -> Params:
-        """The pair ``(forward's params, backward's params)``, ``as_cell().init``'s pytree."""
-        return _params.gather(self, self.cell, self.in_features, ("forward", "backward"))
-
-    def as_cell(self) -> Cell:
-        """``gatedcells.bidirectional(forward, backward, merge=merge)``."""
-        return self.cell

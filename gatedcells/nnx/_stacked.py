@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -14,7 +15,7 @@ from ..combinators import bidirectional, stack
 from ..sequence import unroll
 from . import _params
 from ._params import Metadata
-from ._rnn import Merge, Rngs, check_seq_lengths, dropout_key
+from ._rnn import Merge, Rngs, check_seq_lengths, dropout_key, no_step
 from ._signature import InitSignature
 
 
@@ -89,6 +90,7 @@ class StackedRNN(nnx.Module):
         param_metadata: Metadata | None = None,
     ):
         _checks.check_flag("bidirectional", bidirectional)
+        self.bidirectional = bool(bidirectional)
         self.layer_cells = _layers(cells, num_layers, bidirectional, merge)
         self.cell = stack(*self.layer_cells)
         self.in_features = _checks.check_positive_int("in_features", in_features)
@@ -137,15 +139,8 @@ class StackedRNN(nnx.Module):
         check_seq_lengths(seq_lengths, xs, time_major, feature_ndim)
         if initial_carry is None:
             initial_carry = (None,) * len(layers)
-        elif not isinstance(initial_carry, tuple | list) or len(initial_carry) != len(layers):
-            raise ValueError(
-                f"initial_carry must be a tuple of {len(layers)} carries (one per layer), "
-                f"got {type(initial_carry).__name__}"
-            )
-        off = self.dropout.rate == 0 or (
-            deterministic if deterministic is not None else self.dropout.deterministic
-        )
-        key = None if off or len(layers) == 1 else dropout_key(rngs, "StackedRNN(dropout>0)")
+        _check_carries(initial_carry, len(layers), "initial_carry")
+        key = self._dropout_key(rngs, deterministic)
         if not time_major:  # one transpose in, one out; the layers run time-major
             xs = jnp.moveaxis(xs, time_axis, 0)
         carries = []
@@ -166,6 +161,73 @@ class StackedRNN(nnx.Module):
         return_carry = self.return_carry if return_carry is None else return_carry
         return (tuple(carries), ys) if return_carry else ys
 
+    def initial_carry(self, batch_shape: tuple[int, ...] = (), dtype: Any = None) -> tuple:
+        """The zero carry a stream starts from: a tuple of one carry per layer."""
+        return self.cell.initial_carry(batch_shape, dtype)
+
+    def step(
+        self,
+        x: Array,
+        carry: tuple | None = None,
+        *,
+        rngs: Rngs = None,
+        deterministic: bool | None = None,
+    ) -> tuple[tuple, Array]:
+        """One time step through every layer: ``x [*B, I] -> (carry, y [*B, O])``.
+
+        Layer ``k`` steps from ``carry[k]`` on layer ``k - 1``'s output, with dropout
+        between layers as in :meth:`__call__` (a fresh mask per step; none when
+        deterministic). Without dropout, feeding the carry forward gives the outputs of one
+        long call. Bidirectional layers cannot stream.
+
+        Args:
+          x: ``[*B, I]``, one step of every sequence.
+          carry: a tuple of one carry per layer (:meth:`initial_carry`); zeros if None.
+          rngs, deterministic: as in :meth:`__call__`.
+
+        Returns:
+          ``(carry, y)``, ``carry`` a tuple of one carry per layer.
+
+        Raises:
+          TypeError: for a bidirectional stack.
+          ValueError: a ``carry`` that is not one carry per layer, and as
+            :meth:`gatedcells.Cell.step`.
+
+        Examples:
+          >>> import jax.numpy as jnp, gatedcells as gc, gatedcells.nnx as gnnx
+          >>> from flax import nnx
+          >>> model = gnnx.StackedRNN(gc.lstm(8), 3, num_layers=2, rngs=nnx.Rngs(0))
+          >>> xs = jnp.ones((2, 5, 3))
+          >>> carry, y = model.step(xs[:, 0], model.initial_carry((2,)))
+          >>> carry, ys = model(xs[:, 1:], initial_carry=carry, return_carry=True)
+          >>> bool(jnp.allclose(ys, model(xs)[:, 1:], atol=1e-6)), len(carry)
+          (True, 2)
+        """
+        if self.bidirectional:
+            raise no_step("StackedRNN(bidirectional=True)")
+        layers, params = self.layer_cells, self.params()
+        x = _checks.check_float_array("x", x)
+        if carry is None:
+            carry = self.initial_carry(x.shape[:-1])
+        _check_carries(carry, len(layers), "carry")
+        key = self._dropout_key(rngs, deterministic)
+        carries = []
+        for k, layer in enumerate(layers):
+            new, x = layer.step(params[k], carry[k], x)
+            carries.append(new)
+            if key is not None and k < len(layers) - 1:
+                x = self.dropout(x, deterministic=False, rngs=jax.random.fold_in(key, k))
+        return tuple(carries), x
+
+    def _dropout_key(self, rngs: Rngs, deterministic: bool | None) -> Array | None:
+        """A dropout key for this call, or None when no dropout applies."""
+        off = self.dropout.rate == 0 or (
+            deterministic if deterministic is not None else self.dropout.deterministic
+        )
+        if off or len(self.layer_cells) == 1:
+            return None
+        return dropout_key(rngs, "StackedRNN(dropout>0)")
+
     def params(self) -> Params:
         """The tuple of the layers' params, ``as_cell().init``'s pytree."""
         return _params.gather(self, self.cell, self.in_features)
@@ -173,6 +235,13 @@ class StackedRNN(nnx.Module):
     def as_cell(self) -> Cell:
         """The :func:`gatedcells.stack` of the layers (bidirectional ones if so)."""
         return self.cell
+
+
+def _check_carries(carry: object, n: int, name: str) -> None:
+    if not isinstance(carry, tuple | list) or len(carry) != n:
+        raise ValueError(
+            f"{name} must be a tuple of {n} carries (one per layer), got {type(carry).__name__}"
+        )
 
 
 def _layers(
