@@ -240,7 +240,8 @@ class StackedRNN(nnx.Module):
 def _check_carries(carry: object, n: int, name: str) -> None:
     if not isinstance(carry, tuple | list) or len(carry) != n:
         raise ValueError(
-            f"{name} must be a tuple of {n} carries (one per layer), got {type(carry).__name__}"
+            f"{name} must be a tuple of {n} carries (one per layer), got "
+            + (f"{len(carry)}" if isinstance(carry, tuple | list) else type(carry).__name__)
         )
 
 
