@@ -37,6 +37,7 @@ import jax.numpy as jnp
 from .._cell import Array, Carry, Cell, Params, matmul, recurrent_matmul
 from ._dims import is_known
 from ._masks import mask_step
+from ._vma import match_vma, sum_to_vma
 
 
 def fused_scan(
@@ -180,6 +181,9 @@ def _scan_bwd(cell, reverse, unroll, residuals, cotangents):
     split = cell.split
     # What `update` may read: everything but the two kernels (the Fused contract).
     pointwise = params._replace(w_x=None, w_h=None)
+    # Inside shard_map: read as varying, so that the loop accumulates each device's own
+    # gradient (no psum per step) and one psum after it sums them.
+    pointwise_v = match_vma(pointwise, xs, carries)
     w_h_t = jnp.swapaxes(params.w_h, -1, -2)  # per head for a block-diagonal w_h
 
     def update(p, c, x_proj_t, h_proj_t):
@@ -200,12 +204,12 @@ def _scan_bwd(cell, reverse, unroll, residuals, cotangents):
             d_carry = jax.tree.map(lambda d: jnp.where(keep, d, jnp.zeros_like(d)), d_carry)
             d_y = jnp.where(keep, d_y, jnp.zeros_like(d_y))
         if split.additive:  # x_proj_t holds the sum; one cotangent serves both halves
-            _, vjp = jax.vjp(additive_update, pointwise, carry_t, jnp.concatenate(x_proj_t, -1))
+            _, vjp = jax.vjp(additive_update, pointwise_v, carry_t, jnp.concatenate(x_proj_t, -1))
             d_p, d_prev, d_x_proj = vjp((d_carry, d_y))
             d_h_proj = d_x_proj
         else:
             x_proj_t, h_proj_t = (jnp.concatenate(a, axis=-1) for a in (x_proj_t, h_proj_t))
-            _, vjp = jax.vjp(update, pointwise, carry_t, x_proj_t, h_proj_t)
+            _, vjp = jax.vjp(update, pointwise_v, carry_t, x_proj_t, h_proj_t)
             d_p, d_prev, d_x_proj, d_h_proj = vjp((d_carry, d_y))
         d_h = _recurrent_matmul_t(d_h_proj, w_h_t, split.dtype)
         _, vjp_hidden = jax.vjp(split.hidden, carry_t)
@@ -216,10 +220,11 @@ def _scan_bwd(cell, reverse, unroll, residuals, cotangents):
         d_pointwise = jax.tree.map(jnp.add, d_pointwise, d_p)
         return (d_prev, d_pointwise), (d_x_proj, () if split.additive else d_h_proj)
 
-    zeros = jax.tree.map(jnp.zeros_like, pointwise)
+    zeros = jax.tree.map(jnp.zeros_like, pointwise_v)
+    acc = (match_vma(d_carry, carries, d_ys), zeros)
     (d_carry0, d_pointwise), (d_x_proj, d_h_proj) = jax.lax.scan(
         body,
-        (d_carry, zeros),
+        acc,
         (carries, x_proj, h_proj, d_ys, valid),
         reverse=not reverse,
         unroll=unroll,
@@ -235,9 +240,12 @@ def _scan_bwd(cell, reverse, unroll, residuals, cotangents):
     x_proj, vjp_project = jax.vjp(cell.project, params, flat_xs)
     d_params, d_xs = vjp_project(d_x_proj.reshape(x_proj.shape).astype(x_proj.dtype))
     d_xs = d_xs.reshape(xs.shape)
+    # Inside shard_map, sums over the axes the params are replicated on (project's VJP did)
+    d_pointwise, d_w_h = sum_to_vma((d_pointwise, d_w_h), (pointwise, params.w_h))
     d_params = jax.tree.map(
         jnp.add, d_params, d_pointwise._replace(w_x=jnp.zeros_like(params.w_x), w_h=d_w_h)
     )
+    d_carry0 = sum_to_vma(d_carry0, jax.tree.map(lambda c: c[0], carries))
     return d_params, d_carry0, d_xs, None
 
 

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 
 from .._cell import Array
 from ._dims import chunk_layout, is_known, padded
+from ._vma import match_vma, sum_to_vma
 
 # log(0): a finite floor instead of -inf keeps every gradient finite (exp(LOG_ZERO) == 0).
 LOG_ZERO = -1e30
@@ -34,6 +35,7 @@ LOG_ZERO = -1e30
 def forward(method: str, unroll, chunk_size: int, log_a: Array, b: Array, h0: Array) -> Array:
     """Every ``h_t`` of ``h_t = exp(log_a_t) * h_{t-1} + b_t`` from ``h_{-1} = h0``."""
     with jax.named_scope("gatedcells.linear_recurrence"):
+        h0 = match_vma(h0, log_a, b)  # inside shard_map: a scan carry as varying as its inputs
         if method == "sequential":
             return sequential(jnp.exp(log_a), b, h0, unroll)
         if method == "chunked":
@@ -53,18 +55,19 @@ def recurrence(method: str, unroll, chunk_size: int, log_a: Array, b: Array, h0:
 
 def _recurrence_fwd(method, unroll, chunk_size, log_a, b, h0):
     hs = forward(method, unroll, chunk_size, log_a, b, h0)
-    return hs, (log_a, hs, h0)
+    return hs, (log_a, hs, h0, b[:0])  # b[:0]: no data, b's type inside shard_map
 
 
 def _recurrence_bwd(method, unroll, chunk_size, residuals, d_hs):
-    log_a, hs, h0 = residuals
+    log_a, hs, h0, b_type = residuals
     # g_t = d_hs_t + a_{t+1} g_{t+1}: the same recurrence, time reversed, a shifted by one
     log_a_next = jnp.concatenate([log_a[1:], jnp.zeros_like(log_a[:1])], axis=0)
     g = forward(method, unroll, chunk_size, log_a_next[::-1], d_hs[::-1], jnp.zeros_like(h0))
     g = g[::-1]
     h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
     d_log_a = g * jnp.exp(log_a) * h_prev  # dh_t / dlog a_t = a_t h_{t-1}
-    return d_log_a, g, jnp.exp(log_a[0]) * g[0]
+    d_h0 = jnp.exp(log_a[0]) * g[0]
+    return sum_to_vma((d_log_a, g, d_h0), (log_a, b_type, h0))  # replicated: summed
 
 
 recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)

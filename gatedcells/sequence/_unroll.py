@@ -12,6 +12,7 @@ from .._cell import Array, Carry, Cell, Params
 from ._dims import chunk_layout, padded, require_known
 from ._fused import fused_scan
 from ._masks import mask_inputs, mask_step, valid_mask
+from ._vma import match_vma
 
 GRADS = ("auto", "autodiff")
 
@@ -155,6 +156,7 @@ def unroll_time_major(
         ones = (1,) * (xs.ndim - 1 - valid.ndim)
         valid = jnp.broadcast_to(valid.reshape(valid.shape + ones), xs.shape[:-1])
     xs = mask_inputs(valid, xs)  # padding reaches no value and no gradient
+    carry = match_vma(carry, xs, params)  # inside shard_map: as varying as what reaches it
     if cell.scan is not None:
         return cell.scan(
             params, carry, xs, valid=valid, reverse=reverse, unroll=unroll, grad=grad, remat=remat
