@@ -97,7 +97,7 @@ def check(name, params, run, mesh, xs, lengths):
         out = {}
         for grad in getattr(run, "grads", ("auto",)):
 
-            def loss(params, xs):
+            def loss(params, xs, grad=grad):
                 carry, ys = run(params, xs, lengths, grad)
                 value = jnp.sum(jnp.sin(ys)) + sum(jnp.sum(c) for c in jax.tree.leaves(carry))
                 return total(value), (carry, ys)
@@ -123,7 +123,9 @@ def check(name, params, run, mesh, xs, lengths):
     split = jax.sharding.NamedSharding(mesh, P("b"))  # make_mesh's axes are explicit
     got = many(params, jax.device_put(xs, split), jax.device_put(lengths, split))
     if name in PER_BATCH_MASKS:  # masks drawn per batch shape: one device runs each shard
-        parts = [one(params, x, n) for x, n in zip(jnp.split(xs, 4), jnp.split(lengths, 4))]
+        parts = [
+            one(params, x, n) for x, n in zip(jnp.split(xs, 4), jnp.split(lengths, 4), strict=True)
+        ]
         want = jax.tree.map(
             lambda s, *a: jnp.concatenate(a) if s == P("b") else sum(a), out_specs, *parts,
             is_leaf=lambda s: isinstance(s, P),
