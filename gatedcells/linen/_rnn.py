@@ -179,7 +179,7 @@ class RNN(nn.Module):
         """One time step, for streaming and generation: ``x [*B, I] -> (carry, y [*B, O])``.
 
         Call it as ``model.apply(variables, x, carry, method=RNN.step)``: it fetches the
-        same param ``"cell"`` as :meth:`__call__`. Feeding the carry forward step by step
+        same param ``"cell"`` as ``__call__``. Feeding the carry forward step by step
         (or chunk by chunk, ``apply(variables, xs, initial_carry=carry,
         return_carry=True)``) gives the outputs of one long call. ``reverse`` and
         ``time_major`` play no part in a single step.
@@ -188,7 +188,7 @@ class RNN(nn.Module):
           x: ``[*B, I]``, one step of every sequence.
           carry: the carry so far (:meth:`initial_carry`, or a previous step's or call's);
             zeros if None.
-          deterministic: as in :meth:`__call__`, for the regulariser (a key per step).
+          deterministic: as in ``__call__``, for the regulariser (a key per step).
 
         Returns:
           ``(carry, y)``, the carry in the containers given.

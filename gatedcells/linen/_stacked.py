@@ -135,13 +135,13 @@ class StackedRNN(nn.Module):
 
         Call it as ``model.apply(variables, x, carry, method=StackedRNN.step)``: layer ``k``
         steps from ``carry[k]`` on layer ``k - 1``'s output, with dropout between layers as
-        in :meth:`__call__` (a fresh mask per step; none when deterministic). Without
+        in ``__call__`` (a fresh mask per step; none when deterministic). Without
         dropout, feeding the carry forward gives the outputs of one long call.
 
         Args:
           x: ``[*B, I]``, one step of every sequence.
           carry: a tuple of one carry per layer (:meth:`initial_carry`); zeros if None.
-          deterministic: as in :meth:`__call__`.
+          deterministic: as in ``__call__``.
 
         Returns:
           ``(carry, y)``, ``carry`` a tuple of one carry per layer.

@@ -242,7 +242,7 @@ class RNN(nnx.Module):
           x: ``[*B, I]``, one step of every sequence.
           carry: the carry so far (:meth:`initial_carry`, or a previous step's or call's);
             zeros if None.
-          rngs, deterministic: as in :meth:`__call__`, for the regulariser (a key per step).
+          rngs, deterministic: as in ``__call__``, for the regulariser (a key per step).
 
         Returns:
           ``(carry, y)``, the carry in the containers given.

@@ -176,14 +176,14 @@ class StackedRNN(nnx.Module):
         """One time step through every layer: ``x [*B, I] -> (carry, y [*B, O])``.
 
         Layer ``k`` steps from ``carry[k]`` on layer ``k - 1``'s output, with dropout
-        between layers as in :meth:`__call__` (a fresh mask per step; none when
+        between layers as in ``__call__`` (a fresh mask per step; none when
         deterministic). Without dropout, feeding the carry forward gives the outputs of one
         long call. Bidirectional layers cannot stream.
 
         Args:
           x: ``[*B, I]``, one step of every sequence.
           carry: a tuple of one carry per layer (:meth:`initial_carry`); zeros if None.
-          rngs, deterministic: as in :meth:`__call__`.
+          rngs, deterministic: as in ``__call__``.
 
         Returns:
           ``(carry, y)``, ``carry`` a tuple of one carry per layer.
