@@ -194,8 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_demo(sub)
     _add_train(sub)
-    _add_zoo(sub)
-    _add_bench(sub)
+    _add_passthrough(sub)
     return parser
 
 
@@ -283,48 +282,44 @@ def _add_run_options(train: argparse.ArgumentParser) -> None:
     add("--quiet", action="store_true", help="no progress bar")
 
 
-def _add_zoo(sub) -> None:
-    zoo = sub.add_parser(
-        "zoo",
-        help="every variant of the zoo on one task, one table (python -m gatedcells.zoo)",
-        description="See 'gatedcells zoo --help' (options are passed to gatedcells.zoo).",
-        add_help=False,
-    )
-    zoo.add_argument("args", nargs=argparse.REMAINDER, help="options of gatedcells.zoo")
-    zoo.set_defaults(run=_zoo)
-
-
-def _zoo(args: argparse.Namespace) -> int:
+def _zoo(argv: list[str]) -> int:
     from ..zoo import main as zoo_main
 
-    return zoo_main(args.args, prog="gatedcells zoo")
+    return zoo_main(argv, prog="gatedcells zoo")
 
 
-def _add_bench(sub) -> None:
-    bench = sub.add_parser(
-        "bench",
-        help="speed against Flax, Equinox and PyTorch (the installed ones), side by side",
-        description="See 'gatedcells bench --help' (options are passed to gatedcells.bench).",
-        add_help=False,
-    )
-    bench.add_argument("args", nargs=argparse.REMAINDER, help="options of gatedcells.bench")
-    bench.set_defaults(run=_bench)
-
-
-def _bench(args: argparse.Namespace) -> int:
+def _bench(argv: list[str]) -> int:
     from ..bench import main as bench_main
 
-    return bench_main(args.args)
+    return bench_main(argv)
+
+
+# Subcommands whose options (--help included) belong to a module of their own.
+PASSTHROUGH = {
+    "zoo": (_zoo, "every variant of the zoo on one task, one table (python -m gatedcells.zoo)"),
+    "bench": (_bench, "speed against Flax, Equinox and PyTorch (the installed ones), side by side"),
+}
+
+
+def _add_passthrough(sub) -> None:
+    """List the pass-through subcommands in ``--help``; ``main`` hands them their argv."""
+    for name, (run, summary) in PASSTHROUGH.items():
+        parser = sub.add_parser(
+            name,
+            help=summary,
+            description=f"See 'gatedcells {name} --help' (options are passed to gatedcells.{name}).",
+            add_help=False,
+        )
+        parser.add_argument("args", nargs=argparse.REMAINDER, help=f"options of gatedcells.{name}")
+        parser.set_defaults(run=lambda args, run=run: run(args.args))
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        if argv[:1] == ["bench"]:  # its options (--help included) belong to gatedcells.bench
-            return _bench(argparse.Namespace(args=argv[1:]))
-        if argv[:1] == ["zoo"]:  # and the zoo's to gatedcells.zoo
-            return _zoo(argparse.Namespace(args=argv[1:]))
+        if argv[:1] and argv[0] in PASSTHROUGH:
+            return PASSTHROUGH[argv[0]][0](argv[1:])
         args = build_parser().parse_args(argv)
         return args.run(args)
     except UsageError as err:
