@@ -47,6 +47,10 @@ class MLSTMCarry(NamedTuple):
         C_{t-1} + i_t v_t k_t^T`` per head, ``DV = v_dim/NH``, ``DK = qk_dim/NH``).
       n: the normaliser ``[*B, NH*DK]`` (``reshape(*B, NH, DK)``).
       m: the stabiliser ``[*B, NH]`` (log scale of ``C`` and ``n``; 0 at the start).
+
+    ``mlstm_kernels`` and xLSTM-large scale the queries instead of the keys and hold ``C``
+    as ``[DK, DV]``: :func:`gatedcells.interop.to_mlstm_kernels` and
+    :func:`~gatedcells.interop.from_mlstm_kernels` convert a state across.
     """
 
     C: Array

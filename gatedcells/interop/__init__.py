@@ -32,15 +32,29 @@ is one gatedcells array or one gate block of it (with equal dtypes; NNX's ``GRUC
 torch -> gatedcells -> torch gives a module with the same outputs but not the same tensors:
 ``bias_ih``/``bias_hh`` come back as their sum and zeros.
 
+The mLSTM's carry converts to and from the state of ``mlstm_kernels`` and xLSTM-large
+(:func:`to_mlstm_kernels`, :func:`from_mlstm_kernels`): they scale the queries where
+gatedcells scales the keys and hold the memory transposed.
+
 torch and flax are imported only inside the functions that take their modules:
 ``import gatedcells.interop`` needs only jax and numpy.
 """
 
 from ._flax import from_flax as from_flax
 from ._flax import to_flax as to_flax
+from ._mlstm import from_mlstm_kernels as from_mlstm_kernels
+from ._mlstm import to_mlstm_kernels as to_mlstm_kernels
 from ._torch import from_torch as from_torch
 from ._torch import to_torch as to_torch
 from ._torch_state_dict import _torch_cell as _torch_cell  # a torch module's cell (tests)
 from ._torch_state_dict import from_torch_state_dict as from_torch_state_dict
 
-__all__ = ["from_flax", "from_torch", "from_torch_state_dict", "to_flax", "to_torch"]
+__all__ = [
+    "from_flax",
+    "from_mlstm_kernels",
+    "from_torch",
+    "from_torch_state_dict",
+    "to_flax",
+    "to_mlstm_kernels",
+    "to_torch",
+]
