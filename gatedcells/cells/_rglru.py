@@ -148,7 +148,10 @@ def rg_lru(
     The layer maps ``H`` channels to ``H``: its input must have ``I = H``, or
     ``input_proj=True`` first projects it, :math:`x = u W_x + b_x` (the linear layer of
     Griffin's recurrent block). With ``input_proj=False`` the params map one-to-one to
-    recurrentgemma's ``RGLRU`` layer (``tests/fixtures/make_rglru_golden.py``).
+    recurrentgemma's ``RGLRU`` layer (``tests/fixtures/make_rglru_golden.py``); it treats
+    every ``segment_pos == 0``, the first token of a sequence included, as a segment start,
+    so reproducing it takes ``resets=True`` and that flag (docs/cells/linear.md, "Porting
+    from Griffin").
 
     Parameter count: ``2*(H*H/num_heads + H) + H``, plus ``I*H + H`` with ``input_proj``.
 

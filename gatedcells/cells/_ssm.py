@@ -141,7 +141,9 @@ def selective_ssm(
     Args:
       hidden_size: ``H``, the channels.
       state_size: ``N``, the state size per channel (16 in Mamba).
-      dt_rank: ``R``, the rank of :math:`\Delta`'s projection (default ``ceil(H / 16)``).
+      dt_rank: ``R``, the rank of :math:`\Delta`'s projection (default ``ceil(H / 16)``; a
+        Mamba block's is ``ceil(d_model / 16)`` of its outer width: pass that to port one,
+        docs/cells/linear.md).
       dt_min, dt_max: the range of :math:`\Delta` at init (``0 < dt_min < dt_max``).
       dt_init_floor: the smallest :math:`\Delta` at init.
       input_proj: project inputs of any size ``I`` to ``H`` channels first.
