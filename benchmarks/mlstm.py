@@ -102,7 +102,8 @@ def chunks(args):
 
 
 # --------------------------------------------------------------------------------------
-# MQAR: one layer of width H with a linear readout at every step, Adam, a fixed budget.
+# MQAR: one layer of width H reading each token with its predecessor, a linear readout at
+# every step, AdamW with warmup and cosine decay, a fixed budget (docs/cells/xlstm.md).
 
 
 def mqar(args):
