@@ -4,6 +4,7 @@
   gatedcells demo --quick      the same, reduced (about a minute)
   gatedcells train --task adding --cell lstm --hidden 32 --length 100 --steps 2000 --out run/
   gatedcells train --task mqar --cell gru --num-pairs 4 --out run/   (any task: --help lists them)
+  gatedcells sample --run run/ --prompt ROMEO: --top-k 10   text from a --task text run
   gatedcells zoo --task adding --only lstm gru min_gru   every variant on one task, one table
   gatedcells bench             speed against Flax, Equinox and PyTorch on this machine
 
@@ -35,6 +36,7 @@ from ._runs import (
 from ._runs import DemoConfig as DemoConfig
 from ._runs import Run as Run
 from ._runs import save_run as save_run
+from ._sample import add_sample
 from ._tasks import (
     ALL_CELLS,
     TASK_HELP,
@@ -194,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_demo(sub)
     _add_train(sub)
+    add_sample(sub)
     _add_passthrough(sub)
     return parser
 

@@ -116,6 +116,17 @@ def save(mngr, state: Any, history: dict, config: dict | None) -> None:
     mngr.wait_until_finished()
 
 
+def read_meta(mngr) -> Any:
+    """The description saved with the latest checkpoint in ``mngr`` (``{"format", "state",
+    "config", "history"}`` when gatedcells wrote it); ``None`` when there is no checkpoint."""
+    import orbax.checkpoint as ocp
+
+    step = mngr.latest_step()
+    if step is None:
+        return None
+    return mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+
+
 def restore(mngr, like: Any, config: dict | None, directory: str) -> tuple[Any, dict] | None:
     """The latest checkpoint in ``mngr`` restored into the structure (and shardings) of
     ``like``, with its history; ``None`` when there is none.
@@ -129,7 +140,7 @@ def restore(mngr, like: Any, config: dict | None, directory: str) -> tuple[Any, 
     step = mngr.latest_step()
     if step is None:
         return None
-    meta = mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+    meta = read_meta(mngr)
     where = f"the checkpoint in {directory} (step {step})"
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{where} was not written by gatedcells.training.fit")
