@@ -4,12 +4,16 @@ promotion inside the library is a bug, so it raises here. Hypothesis profiles: "
 (``HYPOTHESIS_PROFILE=thorough pytest tests/test_properties.py``)."""
 
 import atexit
+import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 
 import jax
 import pytest
+from filelock import FileLock
 from hypothesis import HealthCheck, settings
 
 # One XLA compilation cache for the run, shared by the xdist workers and the notebook kernels
@@ -47,3 +51,35 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "gatedcells"))
 @pytest.fixture
 def key():
     return jax.random.key(0)
+
+
+@pytest.fixture(scope="session")
+def run_script(tmp_path_factory, worker_id):
+    """``run_script(path, devices)``: the JSON of the last line that ``python path`` prints,
+    run with ``devices`` virtual CPU devices (the count is fixed when jax starts), ONCE per
+    session: xdist workers share the first one's result through a file, so the tests that
+    read one subprocess's result may run on any worker."""
+    shared = tmp_path_factory.getbasetemp().parent if worker_id != "master" else None
+
+    def run(path, devices: int, timeout: int = 900) -> dict:
+        flags = (
+            f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}"
+        )
+        paths = (os.path.dirname(os.path.dirname(__file__)), os.environ.get("PYTHONPATH"))
+        env = dict(os.environ, XLA_FLAGS=flags, PYTHONPATH=os.pathsep.join(p for p in paths if p))
+
+        def fresh():
+            argv = [sys.executable, str(path)]
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
+            assert done.returncode == 0, done.stderr
+            return json.loads(done.stdout.strip().splitlines()[-1])
+
+        if shared is None:
+            return fresh()
+        out = shared / f"{os.path.basename(path)}-{devices}.json"
+        with FileLock(f"{out}.lock"):
+            if not out.is_file():
+                out.write_text(json.dumps(fresh()))
+            return json.loads(out.read_text())
+
+    return run

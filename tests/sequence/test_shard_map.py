@@ -2,17 +2,12 @@
 (``check_vma=True``) over 4 virtual CPU devices, against one device (issue #24). A
 subprocess: the device count is fixed when jax starts."""
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from registry import NAMES
 
 RUN = Path(__file__).with_name("shard_map_run.py")
-ROOT = Path(__file__).resolve().parents[2]
 # bfloat16 matmuls; the mLSTM's exponential gates (gate_init normal(0.5), gradients up to
 # 1e2) round differently at another batch shape on ONE device too: one device over the
 # whole batch against the sum over its four quarters differs by 6.5e-5 (mlstm) and 1.0e-5
@@ -21,14 +16,8 @@ TOLERANCE = {"lstm_bf16_compute": 2e-2, "mlstm": 1e-4, "mlstm_recurrent": 1e-4}
 
 
 @pytest.fixture(scope="module")
-def result():
-    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", PYTHONPATH=path)
-    done = subprocess.run(
-        [sys.executable, str(RUN)], capture_output=True, text=True, timeout=900, env=env
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def result(run_script):
+    return run_script(RUN, devices=4)
 
 
 def test_runs_over_4_devices(result):

@@ -1,11 +1,7 @@
 """Data-parallel ``fit`` over 4 virtual CPU devices (a subprocess: the device count is fixed
 when jax starts) against one device."""
 
-import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,13 +12,8 @@ RUN = Path(__file__).with_name("multidevice_run.py")
 
 
 @pytest.fixture(scope="module")
-def result():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
-    done = subprocess.run(
-        [sys.executable, str(RUN)], capture_output=True, text=True, timeout=600, env=env
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def result(run_script):
+    return run_script(RUN, devices=4, timeout=600)
 
 
 def test_batch_is_split_over_4_devices_params_replicated(result):
