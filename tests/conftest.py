@@ -83,3 +83,17 @@ def run_script(tmp_path_factory, worker_id):
             return json.loads(out.read_text())
 
     return run
+
+
+def pytest_collection_modifyitems(config, items):
+    """The tests of one registry cell (contract, padding, robustness, bad input: ``name``
+    parametrised) run on one xdist worker (``--dist loadgroup``), so that the cell, its
+    inputs and its compiled programs (``registry.build``, ``test_contract.case``) are made
+    once in the session, not once per worker."""
+    from registry import NAMES
+
+    names = set(NAMES)
+    for item in items:
+        name = getattr(item, "callspec", None) and item.callspec.params.get("name")
+        if isinstance(name, str) and name in names:
+            item.add_marker(pytest.mark.xdist_group(name))

@@ -123,6 +123,13 @@ def build(name: str):
     return CELLS[name]()
 
 
+@functools.cache
+def params(name: str, input_size: int):
+    """``build(name).init(jax.random.key(0), input_size)`` as one compiled program (eagerly,
+    each random draw and cast is a program of its own), made once per process."""
+    return jax.jit(build(name).init, static_argnums=1)(jax.random.key(0), input_size)
+
+
 def rebuild(name: str, **kw):
     """The registry cell ``name`` built with extra factory keywords, or ``None``."""
     return None if name in NO_REBUILD else CELLS[name](**kw)

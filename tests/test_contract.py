@@ -76,12 +76,18 @@ def case(name: str) -> Case:
     )
     unroll = jax.jit(functools.partial(gc.unroll, cell), static_argnames=("reverse", "time_major"))
     return Case(
-        name, cell, cell.init(kp, I), jax.random.normal(kx, (B, T, I)), carry,
+        name, cell, init(cell, kp), jax.random.normal(kx, (B, T, I)), carry,
         LOOSE.get(name, dict(rtol=1e-5, atol=1e-5)), unroll, jax.jit(cell.step),
     )  # fmt: skip
 
 
 cases = pytest.mark.parametrize("name", NAMES)
+
+
+def init(cell, key):
+    """``cell.init(key, I)`` as one compiled program (eagerly, each of its random draws and
+    casts would be a program of its own)."""
+    return jax.jit(cell.init, static_argnums=1)(key, I)
 
 
 def loss_of(run):
@@ -118,11 +124,16 @@ def test_unroll_equals_python_loop_of_steps(name, reverse):
 @cases
 def test_step_equals_recur_of_project(name):
     c = case(name)
-    x = c.xs[:, 0]
-    step = c.cell.step(c.params, c.carry, x)
-    c.close(step, c.cell.recur(c.params, c.carry, c.cell.project(c.params, x)))
-    new_carry, y, _ = c.cell.update(c.params, c.carry, c.cell.project(c.params, x))
-    c.close((new_carry, y), step)
+
+    def halves(params, carry, x):
+        x_proj = c.cell.project(params, x)
+        new_carry, y, _ = c.cell.update(params, carry, x_proj)
+        return c.cell.recur(params, carry, x_proj), (new_carry, y)
+
+    step = c.step(c.params, c.carry, c.xs[:, 0])
+    by_recur, by_update = jax.jit(halves)(c.params, c.carry, c.xs[:, 0])
+    c.close(step, by_recur)
+    c.close(by_update, step)
 
 
 @cases
@@ -197,7 +208,7 @@ def test_bfloat16_end_to_end(name):
     cell = rebuild(name, param_dtype=jnp.bfloat16)
     if cell is None:
         pytest.skip("no rebuild with another param_dtype (see registry.NO_REBUILD)")
-    params = cell.init(jax.random.key(2), I)
+    params = init(cell, jax.random.key(2))
     assert all(leaf.dtype == jnp.bfloat16 for leaf in jax.tree.leaves(params))
     carry, ys = jax.jit(functools.partial(gc.unroll, cell))(params, c.xs.astype(jnp.bfloat16))
     assert ys.dtype == jnp.bfloat16

@@ -10,6 +10,7 @@ T = 1,000 for the saturating ones (sigmoid and tanh gates bound every value of t
 import jax
 import jax.numpy as jnp
 import pytest
+import registry
 from registry import NAMES, OVERFLOW_PRONE, build, rebuild
 
 import gatedcells as gc
@@ -38,7 +39,7 @@ def finite(tree):
 def test_long_large_inputs_float32_values_and_gradients_finite(name):
     cell = build(name)
     xs = inputs(name, jnp.float32, steps(name))
-    params = cell.init(jax.random.key(0), xs.shape[-1])
+    params = registry.params(name, xs.shape[-1])
 
     @jax.jit
     def run(params, xs):

@@ -1,7 +1,11 @@
 """Careless use that used to lose work or give a wrong answer silently (issue: no lost runs,
 no silent overwrites, no NaN from padding): each case with the one-line error a user sees."""
 
+import contextlib
+import importlib
+import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -79,9 +83,29 @@ RESULTS = ("history.json", "params.npz", "curves.png", "timing.json")
 
 
 def command(*argv, module="gatedcells.cli", cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", module, *argv], capture_output=True, text=True, timeout=600, cwd=cwd
-    )
+    """``python -m module *argv`` run in this process (its ``main``, with stdout, stderr and
+    the working folder redirected): the exit status and output the user sees, without a
+    fresh interpreter per case. :func:`test_a_real_process_sees_the_same` runs one case as
+    a subprocess."""
+    out, err, here = io.StringIO(), io.StringIO(), os.getcwd()
+    try:
+        os.chdir(cwd or here)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                status = importlib.import_module(module).main(list(argv))
+            except SystemExit as exit:  # argparse's own errors
+                status = exit.code
+    finally:
+        os.chdir(here)
+    return subprocess.CompletedProcess(argv, status or 0, out.getvalue(), err.getvalue())
+
+
+def test_a_real_process_sees_the_same(tmp_path):
+    argv = [*TRAIN, "--clip", "-1", "--out", "run"]
+    done = subprocess.run([sys.executable, "-m", "gatedcells.cli", *argv], capture_output=True,
+                          text=True, timeout=600, cwd=tmp_path)  # fmt: skip
+    assert refused(done, "--clip") == refused(command(*argv, cwd=tmp_path), "--clip")
+    assert list(tmp_path.iterdir()) == []
 
 
 def refused(done, *words):

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import registry
 from registry import NAMES, build
 
 import gatedcells as gc
@@ -49,7 +50,7 @@ def assert_same(got, want):
 def test_padding_reaches_no_value_and_no_gradient(name, options):
     cell = build(name)
     xs = inputs(name)
-    params = cell.init(jax.random.key(0), xs.shape[-1])
+    params = registry.params(name, xs.shape[-1])
     run = value_and_grads(cell, **options)
     want = run(params, padded(xs, 0.0))
     (_, _), (_, d_xs) = want
