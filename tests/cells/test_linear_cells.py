@@ -18,6 +18,9 @@ from gatedcells import diagnostics as gd
 METHODS = ("sequential", "associative", "chunked")
 FIXTURE = os.path.join(os.path.dirname(__file__), "..", "fixtures", "rglru_golden.npz")
 
+# unroll compiled (one program per cell and shapes; eagerly each operation is one)
+unroll = jax.jit(gc.unroll, static_argnums=0, static_argnames=("reverse",))
+
 
 def close(got, want, tol=1e-5):
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=tol, atol=tol)
@@ -50,7 +53,7 @@ def test_rg_lru_matches_recurrentgemma_fixture(golden, case, method):
     cell = gc.rg_lru(8, num_heads=2, resets=True, method=method, chunk_size=5)
     h0 = jnp.asarray(g["h0"]) if case == "carry" else None
     xs = _with_flags(g["x"], g[f"{case}_pos"])
-    h, ys = gc.unroll(cell, _rg_params(g), xs, h0)
+    h, ys = unroll(cell, _rg_params(g), xs, h0)
     close(ys, g[f"{case}_y"])
     close(ys, g[f"{case}_y_assoc"])  # their associative scan
     close(h, g[f"{case}_h"])
@@ -60,7 +63,7 @@ def test_rg_lru_matches_recurrentgemma_fixture(golden, case, method):
             g["weight"] * gc.unroll(cell, params, _with_flags(x, g[f"{case}_pos"]), h0)[1]
         )
 
-    d_params, d_x = jax.grad(loss, (0, 1))(_rg_params(g), jnp.asarray(g["x"]))
+    d_params, d_x = jax.jit(jax.grad(loss, (0, 1)))(_rg_params(g), jnp.asarray(g["x"]))
     close(d_x, g[f"{case}_grad_x"])
     for field in ("w_a", "b_a", "w_i", "b_i", "lam"):
         close(getattr(d_params, field), g[f"{case}_grad_{field}"])
@@ -102,9 +105,9 @@ def test_rg_lru_resets_split_packed_rows_into_separate_runs():
     for method in METHODS:
         cell = gc.rg_lru(6, num_heads=2, resets=True, input_proj=True, method=method, chunk_size=2)
         for reverse in (False, True):
-            _, ys = gc.unroll(cell, params, packed, reverse=reverse)
-            _, ys_a = gc.unroll(cell, params, single(a), reverse=reverse)
-            _, ys_b = gc.unroll(cell, params, single(b), reverse=reverse)
+            _, ys = unroll(cell, params, packed, reverse=reverse)
+            _, ys_a = unroll(cell, params, single(a), reverse=reverse)
+            _, ys_b = unroll(cell, params, single(b), reverse=reverse)
             close(ys, jnp.concatenate([ys_a, ys_b]))
 
 
@@ -240,7 +243,7 @@ def test_selective_ssm_matches_algorithm_2(method):
         lambda a: jnp.asarray(0.5 * rng.standard_normal(a.shape), jnp.float32), params
     )
     us = rng.standard_normal((3, T, H))
-    _, ys = gc.unroll(cell, params, jnp.asarray(us, jnp.float32))
+    _, ys = unroll(cell, params, jnp.asarray(us, jnp.float32))
     close(ys, s6(params, us), tol=2e-5)
 
 
