@@ -255,9 +255,9 @@ def test_stacks_with_other_cells_and_steps_like_it_unrolls():
     params = deep.init(jax.random.key(0), 3)
     xs = jax.random.normal(jax.random.key(1), (2, 40, 3))
     carry, ys = gc.unroll(deep, params, xs)  # the mLSTM layer runs chunkwise at 40 steps
-    step_carry, step_ys = deep.initial_carry((2,)), []
+    step_carry, step_ys, step = deep.initial_carry((2,)), [], jax.jit(deep.step)
     for t in range(40):
-        step_carry, y = deep.step(params, step_carry, xs[:, t])
+        step_carry, y = step(params, step_carry, xs[:, t])
         step_ys.append(y)
     np.testing.assert_allclose(ys, jnp.stack(step_ys, axis=1), **TOL)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **TOL), carry, step_carry)
@@ -292,9 +292,9 @@ def test_jit_and_vmap_of_the_sequence_forms(problem):
             jax.jit(run)(params, xs, carry),
             want,
         )
-        got = jax.vmap(run, in_axes=(None, 0, 0))(params, xs, carry)
+        got = jax.jit(jax.vmap(run, in_axes=(None, 0, 0)))(params, xs, carry)
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **TOL), got, want)
-        one = run(params, xs[1], jax.tree.map(lambda a: a[1], carry))  # no batch axis
+        one = jax.jit(run)(params, xs[1], jax.tree.map(lambda a: a[1], carry))  # no batch axis
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b[1], **TOL), one, want)
 
 
