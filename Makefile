@@ -19,7 +19,7 @@ STAMP  := $(VENV)/.installed
 # (pip's find-links); otherwise the live comparisons skip and the committed
 # golden fixtures still check equivalence.
 TORCH  ?= torch==2.13.0+cpu
-PYTEST_ARGS ?= -n auto --dist worksteal  # a worker per core (pytest-xdist), idle ones take queued tests
+PYTEST_ARGS ?= -n auto --dist loadgroup  # a worker per core (pytest-xdist); a registry cell's tests on one worker
 SPHINX_ARGS ?= -W -n --keep-going -q      # warnings are errors, every reference checked
 # XLA's compilation cache, kept between runs of the suite: a run compiles only the programs
 # an edit changed (a key holds the program, jax's version and XLA_FLAGS). A fresh clone (CI)
