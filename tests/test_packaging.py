@@ -83,6 +83,7 @@ else:
 
 def test_core_needs_only_jax():
     blocked = ("flax", "optax", "orbax", "torch", "equinox", "sklearn", "matplotlib", "tqdm")
+    blocked += ("mlxtend", "pandas")
     result = run_python("import gatedcells, gatedcells.diagnostics; print('ok')", blocked=blocked)
     assert result.stdout.strip() == "ok", result.stderr
 

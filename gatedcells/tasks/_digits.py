@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from ._task import Array, Task, accuracy, check_sample, cross_entropy
+from ._task import Task, classification
 
 DIGITS_TEST = 360  # the last 360 of the 1797 images are the test set (about 20%)
 
@@ -53,27 +49,5 @@ def digits() -> Task:
     bunch = load_digits()
     images = np.asarray(bunch.images, np.float32) / np.float32(16.0)  # [N, 8, 8]
     labels = np.asarray(bunch.target, np.int32)
-    x_train, y_train = jnp.asarray(images[:-DIGITS_TEST]), jnp.asarray(labels[:-DIGITS_TEST])
-    x_test, y_test = jnp.asarray(images[-DIGITS_TEST:]), jnp.asarray(labels[-DIGITS_TEST:])
-    majority = float(np.bincount(labels[-DIGITS_TEST:]).max() / DIGITS_TEST)
-
-    def sample(key: Array, batch_size: int) -> tuple[Array, Array]:
-        check_sample(key, batch_size)
-        idx = jax.random.randint(key, (batch_size,), 0, x_train.shape[0])
-        return x_train[idx], y_train[idx]
-
-    return Task(
-        name="digits",
-        sample=sample,
-        input_size=8,
-        output_size=10,
-        length=8,
-        per_step=False,
-        loss=cross_entropy,
-        metric=accuracy,
-        metric_name="accuracy",
-        higher_is_better=True,
-        baseline_loss=math.log(10),
-        baseline_metric=majority,
-        test=(x_test, y_test),
-    )
+    train = images[:-DIGITS_TEST], labels[:-DIGITS_TEST]
+    return classification("digits", *train, (images[-DIGITS_TEST:], labels[-DIGITS_TEST:]))

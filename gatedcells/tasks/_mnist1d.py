@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import functools
-import math
 import random
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from ._task import Array, Task, accuracy, check_sample, cross_entropy
+from ._task import Task, classification
 
 MNIST1D_LENGTH = 40  # the standard sequence length (``final_seq_length``)
 MNIST1D_TRAIN = 4000  # the standard split: 5,000 examples, the first 80% train
@@ -63,29 +60,9 @@ def mnist1d(shuffle: bool = False) -> Task:
     """
     if not isinstance(shuffle, bool):
         raise TypeError(f"shuffle must be a bool, got {shuffle!r}")
-    x_train, y_train, x_test, y_test = (jnp.asarray(a) for a in _generate(shuffle))
-    majority = float(np.bincount(np.asarray(y_test)).max() / y_test.shape[0])
-
-    def sample(key: Array, batch_size: int) -> tuple[Array, Array]:
-        check_sample(key, batch_size)
-        idx = jax.random.randint(key, (batch_size,), 0, x_train.shape[0])
-        return x_train[idx], y_train[idx]
-
-    return Task(
-        name="mnist1d(shuffled)" if shuffle else "mnist1d",
-        sample=sample,
-        input_size=1,
-        output_size=10,
-        length=MNIST1D_LENGTH,
-        per_step=False,
-        loss=cross_entropy,
-        metric=accuracy,
-        metric_name="accuracy",
-        higher_is_better=True,
-        baseline_loss=math.log(10),
-        baseline_metric=majority,
-        test=(x_test, y_test),
-    )
+    x_train, y_train, x_test, y_test = _generate(shuffle)
+    name = "mnist1d(shuffled)" if shuffle else "mnist1d"
+    return classification(name, x_train, y_train, (x_test, y_test))
 
 
 @functools.cache

