@@ -85,6 +85,7 @@ from .diagnostics import count_params as count_params
 from .sequence import GRADS as GRADS
 from .sequence import default_unroll as default_unroll
 from .sequence import linear_recurrence as linear_recurrence
+from .sequence import sharded_unroll as sharded_unroll
 from .sequence import unroll as unroll
 
 
@@ -160,6 +161,7 @@ __all__ = [
     "mut3",
     "recurrent_dropout",
     "resettable",
+    "sharded_unroll",
     "simple_rnn",
     "slstm",
     "stack",
