@@ -87,6 +87,8 @@ from .sequence import default_unroll as default_unroll
 from .sequence import linear_recurrence as linear_recurrence
 from .sequence import sharded_unroll as sharded_unroll
 from .sequence import unroll as unroll
+from .sharding import logical_axes as logical_axes
+from .sharding import param_shardings as param_shardings
 
 
 def _version() -> str:
@@ -150,6 +152,7 @@ __all__ = [
     "indrnn",
     "learned_initial_carry",
     "linear_recurrence",
+    "logical_axes",
     "lstm",
     "lstm_variant",
     "mgu",
@@ -159,6 +162,7 @@ __all__ = [
     "mut1",
     "mut2",
     "mut3",
+    "param_shardings",
     "recurrent_dropout",
     "resettable",
     "sharded_unroll",

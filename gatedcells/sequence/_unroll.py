@@ -93,7 +93,7 @@ def unroll(
         ``selective_ssm``, and stacks and bidirectional layers of them); ``lengths`` count
         the steps of the whole sequence, ``carry`` is the state before the first block and
         the returned carry the state after the last one, replicated over ``axis_name``.
-        :func:`gatedcells.sequence.sharded_unroll` builds the ``shard_map`` for you.
+        :func:`gatedcells.sharded_unroll` builds the ``shard_map`` for you.
 
     Returns:
       ``(carry, ys)``: the final carry and the outputs ``[*B, T, O]`` (or ``[T, *B, O]``;
