@@ -85,7 +85,10 @@ from .diagnostics import count_params as count_params
 from .sequence import GRADS as GRADS
 from .sequence import default_unroll as default_unroll
 from .sequence import linear_recurrence as linear_recurrence
+from .sequence import sharded_unroll as sharded_unroll
 from .sequence import unroll as unroll
+from .sharding import logical_axes as logical_axes
+from .sharding import param_shardings as param_shardings
 
 
 def _version() -> str:
@@ -149,6 +152,7 @@ __all__ = [
     "indrnn",
     "learned_initial_carry",
     "linear_recurrence",
+    "logical_axes",
     "lstm",
     "lstm_variant",
     "mgu",
@@ -158,8 +162,10 @@ __all__ = [
     "mut1",
     "mut2",
     "mut3",
+    "param_shardings",
     "recurrent_dropout",
     "resettable",
+    "sharded_unroll",
     "simple_rnn",
     "slstm",
     "stack",

@@ -25,6 +25,7 @@ MODULES = (
     "gatedcells",
     "gatedcells.cells",
     "gatedcells.sequence",
+    "gatedcells.sharding",
     "gatedcells.combinators",
     "gatedcells.training",
     "gatedcells.diagnostics",

@@ -18,6 +18,7 @@ ALLOWED = {
     "_cell": {"_checks"},
     "_checks": set(),
     "_values": set(),
+    "sharding": set(),
     "sequence": {"_cell", "_checks"},
     "tasks": {"_cell", "_checks"},
     "cells": {"_cell", "_checks", "sequence"},

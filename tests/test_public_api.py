@@ -44,6 +44,8 @@ def test_exported_names():
         "SSMGates", "SSMParams", "selective_ssm",
         # convolutional cells (issue 18)
         "ConvGRUParams", "ConvLSTMParams", "conv_gru", "conv_lstm",
+        # sequence parallelism (issue 24)
+        "sharded_unroll", "logical_axes", "param_shardings",
     }  # fmt: skip
     for name in set(gc.__all__) - {"GRADS"}:
         assert getattr(gc, name).__doc__, f"{name} has no docstring"

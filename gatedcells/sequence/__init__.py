@@ -5,6 +5,7 @@ from ._linear import linear_recurrence as linear_recurrence
 from ._masks import mask_inputs as mask_inputs
 from ._masks import mask_step as mask_step
 from ._masks import valid_mask as valid_mask
+from ._sharded_unroll import sharded_unroll as sharded_unroll
 from ._unroll import GRADS as GRADS
 from ._unroll import default_unroll as default_unroll
 from ._unroll import unroll as unroll

@@ -24,11 +24,12 @@ import jax.numpy as jnp
 
 from .. import _checks
 from .._cell import Array
-from . import _linear_paths as paths
-from ._masks import valid_mask
+from . import _time_shards as shards
+from ._linear_scan import CHUNK_SIZE as CHUNK_SIZE
+from ._linear_scan import fused_scan as fused_scan
+from ._linear_scan import linear_scan as linear_scan
 
 METHODS = ("sequential", "associative", "chunked")
-CHUNK_SIZE = 64  # steps per chunk of the "chunked" path
 
 
 def default_method() -> str:
@@ -70,6 +71,7 @@ def linear_recurrence(
     feature_axes: int = 1,
     method: str | None = None,
     chunk_size: int = CHUNK_SIZE,
+    axis_name: str | None = None,
 ) -> tuple[Array, Array]:
     r"""The diagonal linear recurrence :math:`h_t = a_t \odot h_{t-1} + b_t`, all ``t`` at once.
 
@@ -104,6 +106,17 @@ def linear_recurrence(
     segment too: backwards, a segment starts at the step before a marked one, and at each
     row's last valid step, so that with ``resets`` a reverse run never reads ``h0``).
 
+    ``axis_name`` runs it sequence-parallel inside ``jax.shard_map``: the arrays are this
+    device's block of consecutive time steps of a sequence whose time axis is sharded over
+    the mesh axis ``axis_name`` (block ``i`` on the device of index ``i``, as
+    ``PartitionSpec(..., axis_name, ...)`` lays it out). Each device scans its block from a
+    zero state, the block summaries (the product of the decays and the last state, one
+    state's size whatever ``T``) are combined across devices in ``ceil(log2 D)`` rounds of
+    ``jax.lax.ppermute``, and each block corrects its states with the state it receives;
+    the gradient runs through the same collectives. ``lengths`` count steps of the whole
+    sequence, ``h0`` is the state before the first block, and the returned ``h_last`` is
+    the state after the last one on every device (replicated over ``axis_name``).
+
     Args:
       log_a: the logarithm of the decay ``a_t``, ``[*B, T, *F]`` (or ``[T, *B, *F]`` with
         ``time_major``; ``*F`` the ``feature_axes`` trailing axes: ``[H]``, or ``[H, N]``),
@@ -118,14 +131,17 @@ def linear_recurrence(
       method: ``"sequential"``, ``"associative"``, ``"chunked"`` or ``None``
         (:func:`default_method`: the measured faster path of the default backend).
       chunk_size: steps per chunk of the ``"chunked"`` path.
+      axis_name: the mesh axis the time axis is sharded over, inside ``jax.shard_map``;
+        ``None``: the arrays hold the whole sequence.
 
     Returns:
       ``(h_last, hs)``: the final state ``[*B, *F]`` and every state, in the layout of ``b``.
 
     Raises:
       ValueError: a ``log_a`` that does not broadcast to ``b``, an ``h0``, ``resets`` or
-        ``lengths`` that does not match, or an unknown ``method``.
-      TypeError: arrays that are not floating or complex.
+        ``lengths`` that does not match, an unknown ``method``, or an ``axis_name`` that is
+        not an axis of an enclosing ``jax.shard_map``.
+      TypeError: arrays that are not floating or complex, an ``axis_name`` not a str.
 
     Examples:
       >>> import jax.numpy as jnp, gatedcells as gc
@@ -152,6 +168,7 @@ def linear_recurrence(
     method = check_method(method)
     chunk_size = check_chunk_size(chunk_size)
     feature_axes = _checks.check_positive_int("feature_axes", feature_axes)
+    axis_name = shards.check_axis_name(axis_name)
     log_a, b = _check_inexact("log_a", log_a), _check_inexact("b", b)
     if b.ndim < feature_axes + 1:
         raise ValueError(
@@ -174,7 +191,7 @@ def linear_recurrence(
     if tuple(h0.shape) != tuple(b.shape[1:]):
         want = "[*B, *F]=" + str(tuple(b.shape[1:]))
         raise ValueError(f"h0 must have shape {want}, got {tuple(h0.shape)}")
-    valid = None if lengths is None else valid_mask(lengths, steps, batch_shape)
+    valid = shards.valid_mask(lengths, steps, batch_shape, axis_name)
     if resets is not None:
         want = (steps, *batch_shape)
         if not hasattr(resets, "shape") or tuple(jnp.shape(resets)) != (
@@ -187,161 +204,36 @@ def linear_recurrence(
             )
         resets = jnp.asarray(resets).astype(bool)
         resets = resets if time_major else jnp.moveaxis(resets, -1, 0)
-        resets = reset_flags(resets, valid, reverse)
+        resets = reset_flags(resets, valid, reverse, axis_name)
     h, hs = linear_scan(
         log_a, b, h0, valid=valid, reverse=reverse, method=method, resets=resets,
-        chunk_size=chunk_size,
+        chunk_size=chunk_size, axis_name=axis_name,
     )  # fmt: skip
     return h, (hs if time_major else jnp.moveaxis(hs, 0, time))
 
 
-def reset_flags(starts: Array, valid: Array | None, reverse: bool) -> Array:
+def reset_flags(
+    starts: Array, valid: Array | None, reverse: bool, axis_name: str | None = None
+) -> Array:
     """Where the state is zeroed before a step, ``[T, *B]``, from the segment ``starts``.
 
     Forwards, at each start. Backwards each segment is read from its last step: the step
     before a (valid) start, and each row's last valid step, where the backward run begins
     (so that the last segment of a row is read as the others are: packed rows give the
-    results of separate runs in both directions)."""
+    results of separate runs in both directions). With time sharded (``axis_name``, or a
+    cell traced sharded), the step after a block's last is the next block's first."""
     if not reverse:
         return starts
+    axis_name = shards.claim(axis_name)
     valid = jnp.ones(starts.shape, bool) if valid is None else valid
-    after = jnp.zeros_like(starts[:1])
-    nxt = jnp.concatenate([starts[1:] & valid[1:], after], axis=0)
-    last = valid & ~jnp.concatenate([valid[1:], after], axis=0)
-    return nxt | last
-
-
-def linear_scan(
-    log_a: Array,
-    b: Array,
-    h0: Array,
-    *,
-    valid: Array | None = None,
-    reverse: bool = False,
-    method: str = "sequential",
-    unroll: int | bool = 1,
-    grad: str = "auto",
-    resets: Array | None = None,
-    chunk_size: int = CHUNK_SIZE,
-) -> tuple[Array, Array]:
-    """The time-major driver of :func:`linear_recurrence`, without its checks.
-
-    Args:
-      log_a, b: ``[T, *B, *F]`` (``log_a`` may broadcast to ``b``). h0: ``[*B, *F]``.
-      valid: boolean ``[T, *B]`` or ``None``.
-      resets: boolean ``[T, *B]``: ``a_t = 0`` there (the state is zeroed before the step,
-        in the direction of the run: see :func:`reset_flags`), or ``None``.
-      grad: ``"auto"``: the gradient is the adjoint recurrence, run by the same ``method``;
-        ``"autodiff"``: plain autodiff (needed for forward mode).
-
-    Returns:
-      ``(h_last, hs [T, *B, *F])`` in ``h0``'s dtype (complex when ``log_a`` or ``b`` is);
-      outputs at invalid steps are zero.
-    """
-    dtype = _state_dtype(h0, log_a, b)
-    if b.shape[0] == 0:
-        return h0.astype(dtype), jnp.zeros(b.shape, dtype)
-    wide = _wide(dtype)
-    log_a = jnp.broadcast_to(log_a.astype(wide), b.shape)
-    b, h0 = b.astype(wide), h0.astype(wide)
-    if resets is not None:  # a = 0 before a segment's first step
-        log_a = jnp.where(_expand(resets, b), paths.LOG_ZERO, log_a)
-    if valid is not None:  # an invalid step leaves the state alone: a = 1, b = 0
-        keep = _expand(valid, b)
-        log_a = jnp.where(keep, log_a, jnp.zeros_like(log_a))
-        b = jnp.where(keep, b, jnp.zeros_like(b))
-    if reverse:
-        log_a, b = log_a[::-1], b[::-1]
-    if grad == "auto":
-        hs = paths.recurrence(method, unroll, chunk_size, log_a, b, h0)
+    if axis_name is None:
+        start_after = valid_after = jnp.zeros_like(starts[:1])
     else:
-        hs = paths.forward(method, unroll, chunk_size, log_a, b, h0)
-    if reverse:
-        hs = hs[::-1]
-    h_last = hs[0] if reverse else hs[-1]
-    if valid is not None:
-        hs = jnp.where(_expand(valid, hs), hs, jnp.zeros_like(hs))
-    return h_last.astype(dtype), hs.astype(dtype)
-
-
-def fused_scan(
-    coefficients,
-    readout,
-    params,
-    inputs,
-    h0: Array,
-    *,
-    valid: Array | None = None,
-    resets: Array | None = None,
-    reverse: bool = False,
-    method: str = "sequential",
-    unroll: int | bool = 1,
-    grad: str = "auto",
-    chunk_size: int = CHUNK_SIZE,
-) -> tuple[Array, Array]:
-    """The linear recurrence with its coefficients and outputs formed inside the loop.
-
-    ``h_t = exp(log_a_t) h_{t-1} + b_t`` with ``(log_a_t, b_t) = coefficients(params, x_t)``
-    (each ``[*B, *F]``) and the output ``y_t = readout(params, h_t, x_t)``, ``x_t`` the time
-    slices of the pytree ``inputs`` (leaves ``[T, *B, ...]``). For states larger than the
-    inputs (the selective SSM's ``[*B, H, N]``): the sequential and chunked paths never hold
-    ``[T, *B, *F]`` in the forward pass and hold it once in the backward pass (see
-    :func:`._linear_paths.fused`). Both functions must accept extra leading axes. ``grad``
-    as in :func:`linear_scan` (it matters to the associative path only).
-
-    Returns:
-      ``(h_last [*B, *F], ys [T, *B, ...])`` in ``h0``'s dtype; outputs at invalid steps are
-      zero.
-    """
-    dtype = h0.dtype
-    wide = _wide(dtype)
-    flags = (valid, resets)
-
-    def masked_coefficients(params, x):
-        x, (valid_t, reset_t) = x
-        log_a, b = coefficients(params, x)
-        log_a, b = log_a.astype(wide), b.astype(wide)
-        if reset_t is not None:
-            log_a = jnp.where(_expand(reset_t, log_a), paths.LOG_ZERO, log_a)
-        if valid_t is not None:
-            keep = _expand(valid_t, log_a)
-            log_a = jnp.where(keep, log_a, jnp.zeros_like(log_a))
-            b = jnp.where(keep, b, jnp.zeros_like(b))
-        return log_a, b
-
-    def masked_readout(params, h, x):
-        x, (valid_t, _) = x
-        y = readout(params, h, x)
-        return y if valid_t is None else jnp.where(_expand(valid_t, y), y, jnp.zeros_like(y))
-
-    inputs = (inputs, flags)
-    if reverse:
-        inputs = jax.tree.map(lambda v: v[::-1], inputs)
-    h, ys = paths.fused(
-        masked_coefficients, masked_readout, method, unroll, chunk_size, grad, params, inputs,
-        h0.astype(wide),
-    )  # fmt: skip
-    if reverse:
-        ys = ys[::-1]
-    return h.astype(dtype), ys.astype(dtype)
-
-
-def _expand(mask: Array, like: Array) -> Array:
-    """``mask [T, *B]`` (or ``[*B]``) shaped to broadcast against ``like [..., *F]``."""
-    return mask.reshape(mask.shape + (1,) * (like.ndim - mask.ndim))
-
-
-def _state_dtype(h0: Array, log_a: Array, b: Array):
-    if jnp.iscomplexobj(log_a) or jnp.iscomplexobj(b):
-        return jnp.complex128 if jnp.finfo(h0.dtype).bits == 64 else jnp.complex64
-    return h0.dtype
-
-
-def _wide(dtype):
-    """float32 or complex64 at least: the recurrence accumulates in it."""
-    if jnp.finfo(dtype).bits >= 32:
-        return dtype
-    return jnp.complex64 if jnp.issubdtype(dtype, jnp.complexfloating) else jnp.float32
+        start_after = shards.next_first(starts & valid, axis_name)[None]
+        valid_after = shards.next_first(valid, axis_name)[None]
+    nxt = jnp.concatenate([starts[1:] & valid[1:], start_after], axis=0)
+    last = valid & ~jnp.concatenate([valid[1:], valid_after], axis=0)
+    return nxt | last
 
 
 def _check_inexact(name: str, x) -> Array:

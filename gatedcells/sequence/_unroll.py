@@ -9,9 +9,10 @@ import jax.numpy as jnp
 
 from .. import _checks
 from .._cell import Array, Carry, Cell, Params
+from . import _time_shards as shards
 from ._dims import chunk_layout, padded, require_known
 from ._fused import fused_scan
-from ._masks import mask_inputs, mask_step, valid_mask
+from ._masks import mask_inputs, mask_step
 from ._vma import match_vma
 
 GRADS = ("auto", "autodiff")
@@ -29,6 +30,7 @@ def unroll(
     unroll: int | bool | None = None,
     grad: str = "auto",
     remat: bool | int = False,
+    axis_name: str | None = None,
 ) -> tuple[Carry, Array]:
     r"""Run ``cell`` over the sequence ``xs``; return the final carry and every output.
 
@@ -84,6 +86,14 @@ def unroll(
         pass ``remat`` to their layers (stacks, bidirectional layers, the regularisers and
         resets); ``min_gru``/``min_lstm``'s linear recurrence runs whole, its residuals
         being its inputs. See the README for measured memory and time.
+      axis_name: sequence parallelism inside ``jax.shard_map``: ``xs`` is this device's
+        block of consecutive time steps, the time axis being sharded over the mesh axis
+        ``axis_name`` (see :func:`gatedcells.linear_recurrence`). For the cells whose
+        recurrence is diagonal and linear (``min_gru``, ``min_lstm``, ``rg_lru``, ``lru``,
+        ``selective_ssm``, and stacks and bidirectional layers of them); ``lengths`` count
+        the steps of the whole sequence, ``carry`` is the state before the first block and
+        the returned carry the state after the last one, replicated over ``axis_name``.
+        :func:`gatedcells.sharded_unroll` builds the ``shard_map`` for you.
 
     Returns:
       ``(carry, ys)``: the final carry and the outputs ``[*B, T, O]`` (or ``[T, *B, O]``;
@@ -96,7 +106,9 @@ def unroll(
         does not match the batch shape, concrete ``lengths`` outside ``[0, T]``, params
         that do not belong to ``cell``, an unknown ``grad``, an ``unroll`` that is not a
         positive int, ``True`` or ``None``, a ``remat`` that is not a positive int or
-        a bool, or ``remat=True`` with a symbolic ``T`` (``jax.export``).
+        a bool, ``remat=True`` with a symbolic ``T`` (``jax.export``), or an ``axis_name``
+        that is not a mesh axis of an enclosing ``jax.shard_map`` or a ``cell`` with no
+        sequence-parallel form.
 
     Examples:
       >>> import jax, jax.numpy as jnp, gatedcells as gc
@@ -112,13 +124,15 @@ def unroll(
     _checks.check_unroll(unroll)
     _checks.check_choice("grad", grad, GRADS)
     _checks.check_remat(remat)
+    axis_name = shards.check_axis_name(axis_name)
     time = 0 if time_major else len(batch_shape)  # before the cell's feature axes
     steps = xs.shape[time]
-    valid = None if lengths is None else valid_mask(lengths, steps, batch_shape)
+    valid = shards.valid_mask(lengths, steps, batch_shape, axis_name)
     xs = jnp.moveaxis(xs, time, 0)
     carry, ys = unroll_time_major(
-        cell, params, carry, xs, valid=valid, reverse=reverse, unroll=unroll, grad=grad, remat=remat
-    )
+        cell, params, carry, xs, valid=valid, reverse=reverse, unroll=unroll, grad=grad,
+        remat=remat, axis_name=axis_name,
+    )  # fmt: skip
     return carry, jnp.moveaxis(ys, 0, time)
 
 
@@ -133,6 +147,7 @@ def unroll_time_major(
     unroll: int | bool | None = None,
     grad: str = "auto",
     remat: bool | int = False,
+    axis_name: str | None = None,
 ) -> tuple[Carry, Array]:
     """The time-major driver behind :func:`unroll`, without its argument checks.
 
@@ -141,7 +156,8 @@ def unroll_time_major(
         or ``None``. Over frames it is broadcast to ``[T, *B, *S]``, one flag per position
         of the carry, so that every cell and layer (a dense layer over frames too) masks its
         ``[*B, *S, H]`` carry as it masks ``[*B, H]``.
-      reverse, unroll, grad, remat: as in :func:`unroll`.
+      reverse, unroll, grad, remat, axis_name: as in :func:`unroll` (``axis_name=None``
+        inside a time-sharded run: the run's axis, so that combinators' layers inherit it).
 
     Returns:
       ``(carry, ys [T, *B, O])``. Combinators call this for their layers; a cell's own
@@ -157,6 +173,15 @@ def unroll_time_major(
         valid = jnp.broadcast_to(valid.reshape(valid.shape + ones), xs.shape[:-1])
     xs = mask_inputs(valid, xs)  # padding reaches no value and no gradient
     carry = match_vma(carry, xs, params)  # inside shard_map: as varying as what reaches it
+    axis_name = axis_name or shards.current()
+    if axis_name is not None:  # time sharded: the linear recurrences inside take the axis
+        if cell.scan is None:
+            raise ValueError(shards.refusal(cell.name))
+        with shards.sharded(axis_name, cell.name):
+            return cell.scan(
+                params, carry, xs, valid=valid, reverse=reverse, unroll=unroll, grad=grad,
+                remat=remat,
+            )  # fmt: skip
     if cell.scan is not None:
         return cell.scan(
             params, carry, xs, valid=valid, reverse=reverse, unroll=unroll, grad=grad, remat=remat

@@ -27,8 +27,26 @@ def data_mesh(mesh: Mesh | str | None) -> Mesh | None:
 
 
 def replicate(state: TrainState, mesh: Mesh | None) -> TrainState:
-    """``state`` on every device of ``mesh`` (as it is when ``mesh`` is ``None``)."""
-    return state if mesh is None else jax.device_put(state, NamedSharding(mesh, PartitionSpec()))
+    """``state`` on every device of ``mesh`` (as it is when ``mesh`` is ``None``).
+
+    A mesh spanning several processes (``jax.distributed``) holds devices this process
+    cannot address: each process, holding the same ``state``, builds its devices' copies
+    (``jax.make_array_from_callback``), where ``jax.device_put`` would refuse."""
+    if mesh is None:
+        return state
+    sharding = NamedSharding(mesh, PartitionSpec())
+    if sharding.is_fully_addressable:
+        return jax.device_put(state, sharding)
+    return jax.tree.map(lambda leaf: _global(leaf, sharding), state)
+
+
+def _global(leaf, sharding: NamedSharding):
+    """The process-local ``leaf``, the same in every process, as one global replicated array."""
+    if jax.dtypes.issubdtype(jax.numpy.result_type(leaf), jax.dtypes.prng_key):
+        data = _global(jax.random.key_data(leaf), sharding)
+        return jax.random.wrap_key_data(data, impl=jax.random.key_impl(leaf))
+    host = np.asarray(leaf)
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
 
 
 def chunk_runner(step: Callable, data: Any, mesh: Mesh | None) -> Callable:
