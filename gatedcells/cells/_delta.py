@@ -150,7 +150,9 @@ def project(spec: DeltaSpec, params: DeltaParams, xs: Array) -> Array:
     xs = xs[..., :-1] if spec.resets else xs
     compute = params.w_x.dtype if spec.dtype is None else spec.dtype
     accumulate = wide(params.w_x.dtype)
-    out = jnp.matmul(xs.astype(compute), params.w_x.astype(compute), preferred_element_type=accumulate)
+    out = jnp.matmul(
+        xs.astype(compute), params.w_x.astype(compute), preferred_element_type=accumulate
+    )
     return out if flag is None else jnp.concatenate([out, flag.astype(out.dtype)], axis=-1)
 
 
