@@ -174,23 +174,29 @@ def update(
             raw = jnp.einsum("...kc,kc->...c", window, params.conv.astype(inner))
         q, k, v = features(spec, raw)
         b, log_a = strengths(spec, params, x_proj)
-        a = jnp.exp(log_a)
         S = carry.S.reshape(*q.shape[:-1], spec.dv, spec.dk).astype(inner)
-        S = a[..., None, None] * S  # the decay
-        S = S + b[..., None, None] * outer(v - read(S, k), k)  # the delta rule: correct S k
-        o = read(S, q)
+        S, o = delta_rule(S, q, k, v, b, jnp.exp(log_a))
         g = jax.nn.silu(x_proj[..., gate_slice(spec)]) if spec.output_gate else None
         y = output(spec, params, o, g).astype(carry.S.dtype)
     S = S.reshape(*S.shape[:-3], -1).astype(carry.S.dtype)
     window = None if window is None else window[..., 1:, :].reshape(*window.shape[:-2], -1)
     window = None if window is None else window.astype(carry.S.dtype)
-    gates = DeltaGates(b, a, g)
+    gates = DeltaGates(b, jnp.exp(log_a), g)
     return DeltaCarry(S, window), y, jax.tree.map(lambda z: z.astype(carry.S.dtype), gates)
 
 
 def wide(dtype: Any) -> Any:
     """``dtype``, or float32 when narrower: the dtype the memory is computed in."""
     return dtype if jnp.finfo(dtype).bits >= 32 else jnp.float32
+
+
+def delta_rule(S: Array, q: Array, k: Array, v: Array, b: Array, a: Array) -> tuple[Array, Array]:
+    """One step of the (gated) delta rule on the memories ``S [..., NH, DV, DK]``, from
+    ``q, k [..., NH, DK]``, ``v [..., NH, DV]``, ``b, a [..., NH]``: ``(S_t, o_t)``,
+    ``o_t = S_t q_t`` ``[..., NH, DV]``."""
+    S = a[..., None, None] * S  # the decay
+    S = S + b[..., None, None] * outer(v - read(S, k), k)  # the delta rule: S k moves to v
+    return S, read(S, q)
 
 
 def read(S: Array, key: Array) -> Array:
