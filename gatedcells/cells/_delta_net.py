@@ -82,8 +82,9 @@ def delta_net(
     the convolution, SiLU and L2 normalisation, which fla's layers apply as here
     (``l2norm``: :math:`x / \sqrt{\lVert x \rVert^2 + 10^{-6}}`).
 
-    Parameter count: ``I*(2Q + V + NH) + 2Q + V`` per ``K`` taps ``+ DV + V*H``, with
-    ``V`` more inputs columns for the output gate (``Q = qk_dim``, ``V = v_dim``).
+    Parameter count: ``I*(2Q + V + NH) + K*(2Q + V) + DV + V*H``, plus ``I*V`` with the
+    output gate (``Q = qk_dim``, ``V = v_dim``, ``K = conv_size``; no ``K`` term without
+    the convolution, no ``V*H`` without the output projection).
 
     Args:
       hidden_size: output size ``H``.
@@ -122,7 +123,7 @@ def delta_net(
       >>> cell = gc.delta_net(8, num_heads=2)
       >>> params = cell.init(jax.random.key(0), 3)
       >>> params.w_x.shape, params.conv.shape, gc.count_params(params)
-      ((3, 26), (4, 24), 250)
+      ((3, 26), (4, 24), 242)
       >>> carry = cell.initial_carry((5,))
       >>> carry.S.shape, carry.conv.shape        # 2 heads of [4, 4] memories, 3 past inputs
       ((5, 32), (5, 72))
@@ -203,7 +204,7 @@ def gated_delta_net(
       >>> cell = gc.gated_delta_net(8, num_heads=2, negative_eigenvalues=True)
       >>> params = cell.init(jax.random.key(0), 3)
       >>> params.w_x.shape, params.A_log.shape, gc.count_params(params)
-      ((3, 36), (2,), 284)
+      ((3, 36), (2,), 276)
       >>> gates = cell.gates(params, cell.initial_carry((5,)), jnp.ones((5, 3)))
       >>> bool((gates.a > 0).all() & (gates.a <= 1).all() & (gates.b < 2).all())
       True
