@@ -22,6 +22,9 @@ from .cells import GREFF_VARIANTS as GREFF_VARIANTS
 from .cells import LSTM_VARIANTS as LSTM_VARIANTS
 from .cells import ConvGRUParams as ConvGRUParams
 from .cells import ConvLSTMParams as ConvLSTMParams
+from .cells import DeltaCarry as DeltaCarry
+from .cells import DeltaGates as DeltaGates
+from .cells import DeltaParams as DeltaParams
 from .cells import FullGateCarry as FullGateCarry
 from .cells import GRUGates as GRUGates
 from .cells import GRUParams as GRUParams
@@ -55,6 +58,8 @@ from .cells import SSMGates as SSMGates
 from .cells import SSMParams as SSMParams
 from .cells import conv_gru as conv_gru
 from .cells import conv_lstm as conv_lstm
+from .cells import delta_net as delta_net
+from .cells import gated_delta_net as gated_delta_net
 from .cells import gru as gru
 from .cells import indrnn as indrnn
 from .cells import lru as lru
@@ -111,6 +116,9 @@ __all__ = [
     "UpdateFn",
     "CheckParamsFn",
     "ScanFn",
+    "DeltaCarry",
+    "DeltaGates",
+    "DeltaParams",
     "FullGateCarry",
     "MatmulSplit",
     "GRADS",
@@ -148,6 +156,8 @@ __all__ = [
     "check_lengths",
     "count_params",
     "default_unroll",
+    "delta_net",
+    "gated_delta_net",
     "gru",
     "indrnn",
     "learned_initial_carry",

@@ -40,6 +40,11 @@ FLAGS = {
     "rg_lru": dict(num_heads=2),
     "lru": dict(state_size=5),
     "selective_ssm": dict(state_size=4),
+    # chunks that do not divide T, the short convolution (default), two heads
+    "delta_net": dict(num_heads=2, qk_dim=8, chunk_size=3),
+    "gated_delta_net": dict(
+        num_heads=2, qk_dim=4, v_dim=4, chunk_size=4, negative_eigenvalues=True
+    ),
 }
 CELLS = {name: functools.partial(factory, H, **FLAGS.get(name, {}))
          for name, factory in cells.CELLS.items()}  # fmt: skip
@@ -69,6 +74,24 @@ CELLS.update(
         H, num_heads=3, v_dim=9, form="chunkwise", chunk_size=3, gate_init=_GATES, **kw
     ),
     mlstm_recurrent=lambda **kw: gc.mlstm(H, num_heads=2, form="recurrent", gate_init=_GATES, **kw),
+    # the delta rule's recurrent form with its optional terms (negative eigenvalues, output
+    # gate, no output projection), and resets in both forms, across chunks and the
+    # convolution's window
+    delta_net_recurrent_gate=lambda **kw: gc.delta_net(
+        H,
+        num_heads=3,
+        form="recurrent",
+        negative_eigenvalues=True,
+        output_gate=True,
+        output_proj=False,
+        **kw,
+    ),
+    gated_delta_net_resets=lambda **kw: gc.gated_delta_net(
+        H, num_heads=2, resets=True, conv_size=3, chunk_size=2, **kw
+    ),
+    gated_delta_net_resets_recurrent=lambda **kw: gc.gated_delta_net(
+        H, resets=True, conv_size=None, output_gate=False, form="recurrent", **kw
+    ),
     # the sLSTM's exponential forget gate, three heads of a block-diagonal w_h, drawn
     # biases. The contract draws carries with n of either sign, which no step from the zero
     # carry reaches (n >= 1 after the first): a forget bias of -1 lets the input gate
@@ -113,7 +136,11 @@ PER_BATCH_MASKS = {"zoneout_recurrent_dropout_lstm"}
 # Overflow can only come from exponential gating, the linear recurrences and the minimal
 # cells (log-space coefficients): the robustness suite runs these over T = 10,000.
 OVERFLOW_PRONE = {
-    n for n in NAMES if n.startswith(("slstm", "mlstm", "rg_lru", "lru", "selective_ssm", "min_"))
+    n
+    for n in NAMES
+    if n.startswith(
+        ("slstm", "mlstm", "rg_lru", "lru", "selective_ssm", "min_", "delta", "gated_delta")
+    )
 }
 
 
@@ -147,4 +174,6 @@ def _shift_resets(xs):
 REVERSE_INPUTS = {
     "resettable_learned_lstm": _shift_resets,
     "rg_lru_resets_chunked": lambda xs: _shift_resets(xs).at[:, -1, -1].set(1.0),
+    "gated_delta_net_resets": lambda xs: _shift_resets(xs).at[:, -1, -1].set(1.0),
+    "gated_delta_net_resets_recurrent": lambda xs: _shift_resets(xs).at[:, -1, -1].set(1.0),
 }

@@ -13,7 +13,8 @@ import gatedcells as gc
 
 I, H = 3, 6
 # One of each sequence path: fused additive (LSTM), fused with a reset (Cho GRU), plain
-# autodiff (JANET), a stack, a linear recurrence with a driver of its own (minGRU), Elman.
+# autodiff (JANET), a stack, a linear recurrence with a driver of its own (minGRU), Elman,
+# the delta rule's chunkwise form.
 FACTORIES = {
     "lstm": lambda: gc.lstm(H),
     "gru_cho": lambda: gc.gru(H, reset_after=False),
@@ -21,6 +22,8 @@ FACTORIES = {
     "stack_gru_lstm": lambda: gc.stack(gc.gru(H), gc.lstm(H + 1)),
     "min_gru": lambda: gc.min_gru(H, method="sequential"),
     "simple_rnn": lambda: gc.simple_rnn(H),
+    # a chunkwise driver of its own with a convolution window in the carry
+    "gated_delta_net": lambda: gc.gated_delta_net(H, num_heads=2, qk_dim=4, chunk_size=2),
 }
 NAMES = sorted(FACTORIES)
 _BUILT = {}

@@ -42,6 +42,8 @@ def test_exported_names():
         # the gated linear recurrences (issue 13)
         "LRUGates", "LRUParams", "lru", "RGLRUGates", "RGLRUParams", "rg_lru",
         "SSMGates", "SSMParams", "selective_ssm",
+        # the delta rule (issue 26)
+        "DeltaCarry", "DeltaGates", "DeltaParams", "delta_net", "gated_delta_net",
         # convolutional cells (issue 18)
         "ConvGRUParams", "ConvLSTMParams", "conv_gru", "conv_lstm",
         # sequence parallelism (issue 24)

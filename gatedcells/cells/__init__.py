@@ -4,6 +4,11 @@ from ._conv import ConvGRUParams as ConvGRUParams
 from ._conv import ConvLSTMParams as ConvLSTMParams
 from ._conv import conv_gru as conv_gru
 from ._conv import conv_lstm as conv_lstm
+from ._delta import DeltaCarry as DeltaCarry
+from ._delta import DeltaGates as DeltaGates
+from ._delta import DeltaParams as DeltaParams
+from ._delta_net import delta_net as delta_net
+from ._delta_net import gated_delta_net as gated_delta_net
 from ._gru import GRUGates as GRUGates
 from ._gru import GRUParams as GRUParams
 from ._gru import gru as gru

@@ -13,6 +13,7 @@ import functools
 from collections.abc import Callable
 
 from .._cell import Cell
+from ._delta_net import delta_net, gated_delta_net
 from ._gru import gru
 from ._indrnn import indrnn
 from ._lru import lru
@@ -60,6 +61,8 @@ CELLS: dict[str, Factory] = {
     "rg_lru": functools.partial(rg_lru, input_proj=True),
     "lru": functools.partial(lru, input_proj=True),
     "selective_ssm": functools.partial(selective_ssm, input_proj=True),
+    "delta_net": delta_net,
+    "gated_delta_net": gated_delta_net,
 }
 
 

@@ -177,7 +177,7 @@ def test_params_are_one_param_per_array_named_by_field():
 # NamedTuples (learned_initial_carry's field ``cell`` goes under ``cell_params``), wrappers
 STRUCTURES = ["gru_reset_before", "lstm_proj", "stack_gru_lstm", "resettable_learned_lstm",
               "zoneout_recurrent_dropout_lstm", "mutants_mgu_indrnn", "mlstm",
-              "lstm_cifg_peepholes_layer_norm"]  # fmt: skip
+              "lstm_cifg_peepholes_layer_norm", "delta_net", "gated_delta_net_resets_recurrent"]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", [n for n in STRUCTURES if n in REGISTRY])

@@ -12,6 +12,7 @@ def test_every_factory_and_greff_variant_is_in_the_zoo():
     assert factories == {
         "simple_rnn", "lstm", "lstm_variant", "gru", "mgu", "mut1", "mut2", "mut3", "indrnn",
         "min_gru", "min_lstm", "slstm", "mlstm", "rg_lru", "lru", "selective_ssm",
+        "delta_net", "gated_delta_net",
     }  # fmt: skip
     assert {f"lstm_{name}" for name in gc.GREFF_VARIANTS} <= set(cells)
     assert (
