@@ -37,6 +37,7 @@ see the other blocks.
 from __future__ import annotations
 
 import contextlib
+import threading
 
 import jax
 import jax.numpy as jnp
@@ -47,39 +48,47 @@ from . import _linear_paths as paths
 from . import _masks as masks
 from ._vma import match_vma
 
-# The mesh axis time is sharded over while a cell's scan is traced, innermost last: each
-# frame is [axis_name, claimed] (see `sharded` and `claim`).
-_FRAMES: list[list] = []
+# The mesh axis time is sharded over while a cell's scan is traced, innermost last, per
+# thread (threads trace on their own): each frame is [axis_name, claimed] (see `sharded`).
+_LOCAL = threading.local()
+
+
+def _frames() -> list[list]:
+    if not hasattr(_LOCAL, "frames"):
+        _LOCAL.frames = []
+    return _LOCAL.frames
 
 
 @contextlib.contextmanager
 def sharded(axis_name: str, owner: str):
     """Trace the body with time sharded over ``axis_name``: the linear recurrences inside
     :func:`claim` it; if none does, raise a one-line ``ValueError`` naming ``owner``."""
-    frame = [axis_name, False]
-    _FRAMES.append(frame)
+    frames, frame = _frames(), [axis_name, False]
+    frames.append(frame)
     try:
         yield
     finally:
-        _FRAMES.pop()
+        frames.pop()
     if not frame[1]:
         raise ValueError(refusal(owner))
-    if _FRAMES:  # a layer of a stack ran sharded: so did the stack
-        _FRAMES[-1][1] = True
+    if frames:  # a layer of a stack ran sharded: so did the stack
+        frames[-1][1] = True
 
 
 def claim(axis_name: str | None = None) -> str | None:
     """``axis_name``, or else the mesh axis of the innermost :func:`sharded` (marked as
     used), or ``None``: the axis the time axis of a linear recurrence is sharded over."""
-    if axis_name is not None or not _FRAMES:
+    frames = _frames()
+    if axis_name is not None or not frames:
         return axis_name
-    _FRAMES[-1][1] = True
-    return _FRAMES[-1][0]
+    frames[-1][1] = True
+    return frames[-1][0]
 
 
 def current() -> str | None:
     """The mesh axis of the innermost :func:`sharded`, or ``None`` outside any."""
-    return _FRAMES[-1][0] if _FRAMES else None
+    frames = _frames()
+    return frames[-1][0] if frames else None
 
 
 def refusal(owner: str) -> str:
