@@ -132,7 +132,10 @@ DESCRIPTION = (
     "pip install 'gatedcells[train]'."
 )
 EXAMPLE = "example: python -m gatedcells.zoo --task adding --only lstm gru min_gru"
-HELP_LENGTH = "sequence length T (the delay for copy; not for digits and mnist1d; default: 50)"
+HELP_LENGTH = (
+    "sequence length T (the delay for copy; default: 50; digits and mnist1d have fixed "
+    "lengths, smnist reads 784 pixels or, with 28, rows)"
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -163,6 +166,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m gatedcells.zo
 
     from . import tasks
     from .cli._numbers import positive, positive_float  # the train command's checks
+    from .tasks._registry import FIXED
 
     example = EXAMPLE.replace("python -m gatedcells.zoo", prog)
     parser = _Parser(prog=prog, description=DESCRIPTION, epilog=example)
@@ -173,7 +177,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m gatedcells.zo
         choices=sorted(tasks.TASKS),
         help="the task (default: %(default)s)",
     )
-    add("--length", type=positive, default=50, help=HELP_LENGTH)
+    add("--length", type=positive, help=HELP_LENGTH)
     add("--hidden", type=positive, default=32, help="hidden size H (default: %(default)s)")
     add("--steps", type=positive, default=600, help="training steps (default: %(default)s)")
     add("--batch-size", type=positive, default=64, help="default: %(default)s")
@@ -190,8 +194,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m gatedcells.zo
         )
         plural = "s" if len(unknown) > 1 else ""
         parser.error(f"--only: unknown variant{plural} {listed}; known: {', '.join(known)}")
+    length = args.length
+    if length is None and args.task not in FIXED:  # 50 where a task takes any length
+        length = 50
     try:
-        task = tasks.get(args.task, None if args.task in ("digits", "mnist1d") else args.length)
+        task = tasks.get(args.task, length)
     except ValueError as err:
         parser.error(str(err))
     rows = compare(

@@ -64,8 +64,10 @@ def test_help_is_plain_text(capsys):
         (["--batch-size", "x"], "argument --batch-size: expected a positive integer, got 'x'"),
         (["--length", "-1"], "argument --length: expected a positive integer, got '-1'"),
         (["--lr", "-0.1"], "argument --lr: expected a positive number, got '-0.1'"),
+        (["--task", "smnist", "--length", "50"], "the smnist task has a fixed length of 784 or 28, got length=50"),
+        (["--task", "digits", "--length", "50"], "the digits task has a fixed length of 8, got length=50"),
     ],
-)
+)  # fmt: skip
 def test_bad_numbers_are_one_line_before_any_training(argv, message, capsys, monkeypatch):
     monkeypatch.setattr(zoo, "compare", lambda *a, **k: pytest.fail("trained"))
     with pytest.raises(SystemExit) as exit_:
@@ -76,3 +78,13 @@ def test_bad_numbers_are_one_line_before_any_training(argv, message, capsys, mon
     assert captured.err == (
         f"error: python -m gatedcells.zoo: {message} (see python -m gatedcells.zoo --help)\n"
     )
+
+
+def test_fixed_length_tasks_take_their_own_length(monkeypatch, capsys):
+    """Without --length a fixed-length task keeps its own (50 is the others' default)."""
+    seen = []
+    monkeypatch.setattr(zoo, "compare", lambda task, **k: seen.append(task.length) or [])
+    monkeypatch.setattr(zoo, "table", lambda *a, **k: "")
+    for argv in (["--task", "digits"], ["--task", "adding"]):
+        assert zoo.main([*argv, "--only", "gru"]) == 0
+    assert seen == [8, 50]
