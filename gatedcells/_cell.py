@@ -261,11 +261,22 @@ def recurrent_matmul(h: Array, w_h: Array, dtype: Any = None) -> Array:
     return out.reshape(*lead, heads * cols)
 
 
-def split_update(split: MatmulSplit, w_h: Callable[[Params], Array] = lambda p: p.w_h) -> UpdateFn:
-    """A cell's ``update`` from its :class:`MatmulSplit`: the two can never disagree."""
+def split_update(split: MatmulSplit, w_h: Callable[[Params], Array] | None = None) -> UpdateFn:
+    """A cell's ``update`` from its :class:`MatmulSplit`: the two can never disagree. A value,
+    equal for equal splits (so are the cells built with it)."""
+    return SplitUpdate(split, w_h)
 
-    def update(params, carry, x_proj):
-        h_proj = recurrent_matmul(split.hidden(carry), w_h(params), split.dtype)
-        return split.pointwise(params, carry, x_proj, h_proj)
 
-    return update
+@dataclasses.dataclass(frozen=True)
+class SplitUpdate:
+    """``update(params, carry, x_proj)`` of a :class:`MatmulSplit` (see :func:`split_update`):
+    ``pointwise(params, carry, x_proj, hidden(carry) @ w_h)``, ``w_h`` read by ``w_h`` (or
+    ``params.w_h``)."""
+
+    split: MatmulSplit
+    w_h: Callable[[Params], Array] | None = None
+
+    def __call__(self, params: Params, carry: Carry, x_proj: Array) -> tuple[Carry, Array, Gates]:
+        w_h = params.w_h if self.w_h is None else self.w_h(params)
+        h_proj = recurrent_matmul(self.split.hidden(carry), w_h, self.split.dtype)
+        return self.split.pointwise(params, carry, x_proj, h_proj)

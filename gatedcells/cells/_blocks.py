@@ -21,6 +21,11 @@ def project_affine(params: Params, xs: Array, dtype: Any = None) -> Array:
     return out + along_last(params.b, out)
 
 
+def project(spec: Any, params: Params, xs: Array) -> Array:
+    """``xs @ w_x + b`` computed in ``spec.dtype``: a family's ``project`` (:func:`project_affine`)."""
+    return project_affine(params, xs, spec.dtype)
+
+
 def normalized_projection(params: Params, xs: Array, eps: float, dtype: Any = None) -> Array:
     """``LN(xs @ w_x) * ln_x + b`` (Ba et al. 2016): the input projection of a layer-normalised
     cell, normalised over its ``G*H`` entries, ``[..., G*H]`` in the bias's dtype."""
@@ -61,8 +66,13 @@ def init_param(init: Callable, key: Array, shape: tuple[int, ...], dtype) -> Arr
 
     Some initializers (orthogonal needs a QR decomposition) have no bfloat16 kernel on CPU.
     """
-    wide = jnp.float32 if jnp.finfo(dtype).bits < 32 else dtype
-    return init(key, shape, wide).astype(dtype)
+    return init(key, shape, wide(dtype)).astype(dtype)
+
+
+def wide(dtype: Any) -> Any:
+    """float32 (or wider): the dtype of an initializer's draw, and of the gated linear
+    cells' recurrences."""
+    return dtype if jnp.finfo(dtype).bits >= 32 else jnp.float32
 
 
 def gate_biases(
@@ -80,6 +90,15 @@ def gate_biases(
 def set_block(b: Array, k: int, hidden_size: int, value: Array) -> Array:
     """``b [G*H]`` with its ``k``-th block of size ``H`` replaced by ``value``."""
     return b.at[k * hidden_size : (k + 1) * hidden_size].set(value.astype(b.dtype))
+
+
+def checked_inits(kernel_init, recurrent_init, bias_init, param_dtype, dtype) -> tuple:
+    """The initializers and dtypes of a dense gated cell, checked, as they appear last in its
+    spec: ``(kernel_init, recurrent_init, bias_init, param_dtype, dtype)``."""
+    inits = {"kernel_init": kernel_init, "recurrent_init": recurrent_init, "bias_init": bias_init}
+    dtypes = {"param_dtype": param_dtype, "dtype": dtype}
+    _checks.check_factory_args(functions=inits, dtypes=dtypes)
+    return (*inits.values(), *dtypes.values())
 
 
 def describe(factory: str, hidden_size: int, flags: dict[str, Any]) -> str:

@@ -264,7 +264,7 @@ def linear_scan(
     return h_last.astype(dtype), hs.astype(dtype)
 
 
-def fused_scan(
+def linear_scan_with_readout(
     coefficients,
     readout,
     params,
