@@ -127,8 +127,10 @@ class Cell:
     Build cells with the factories (:func:`gatedcells.lstm`, :func:`gatedcells.gru`, ...)
     and combinators (:func:`gatedcells.stack`, :func:`gatedcells.bidirectional`, ...); run
     them over sequences with :func:`gatedcells.unroll`. A cell is not a pytree: close over
-    it, or pass it to ``jax.jit`` as a static argument. Build it once: two calls of a
-    factory give cells that compare unequal (their functions are closures).
+    it, or pass it to ``jax.jit`` as a static argument. A factory's cell is a value of its
+    flags: two calls with the same flags give equal, hashable cells, so ``jax.jit`` reuses
+    its trace across them (its functions are module-level functions bound to a frozen spec;
+    a combinator's are closures, and compare by identity).
 
     The fields are the raw pure functions a factory provides; the methods are what users
     call (:meth:`init` and :meth:`initial_carry` check their arguments, then call the

@@ -68,14 +68,13 @@ def frozen(shapes: Mapping[str, tuple]) -> tuple[tuple[str, tuple], ...]:
 
 def assemble(
     spec: Any,
-    *,
     init: Callable,
     project: Callable,
     update: Callable | None = None,
+    *,
     split: MatmulSplit | None = None,
     scan: Callable | None = None,
-    shapes: Mapping[str, tuple] | None = None,
-    channels: int | None = None,
+    shapes: Mapping[str, tuple] | Callable | None = None,
     extra: int = 0,
     check: Callable | None = None,
     carry: Callable | int | None = None,
@@ -88,20 +87,23 @@ def assemble(
 
     ``update=None`` takes the update of ``split`` (:func:`gatedcells._cell.split_update`).
     ``check`` is the cell's ``check_params``, or by default :class:`CheckFields` of
-    ``shapes``, ``channels`` and ``extra``. ``carry`` is its ``carry_fn`` (a :class:`Bound`),
+    ``shapes`` (a mapping, or a function of ``spec``), with ``H`` input channels where no
+    shape holds ``I``, and ``extra`` more. ``carry`` is its ``carry_fn`` (a :class:`Bound`),
     or the size of its one array of zeros (default ``H``); ``output_size`` defaults to ``H``.
     """
+    H = spec.hidden_size
     if carry is None or isinstance(carry, int):
-        carry = Zeros(carry or spec.hidden_size, spec.param_dtype)
+        carry = Zeros(carry or H, spec.param_dtype)
     if check is None:
-        check = CheckFields(spec.name, frozen(shapes), channels, extra)
+        shapes = shapes(spec) if callable(shapes) else shapes
+        check = CheckFields(spec.name, frozen(shapes), H, extra)
     return Cell(
         init_fn=Bound(init, spec),
         carry_fn=carry,
         project=Bound(project, spec),
         update=split_update(split) if update is None else Bound(update, spec),
         check_params=check,
-        output_size=spec.hidden_size if output_size is None else output_size,
+        output_size=H if output_size is None else output_size,
         name=spec.name,
         split=split,
         scan=None if scan is None else Bound(scan, spec),

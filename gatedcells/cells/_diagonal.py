@@ -10,8 +10,24 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from .. import _checks
 from .._cell import Array, matmul
+from ..sequence import _linear
 from . import _blocks
+
+
+def checked_options(
+    input_proj: Any, method: Any, chunk_size: Any, kernel_init: Any, param_dtype: Any, dtype: Any
+) -> tuple:
+    """The options every diagonal cell has, checked, as they appear last in its spec:
+    ``(input_proj, method, chunk_size, kernel_init, param_dtype, dtype)``."""
+    _checks.check_factory_args(
+        functions={"kernel_init": kernel_init}, dtypes={"param_dtype": param_dtype, "dtype": dtype}
+    )
+    _checks.check_flag("input_proj", input_proj)
+    method = None if method is None else _linear.check_method(method)
+    chunk_size = _linear.check_chunk_size(chunk_size)
+    return input_proj, method, chunk_size, kernel_init, param_dtype, dtype
 
 
 def check_channels(name: str, input_size: int, hidden_size: int, input_proj: bool) -> None:

@@ -244,10 +244,5 @@ def gru(
     if reset_after:
         split = MatmulSplit(_anatomy.itself, _anatomy.Bound(pointwise, spec), dtype=dtype)
     return _anatomy.assemble(
-        spec,
-        init=init,
-        project=project,
-        update=None if reset_after else update,
-        split=split,
-        shapes=shapes(spec),
+        spec, init, project, None if reset_after else update, split=split, shapes=shapes
     )

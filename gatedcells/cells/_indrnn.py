@@ -123,4 +123,4 @@ def indrnn(
     act = "" if activation is jax.nn.relu else f", {getattr(activation, '__name__', '?')}"
     spec = IndRNNSpec(f"indrnn({H}{act})", H, activation, *inits)
     shapes = {"w_x": (None, H), "u": (H,), "b": (H,)}
-    return _anatomy.assemble(spec, init=init, project=_blocks.project, update=update, shapes=shapes)
+    return _anatomy.assemble(spec, init, _blocks.project, update, shapes=shapes)

@@ -118,35 +118,17 @@ def update(
     return _diagonal.to_real(x).astype(carry.dtype), y.astype(carry.dtype), gates
 
 
-def scan(
-    spec: LRUSpec,
-    params: LRUParams,
-    carry: Array,
-    xs: Array,
-    *,
-    valid: Array | None,
-    reverse: bool,
-    unroll: int | bool,
-    grad: str,
-    remat: bool | int,
-) -> tuple[Array, Array]:
+def scan(spec, params, carry, xs, *, valid, reverse, unroll, grad, remat):
     """The whole sequence: one projection, then one :func:`gatedcells.linear_recurrence`
     of :math:`x' = \\lambda x + \\gamma B u` and the read-out of every state."""
     del remat  # the recurrence keeps its states: nothing to recompute
     u, bu = inputs(params, project(spec, params, xs).astype(_blocks.wide(carry.dtype)))
     x0, method = _diagonal.to_complex(carry.astype(u.dtype)), _linear.check_method(spec.method)
-    x, xs_ = _linear.linear_scan(
-        log_decay(params),
-        bu,
-        x0,
-        valid=valid,
-        reverse=reverse,
-        method=method,
-        unroll=unroll,
-        grad=grad,
-        chunk_size=spec.chunk_size,
+    options = {"valid": valid, "reverse": reverse, "unroll": unroll, "grad": grad}
+    x, states = _linear.linear_scan(
+        log_decay(params), bu, x0, method=method, chunk_size=spec.chunk_size, **options
     )
-    ys = _diagonal.mask_outputs(valid, readout(params, xs_, u))
+    ys = _diagonal.mask_outputs(valid, readout(params, states, u))
     return _diagonal.to_real(x).astype(carry.dtype), ys.astype(carry.dtype)
 
 
@@ -256,41 +238,15 @@ def lru(
     """
     H = _checks.check_positive_int("hidden_size", hidden_size)
     N = H if state_size is None else _checks.check_positive_int("state_size", state_size)
-    _checks.check_factory_args(
-        numbers={"r_min": r_min, "r_max": r_max, "max_phase": max_phase},
-        functions={"kernel_init": kernel_init},
-        dtypes={"param_dtype": param_dtype, "dtype": dtype},
-    )
+    _checks.check_factory_args(numbers={"r_min": r_min, "r_max": r_max, "max_phase": max_phase})
+    options = (input_proj, method, chunk_size, kernel_init, param_dtype, dtype)
+    options = _diagonal.checked_options(*options)
     if not 0 <= r_min < r_max <= 1:
         raise ValueError(f"need 0 <= r_min < r_max <= 1, got r_min={r_min}, r_max={r_max}")
     if max_phase <= 0:
         raise ValueError(f"max_phase must be positive, got {max_phase!r}")
-    _checks.check_flag("input_proj", input_proj)
-    method = None if method is None else _linear.check_method(method)
-    chunk_size = _linear.check_chunk_size(chunk_size)
     flags = {"state_size": N} if N != H else {}
     flags |= {"input_proj": True} if input_proj else {}
-    spec = LRUSpec(
-        _blocks.describe("lru", H, flags),
-        H,
-        N,
-        r_min,
-        r_max,
-        max_phase,
-        input_proj,
-        method,
-        chunk_size,
-        kernel_init,
-        param_dtype,
-        dtype,
-    )
-    return _anatomy.assemble(
-        spec,
-        init=init,
-        project=project,
-        update=update,
-        scan=scan,
-        carry=2 * N,
-        shapes=shapes(spec),
-        channels=H,
-    )
+    name = _blocks.describe("lru", H, flags)
+    spec = LRUSpec(name, H, N, r_min, r_max, max_phase, *options)
+    return _anatomy.assemble(spec, init, project, update, scan=scan, carry=2 * N, shapes=shapes)

@@ -142,4 +142,4 @@ def mgu(
     _checks.check_t_max(chrono)
     spec = MGUSpec(f"mgu({H})", H, float(forget_bias), chrono, *inits)
     shapes = {"w_x": (None, 2 * H), "w_h": (H, 2 * H), "b": (2 * H,)}
-    return _anatomy.assemble(spec, init=init, project=_blocks.project, update=update, shapes=shapes)
+    return _anatomy.assemble(spec, init, _blocks.project, update, shapes=shapes)

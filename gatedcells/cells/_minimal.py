@@ -109,25 +109,14 @@ def init(spec: MinimalSpec, key: Array, input_size: int) -> MinimalParams:
     )
 
 
-def scan(
-    spec: MinimalSpec,
-    params: MinimalParams,
-    h: Array,
-    xs: Array,
-    *,
-    valid: Array | None,
-    reverse: bool,
-    unroll: int | bool,
-    grad: str,
-    remat: bool | int,
-) -> tuple[Array, Array]:
+def scan(spec, params, carry, xs, *, valid, reverse, unroll, grad, remat):
     """The whole sequence: one projection, then one :func:`gatedcells.linear_recurrence`."""
     del remat  # the recurrence keeps its states: nothing to recompute
-    x_proj = _blocks.project(spec, params, xs).astype(h.dtype)
+    x_proj = _blocks.project(spec, params, xs).astype(carry.dtype)
     log_a, b, _ = spec.coefficients(spec.positive, x_proj)
     method = _linear.check_method(spec.method)
     return _linear.linear_scan(
-        log_a, b, h, valid=valid, reverse=reverse, method=method, unroll=unroll, grad=grad
+        log_a, b, carry, valid=valid, reverse=reverse, method=method, unroll=unroll, grad=grad
     )
 
 
@@ -148,9 +137,7 @@ def minimal_cell(
     name = f"{factory}({H})" if positive else f"{factory}({H}, positive=False)"
     spec = MinimalSpec(name, H, coefficients, blocks, *flags)
     shapes = {"w_x": (None, len(blocks) * H), "b": (len(blocks) * H,)}
-    return _anatomy.assemble(
-        spec, init=init, project=_blocks.project, update=update, scan=scan, shapes=shapes
-    )
+    return _anatomy.assemble(spec, init, _blocks.project, update, scan=scan, shapes=shapes)
 
 
 def min_gru(

@@ -156,14 +156,7 @@ def mutant_cell(
     spec = MUTSpec(name, H, raw_input, h_blocks, *inits)
     x_blocks = 2 if raw_input else 3
     shapes = {"w_x": (H if raw_input else None, x_blocks * H), "w_h": (H, h_blocks * H)}
-    return _anatomy.assemble(
-        spec,
-        init=init,
-        project=project,
-        update=update,
-        shapes=shapes | {"b": (3 * H,)},
-        channels=H,
-    )
+    return _anatomy.assemble(spec, init, project, update, shapes=shapes | {"b": (3 * H,)})
 
 
 def mut1(

@@ -90,11 +90,11 @@ class RGLRUSpec(NamedTuple):
     min_rad: float
     max_rad: float
     resets: bool
+    gate_init: Callable
     input_proj: bool
     method: str | None
     chunk_size: int
     kernel_init: Callable
-    gate_init: Callable
     param_dtype: Any
     dtype: Any
 
@@ -155,18 +155,7 @@ def update(
     return h_new.astype(h.dtype), h_new.astype(h.dtype), gates
 
 
-def scan(
-    spec: RGLRUSpec,
-    params: RGLRUParams,
-    h: Array,
-    xs: Array,
-    *,
-    valid: Array | None,
-    reverse: bool,
-    unroll: int | bool,
-    grad: str,
-    remat: bool | int,
-) -> tuple[Array, Array]:
+def scan(spec, params, carry, xs, *, valid, reverse, unroll, grad, remat):
     """The whole sequence: one projection, then one :func:`gatedcells.linear_recurrence` of
     :math:`h' = a h + b`; with ``resets``, segment starts read in ``reverse`` too."""
     del remat  # the recurrence keeps its states: nothing to recompute
@@ -175,17 +164,10 @@ def scan(
     if spec.resets:
         starts = _linear.reset_flags(x_proj[..., -1] > 0.5, valid, reverse)
     log_a, b, _ = coefficients(spec, params, x_proj[..., : 3 * spec.hidden_size], starts)
+    method, options = _linear.check_method(spec.method), {"unroll": unroll, "grad": grad}
+    options |= {"valid": valid, "reverse": reverse, "resets": starts}
     return _linear.linear_scan(
-        log_a,
-        b,
-        h,
-        valid=valid,
-        reverse=reverse,
-        method=_linear.check_method(spec.method),
-        unroll=unroll,
-        grad=grad,
-        resets=starts,
-        chunk_size=spec.chunk_size,
+        log_a, b, carry, method=method, chunk_size=spec.chunk_size, **options
     )
 
 
@@ -310,46 +292,21 @@ def rg_lru(
     NH = _checks.check_positive_int("num_heads", num_heads)
     if H % NH:
         raise ValueError(f"num_heads={NH} must divide hidden_size={H} (one block per head)")
-    _checks.check_factory_args(
-        numbers={"c": c, "min_rad": min_rad, "max_rad": max_rad},
-        functions={"kernel_init": kernel_init, "gate_init": gate_init},
-        dtypes={"param_dtype": param_dtype, "dtype": dtype},
-    )
+    numbers = {"c": c, "min_rad": min_rad, "max_rad": max_rad}
+    _checks.check_factory_args(numbers=numbers, functions={"gate_init": gate_init})
+    options = (input_proj, method, chunk_size, kernel_init, param_dtype, dtype)
+    options = _diagonal.checked_options(*options)
     if c <= 0:
         raise ValueError(f"c must be positive, got {c!r}")
     if not 0 < min_rad < max_rad < 1:
         raise ValueError(f"need 0 < min_rad < max_rad < 1, got {min_rad=}, {max_rad=}")
     _checks.check_flag("resets", resets)
-    _checks.check_flag("input_proj", input_proj)
-    method = None if method is None else _linear.check_method(method)
-    chunk_size = _linear.check_chunk_size(chunk_size)
     flags = {"num_heads": NH} if NH != 1 else {}
     flags |= {"c": c} if c != 8.0 else {}
     flags |= {"resets": True} if resets else {}
     flags |= {"input_proj": True} if input_proj else {}
-    spec = RGLRUSpec(
-        _blocks.describe("rg_lru", H, flags),
-        H,
-        NH,
-        c,
-        min_rad,
-        max_rad,
-        resets,
-        input_proj,
-        method,
-        chunk_size,
-        kernel_init,
-        gate_init,
-        param_dtype,
-        dtype,
-    )
+    name = _blocks.describe("rg_lru", H, flags)
+    spec = RGLRUSpec(name, H, NH, c, min_rad, max_rad, resets, gate_init, *options)
     return _anatomy.assemble(
-        spec,
-        init=init,
-        project=project,
-        update=update,
-        scan=scan,
-        shapes=shapes(spec),
-        channels=H,
-        extra=int(resets),
+        spec, init, project, update, scan=scan, shapes=shapes, extra=int(resets)
     )

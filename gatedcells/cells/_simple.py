@@ -118,4 +118,4 @@ def simple_rnn(
     spec = SimpleRNNSpec(f"simple_rnn({H}{act})", H, activation, *inits)
     split = MatmulSplit(_anatomy.itself, _anatomy.Bound(pointwise, spec), dtype, additive=True)
     shapes = {"w_x": (None, H), "w_h": (H, H), "b": (H,)}
-    return _anatomy.assemble(spec, init=init, project=_blocks.project, split=split, shapes=shapes)
+    return _anatomy.assemble(spec, init, _blocks.project, split=split, shapes=shapes)

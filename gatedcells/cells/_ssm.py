@@ -122,36 +122,16 @@ def update(
     return h.reshape(carry.shape).astype(carry.dtype), y.astype(carry.dtype), gates
 
 
-def scan(
-    spec: SSMSpec,
-    params: SSMParams,
-    carry: Array,
-    xs: Array,
-    *,
-    valid: Array | None,
-    reverse: bool,
-    unroll: int | bool,
-    grad: str,
-    remat: bool | int,
-) -> tuple[Array, Array]:
+def scan(spec, params, carry, xs, *, valid, reverse, unroll, grad, remat):
     """The whole sequence: ``Δ, B, C`` in one projection, then the recurrence with the
     coefficients and the read-out formed inside its loop (never all states at once)."""
     del remat  # the recurrence holds its states at most once: nothing to recompute
     x_proj = project(spec, params, xs).astype(_blocks.wide(carry.dtype))
     state = carry.reshape(*carry.shape[:-1], spec.hidden_size, spec.state_size)
-    h, ys = _linear.linear_scan_with_readout(
-        coefficients,
-        readout,
-        params,
-        x_proj,
-        state,
-        valid=valid,
-        reverse=reverse,
-        method=spec.method or default_method(),
-        unroll=unroll,
-        grad=grad,
-        chunk_size=spec.chunk_size,
-    )
+    options = {"valid": valid, "reverse": reverse, "unroll": unroll, "grad": grad}
+    options |= {"method": spec.method or default_method(), "chunk_size": spec.chunk_size}
+    args = (coefficients, readout, params, x_proj, state)
+    h, ys = _linear.linear_scan_with_readout(*args, **options)
     return h.reshape(carry.shape), ys
 
 
@@ -276,44 +256,18 @@ def selective_ssm(
     H = _checks.check_positive_int("hidden_size", hidden_size)
     N = _checks.check_positive_int("state_size", state_size)
     R = math.ceil(H / 16) if dt_rank is None else _checks.check_positive_int("dt_rank", dt_rank)
-    _checks.check_factory_args(
-        numbers={"dt_min": dt_min, "dt_max": dt_max, "dt_init_floor": dt_init_floor},
-        functions={"kernel_init": kernel_init},
-        dtypes={"param_dtype": param_dtype, "dtype": dtype},
-    )
+    numbers = {"dt_min": dt_min, "dt_max": dt_max, "dt_init_floor": dt_init_floor}
+    _checks.check_factory_args(numbers=numbers)
+    options = (input_proj, method, chunk_size, kernel_init, param_dtype, dtype)
+    options = _diagonal.checked_options(*options)
     if not 0 < dt_min < dt_max or dt_init_floor <= 0:
         raise ValueError(
             f"need 0 < dt_min < dt_max and dt_init_floor > 0, got {dt_min=}, {dt_max=}, "
             f"{dt_init_floor=}"
         )
-    _checks.check_flag("input_proj", input_proj)
-    method = None if method is None else _linear.check_method(method)
-    chunk_size = _linear.check_chunk_size(chunk_size)
     flags = {"state_size": N} if N != 16 else {}
     flags |= {"dt_rank": R} if dt_rank is not None else {}
     flags |= {"input_proj": True} if input_proj else {}
-    spec = SSMSpec(
-        _blocks.describe("selective_ssm", H, flags),
-        H,
-        N,
-        R,
-        dt_min,
-        dt_max,
-        dt_init_floor,
-        input_proj,
-        method,
-        chunk_size,
-        kernel_init,
-        param_dtype,
-        dtype,
-    )
-    return _anatomy.assemble(
-        spec,
-        init=init,
-        project=project,
-        update=update,
-        scan=scan,
-        carry=H * N,
-        shapes=shapes(spec),
-        channels=H,
-    )
+    name = _blocks.describe("selective_ssm", H, flags)
+    spec = SSMSpec(name, H, N, R, dt_min, dt_max, dt_init_floor, *options)
+    return _anatomy.assemble(spec, init, project, update, scan=scan, carry=H * N, shapes=shapes)

@@ -188,10 +188,8 @@ def linear_recurrence(
         resets = jnp.asarray(resets).astype(bool)
         resets = resets if time_major else jnp.moveaxis(resets, -1, 0)
         resets = reset_flags(resets, valid, reverse)
-    h, hs = linear_scan(
-        log_a, b, h0, valid=valid, reverse=reverse, method=method, resets=resets,
-        chunk_size=chunk_size,
-    )  # fmt: skip
+    options = {"valid": valid, "reverse": reverse, "resets": resets, "chunk_size": chunk_size}
+    h, hs = linear_scan(log_a, b, h0, method=method, **options)
     return h, (hs if time_major else jnp.moveaxis(hs, 0, time))
 
 
@@ -317,10 +315,10 @@ def linear_scan_with_readout(
     inputs = (inputs, flags)
     if reverse:
         inputs = jax.tree.map(lambda v: v[::-1], inputs)
+    functions = (masked_coefficients, masked_readout)
     h, ys = paths.fused(
-        masked_coefficients, masked_readout, method, unroll, chunk_size, grad, params, inputs,
-        h0.astype(wide),
-    )  # fmt: skip
+        *functions, method, unroll, chunk_size, grad, params, inputs, h0.astype(wide)
+    )
     if reverse:
         ys = ys[::-1]
     return h.astype(dtype), ys.astype(dtype)
