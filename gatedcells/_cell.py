@@ -127,8 +127,10 @@ class Cell:
     Build cells with the factories (:func:`gatedcells.lstm`, :func:`gatedcells.gru`, ...)
     and combinators (:func:`gatedcells.stack`, :func:`gatedcells.bidirectional`, ...); run
     them over sequences with :func:`gatedcells.unroll`. A cell is not a pytree: close over
-    it, or pass it to ``jax.jit`` as a static argument. Build it once: two calls of a
-    factory give cells that compare unequal (their functions are closures).
+    it, or pass it to ``jax.jit`` as a static argument. A factory's cell is a value of its
+    flags: two calls with the same flags give equal, hashable cells, so ``jax.jit`` reuses
+    its trace across them (its functions are module-level functions bound to a frozen spec;
+    a combinator's are closures, and compare by identity).
 
     The fields are the raw pure functions a factory provides; the methods are what users
     call (:meth:`init` and :meth:`initial_carry` check their arguments, then call the
@@ -261,11 +263,22 @@ def recurrent_matmul(h: Array, w_h: Array, dtype: Any = None) -> Array:
     return out.reshape(*lead, heads * cols)
 
 
-def split_update(split: MatmulSplit, w_h: Callable[[Params], Array] = lambda p: p.w_h) -> UpdateFn:
-    """A cell's ``update`` from its :class:`MatmulSplit`: the two can never disagree."""
+def split_update(split: MatmulSplit, w_h: Callable[[Params], Array] | None = None) -> UpdateFn:
+    """A cell's ``update`` from its :class:`MatmulSplit`: the two can never disagree. A value,
+    equal for equal splits (so are the cells built with it)."""
+    return SplitUpdate(split, w_h)
 
-    def update(params, carry, x_proj):
-        h_proj = recurrent_matmul(split.hidden(carry), w_h(params), split.dtype)
-        return split.pointwise(params, carry, x_proj, h_proj)
 
-    return update
+@dataclasses.dataclass(frozen=True)
+class SplitUpdate:
+    """``update(params, carry, x_proj)`` of a :class:`MatmulSplit` (see :func:`split_update`):
+    ``pointwise(params, carry, x_proj, hidden(carry) @ w_h)``, ``w_h`` read by ``w_h`` (or
+    ``params.w_h``)."""
+
+    split: MatmulSplit
+    w_h: Callable[[Params], Array] | None = None
+
+    def __call__(self, params: Params, carry: Carry, x_proj: Array) -> tuple[Carry, Array, Gates]:
+        w_h = params.w_h if self.w_h is None else self.w_h(params)
+        h_proj = recurrent_matmul(self.split.hidden(carry), w_h, self.split.dtype)
+        return self.split.pointwise(params, carry, x_proj, h_proj)

@@ -167,3 +167,42 @@ def test_the_test_registry_covers_every_registered_cell():
     assert set(cells.CELLS) <= set(registry.CELLS), sorted(set(cells.CELLS) - set(registry.CELLS))
     for name in cells.CELLS:
         assert registry.build(name).name.startswith(cells.make(name, 4).name.split("(")[0])
+
+
+def public_factories():
+    """``(module, function)`` of every public function of ``cells/`` that returns a ``Cell``."""
+    for path in sorted((PACKAGE / "cells").glob("_*.py")):
+        for node in ast.parse(path.read_text()).body:
+            returns = getattr(node, "returns", None)
+            if (
+                isinstance(node, ast.FunctionDef)
+                and not node.name.startswith("_")
+                and isinstance(returns, ast.Name | ast.Constant)
+                and getattr(returns, "id", getattr(returns, "value", None)) == "Cell"
+            ):
+                yield path, node
+
+
+def lines_of_code(node: ast.FunctionDef) -> int:
+    """Lines of a function's body, its docstring aside."""
+    body = node.body
+    has_doc = isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+    start = body[1].lineno if has_doc and len(body) > 1 else body[0].lineno
+    return node.end_lineno - start + 1
+
+
+def test_cell_factories_check_build_the_spec_and_assemble():
+    """DESIGN section 6: a public factory in ``cells/`` checks its flags, builds its spec and
+    assembles the cell; its equations and plumbing are module-level (no nested function, so
+    no equation in a closure), in about 35 lines of code."""
+    found, nested, long = [], [], {}
+    for path, node in public_factories():
+        where = f"{path.relative_to(PACKAGE)}:{node.name}"
+        found.append(node.name)
+        inner = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+        nested += [where for n in ast.walk(node) if n is not node and isinstance(n, inner)]
+        if (n := lines_of_code(node)) > 38:
+            long[where] = n
+    assert {"lstm", "gru", "lru", "selective_ssm", "rg_lru", "conv_gru"} <= set(found), found
+    assert not nested, nested
+    assert not long, long

@@ -49,7 +49,8 @@ def test_exported_names():
         # sequence parallelism (issue 24)
         "sharded_unroll", "logical_axes", "param_shardings",
     }  # fmt: skip
-    for name in set(gc.__all__) - {"GRADS"}:
+    # constants documented by the pages (a read-only mapping cannot carry a docstring)
+    for name in set(gc.__all__) - {"GRADS", "LSTM_VARIANTS"}:
         assert getattr(gc, name).__doc__, f"{name} has no docstring"
 
 

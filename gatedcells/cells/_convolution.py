@@ -4,6 +4,7 @@ equations: those are in ``_conv``, and the padding rules are explained there."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -13,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _checks
-from .._cell import Array, Cell, matmul
+from .._cell import Array, matmul
 from . import _blocks
 
 
@@ -97,10 +98,9 @@ def check_kernel_size(kernel_size: Any) -> tuple[int, ...]:
 
 def check_strides(strides: Any, rank: int) -> None:
     """``strides`` must be 1 or a tuple of ``rank`` ones (see the module's docstring)."""
-    ones = strides == 1 if isinstance(strides, int | np.integer) else (
-        isinstance(strides, tuple | list) and len(strides) == rank
-        and all(isinstance(s, int | np.integer) and s == 1 for s in strides)
-    )  # fmt: skip
+    ones = isinstance(strides, int | np.integer) and strides == 1
+    if isinstance(strides, tuple | list) and len(strides) == rank:
+        ones = all(isinstance(s, int | np.integer) and s == 1 for s in strides)
     if isinstance(strides, bool) or not ones:
         raise ValueError(
             f"strides must be 1: the recurrent convolution must keep the state's spatial shape "
@@ -146,29 +146,38 @@ def resolve_padding(padding: Any, kernel_size: tuple[int, ...]) -> tuple[tuple[i
 
 
 def kernel_blocks(
-    init: Callable, key: Array, kernel_size: tuple[int, ...], rows: int, hidden_size: int,
-    n: int, dtype: Any,
-) -> Array:  # fmt: skip
+    init: Callable, key: Array, kernel_size: tuple[int, ...], rows: int, H: int, n: int, dtype: Any
+) -> Array:
     """``n`` independently initialised ``[*K, rows, H]`` blocks, fused to ``[*K, rows, n*H]``."""
     keys = jax.random.split(key, n)
-    shape = (*kernel_size, rows, hidden_size)
+    shape = (*kernel_size, rows, H)
     return jnp.concatenate([_blocks.init_param(init, k, shape, dtype) for k in keys], axis=-1)
 
 
-def conv_cell(
-    name: str, conv: Conv, hidden_size: int, params_type: type, shapes: dict[str, tuple],
-    init: Callable, carry_fn: Callable, update: Callable,
-) -> Cell:  # fmt: skip
-    """The :class:`Cell` of a convolutional factory; ``shapes`` by field, ``None`` for ``I``.
+def input_half(conv: Conv, params: Any, x: Array, dtype: Any) -> Array:
+    """``W_x * x + b`` ``[*B, *S, G*H]`` in ``dtype``."""
+    x_proj = conv(x, params.w_x).astype(dtype)
+    return x_proj + _blocks.along_last(params.b, x_proj)
 
-    Its ``project`` is the identity: ``update`` runs both convolutions, the input one inside
-    the loop. Measured on XLA:CPU at the benchmark shape (``benchmarks/conv.py ops --T 20``),
-    hoisting the input convolution before the loop (a ``[T, *B, *S, G*H]`` buffer, 84 MB)
-    made the forward pass 1.65x slower and forward+backward 1.18x.
+
+def convolve_like(conv: Conv, v: Array, w: Array) -> Array:
+    """``v * w`` in ``v``'s dtype: a recurrent convolution inside a step."""
+    return conv(v, w).astype(v.dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvCheck:
+    """The ``check_params`` of a convolutional cell: ``params`` of ``params_type`` with a
+    ``w_x`` of rank ``rank + 2`` and the ``shapes`` by field (``None`` for ``I``); returns ``I``.
     """
-    rank = len(conv.kernel_size)
 
-    def check_params(params) -> int:
+    name: str
+    rank: int
+    params_type: type
+    shapes: tuple[tuple[str, tuple], ...]
+
+    def __call__(self, params: Any) -> int:
+        name, rank, params_type, shapes = self.name, self.rank, self.params_type, dict(self.shapes)
         w_x = getattr(params, "w_x", None)
         got = tuple(getattr(w_x, "shape", ()))
         if not isinstance(params, params_type) or len(got) != rank + 2:
@@ -183,18 +192,3 @@ def conv_cell(
         _checks.check_param_shapes(name, params, exact)
         _checks.check_absent(name, params, tuple(f for f in params._fields if f not in shapes))
         return size
-
-    def project(params, xs: Array) -> Array:
-        del params
-        return xs
-
-    return Cell(
-        init_fn=init,
-        carry_fn=carry_fn,
-        project=project,
-        update=update,
-        check_params=check_params,
-        output_size=hidden_size,
-        name=name,
-        feature_ndim=1 + rank,
-    )

@@ -10,11 +10,11 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .. import _cell, _checks
+from .. import _checks
 from .._cell import Array, Cell, MatmulSplit
-from . import _blocks
+from . import _anatomy, _blocks
 
-_RZN = ("r", "z", "n")
+RZN = ("r", "z", "n")  # PyTorch's block order
 
 
 class GRUParams(NamedTuple):
@@ -48,19 +48,70 @@ class GRUGates(NamedTuple):
     n: Array
 
 
-def gru_update(
-    params: GRUParams, h: Array, x_proj: Array, h_proj: Array, layer_norm_eps: float = 1e-5
-) -> tuple[Array, Array, GRUGates]:
-    """One GRU step (``reset_after=True``) after the recurrent matmul. See :func:`gru`.
+class GRUSpec(NamedTuple):
+    """The static flags of a GRU (:func:`gru`)."""
 
-    With layer norm (``params.ln_h`` set), ``h_proj`` is normalised first."""
+    name: str
+    hidden_size: int
+    reset_after: bool
+    layer_norm_eps: float | None  # None: no layer normalisation
+    update_bias: float
+    chrono: float | None
+    kernel_init: Callable
+    recurrent_init: Callable
+    bias_init: Callable
+    param_dtype: Any
+    dtype: Any
+
+
+def shapes(spec: GRUSpec) -> dict[str, tuple]:
+    """The shapes of :class:`GRUParams`' fields this GRU has (``None``: the input size)."""
+    H = spec.hidden_size
+    fields = {"w_x": (None, 3 * H), "w_h": (H, 3 * H), "b": (3 * H,)}
+    fields |= {"b_hn": (H,)} if spec.reset_after else {}
+    return fields | (
+        {"ln_x": (3 * H,), "ln_h": (3 * H,)} if spec.layer_norm_eps is not None else {}
+    )
+
+
+def init(spec: GRUSpec, key: Array, input_size: int) -> GRUParams:
+    """Blocks ``(r, z, n)``; the update block's bias starts at ``update_bias`` (or chrono)."""
+    H, dtype = spec.hidden_size, spec.param_dtype
+    kx, kh, kb, kn, kc = jax.random.split(key, 5)
+    b = _blocks.gate_biases(spec.bias_init, kb, H, RZN, {"z": spec.update_bias}, dtype)
+    if spec.chrono is not None:
+        b = _blocks.set_block(b, 1, H, _blocks.chrono_bias(kc, H, spec.chrono, dtype))
+    gains = jnp.ones((3 * H,), dtype) if spec.layer_norm_eps is not None else None
+    b_hn = _blocks.init_param(spec.bias_init, kn, (H,), dtype) if spec.reset_after else None
+    return GRUParams(
+        w_x=_blocks.init_blocks(spec.kernel_init, kx, input_size, H, 3, dtype),
+        w_h=_blocks.init_blocks(spec.recurrent_init, kh, H, H, 3, dtype),
+        b=b,
+        b_hn=b_hn,
+        ln_x=gains,
+        ln_h=gains,
+    )
+
+
+def project(spec: GRUSpec, params: GRUParams, xs: Array) -> Array:
+    """The input half: ``xs @ w_x + b``, or ``LN(xs @ w_x) * ln_x + b`` with layer norm."""
+    if spec.layer_norm_eps is None:
+        return _blocks.project(spec, params, xs)
+    return _blocks.normalized_projection(params, xs, spec.layer_norm_eps, spec.dtype)
+
+
+def pointwise(
+    spec: Any, params: Any, h: Array, x_proj: Array, h_proj: Array
+) -> tuple[Array, Array, GRUGates]:
+    """One GRU step (``reset_after=True``) after the recurrent matmul (or convolution) ``h_proj
+    = h U``, with layer norm when ``spec.layer_norm_eps`` is set. See :func:`gru`."""
     with jax.named_scope("gatedcells.gru"):
         dtype = h.dtype
-        x = _blocks.split(x_proj.astype(dtype), _RZN)
+        x = _blocks.split(x_proj.astype(dtype), RZN)
         h_proj = h_proj.astype(dtype)
-        if params.ln_h is not None:
-            h_proj = _blocks.layer_norm(h_proj, params.ln_h, None, layer_norm_eps)
-        hh = _blocks.split(h_proj, _RZN)
+        if spec.layer_norm_eps is not None:
+            h_proj = _blocks.layer_norm(h_proj, params.ln_h, None, spec.layer_norm_eps)
+        hh = _blocks.split(h_proj, RZN)
         r = jax.nn.sigmoid(x["r"] + hh["r"])
         z = jax.nn.sigmoid(x["z"] + hh["z"])
         n = jnp.tanh(x["n"] + r * (hh["n"] + _blocks.along_last(params.b_hn, hh["n"])))
@@ -68,18 +119,26 @@ def gru_update(
     return h, h, GRUGates(r, z, n)
 
 
-def gru_reset_before_update(
-    dtype: Any, params: GRUParams, h: Array, x_proj: Array
+def update(
+    spec: GRUSpec, params: GRUParams, h: Array, x_proj: Array
 ) -> tuple[Array, Array, GRUGates]:
     """One GRU step (``reset_after=False``, Cho et al. 2014). See :func:`gru`."""
+    return reset_before(params, h, x_proj, functools.partial(_blocks.matmul_like, dtype=spec.dtype))
+
+
+def reset_before(
+    params: Any, h: Array, x_proj: Array, recurrent: Callable[[Array, Array], Array]
+) -> tuple[Array, Array, GRUGates]:
+    """Cho et al.'s (2014) step, the reset applied to ``h`` before its product with ``U_n``;
+    ``recurrent(v, w)`` is the product (a matmul, or a convolution), in ``v``'s dtype."""
     with jax.named_scope("gatedcells.gru"):
         H = h.shape[-1]
-        x = _blocks.split(x_proj.astype(h.dtype), _RZN)
-        w_rz, w_n = params.w_h[:, : 2 * H], params.w_h[:, 2 * H :]
-        hh = _blocks.split(_blocks.matmul_like(h, w_rz, dtype), ("r", "z"))
+        x = _blocks.split(x_proj.astype(h.dtype), RZN)
+        w_rz, w_n = params.w_h[..., : 2 * H], params.w_h[..., 2 * H :]
+        hh = _blocks.split(recurrent(h, w_rz), ("r", "z"))
         r = jax.nn.sigmoid(x["r"] + hh["r"])
         z = jax.nn.sigmoid(x["z"] + hh["z"])
-        n = jnp.tanh(x["n"] + _blocks.matmul_like(r * h, w_n, dtype))
+        n = jnp.tanh(x["n"] + recurrent(r * h, w_n))
         h = (1 - z) * n + z * h
     return h, h, GRUGates(r, z, n)
 
@@ -172,62 +231,18 @@ def gru(
     H = _checks.check_positive_int("hidden_size", hidden_size)
     _checks.check_flag("reset_after", reset_after)
     _checks.check_flag("layer_norm", layer_norm)
-    _checks.check_factory_args(
-        numbers={"update_bias": update_bias},
-        functions={"kernel_init": kernel_init, "recurrent_init": recurrent_init,
-                   "bias_init": bias_init},
-        dtypes={"param_dtype": param_dtype, "dtype": dtype},
-    )  # fmt: skip
+    _checks.check_factory_args(numbers={"update_bias": update_bias})
+    inits = _blocks.checked_inits(kernel_init, recurrent_init, bias_init, param_dtype, dtype)
     _checks.check_t_max(chrono)
     if layer_norm and not reset_after:
         raise ValueError("layer_norm=True needs reset_after=True (the PyTorch/cuDNN form)")
-
-    def init(key: Array, input_size: int) -> GRUParams:
-        kx, kh, kb, kn, kc = jax.random.split(key, 5)
-        b = _blocks.gate_biases(bias_init, kb, H, _RZN, {"z": update_bias}, param_dtype)
-        if chrono is not None:
-            b = _blocks.set_block(b, 1, H, _blocks.chrono_bias(kc, H, chrono, param_dtype))
-        gains = jnp.ones((3 * H,), param_dtype) if layer_norm else None
-        return GRUParams(
-            w_x=_blocks.init_blocks(kernel_init, kx, input_size, H, 3, param_dtype),
-            w_h=_blocks.init_blocks(recurrent_init, kh, H, H, 3, param_dtype),
-            b=b,
-            b_hn=_blocks.init_param(bias_init, kn, (H,), param_dtype) if reset_after else None,
-            ln_x=gains,
-            ln_h=gains,
-        )
-
-    shapes = {"w_x": (None, 3 * H), "w_h": (H, 3 * H), "b": (3 * H,)}
-    if reset_after:
-        shapes["b_hn"] = (H,)
-    if layer_norm:
-        shapes.update(ln_x=(3 * H,), ln_h=(3 * H,))
     name = f"gru({H}" + ("" if reset_after else ", reset_after=False")
     name += ", layer_norm=True)" if layer_norm else ")"
-
-    def input_size(params: GRUParams) -> int:
-        size = _checks.check_param_shapes(name, params, shapes)
-        _checks.check_absent(name, params, tuple(f for f in GRUParams._fields if f not in shapes))
-        return size
-
-    def project(params: GRUParams, xs: Array) -> Array:
-        if not layer_norm:
-            return _blocks.project_affine(params, xs, dtype)
-        return _blocks.normalized_projection(params, xs, layer_norm_eps, dtype)
-
+    eps = layer_norm_eps if layer_norm else None
+    spec = GRUSpec(name, H, reset_after, eps, float(update_bias), chrono, *inits)
+    split = None
     if reset_after:
-        pointwise = functools.partial(gru_update, layer_norm_eps=layer_norm_eps)
-        split = MatmulSplit(hidden=lambda h: h, pointwise=pointwise, dtype=dtype)
-        update = _cell.split_update(split)
-    else:
-        split, update = None, functools.partial(gru_reset_before_update, dtype)
-    return Cell(
-        init_fn=init,
-        carry_fn=_blocks.zeros_carry(H, param_dtype),
-        project=project,
-        update=update,
-        check_params=input_size,
-        output_size=H,
-        name=name,
-        split=split,
+        split = MatmulSplit(_anatomy.itself, _anatomy.Bound(pointwise, spec), dtype=dtype)
+    return _anatomy.assemble(
+        spec, init, project, None if reset_after else update, split=split, shapes=shapes
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -11,7 +10,7 @@ import jax.numpy as jnp
 
 from .. import _checks
 from .._cell import Array, Cell
-from . import _blocks
+from . import _anatomy, _blocks
 
 _UNIFORM_0_1 = jax.nn.initializers.uniform(1.0)  # U[0, 1), the paper's recurrent init
 
@@ -34,12 +33,36 @@ class IndRNNGates(NamedTuple):
     """An IndRNN has no gates: its gates are an empty NamedTuple."""
 
 
-def indrnn_update(
-    activation: Callable[[Array], Array], params: IndRNNParams, h: Array, x_proj: Array
+class IndRNNSpec(NamedTuple):
+    """The static flags of an IndRNN (:func:`indrnn`)."""
+
+    name: str
+    hidden_size: int
+    activation: Callable[[Array], Array]
+    kernel_init: Callable
+    recurrent_init: Callable
+    bias_init: Callable
+    param_dtype: Any
+    dtype: Any
+
+
+def init(spec: IndRNNSpec, key: Array, input_size: int) -> IndRNNParams:
+    """``w_x``, ``u``, ``b`` by their initializers (``u`` uniform in ``[0, 1)``)."""
+    H, dtype = spec.hidden_size, spec.param_dtype
+    kx, ku, kb = jax.random.split(key, 3)
+    return IndRNNParams(
+        w_x=_blocks.init_param(spec.kernel_init, kx, (input_size, H), dtype),
+        u=_blocks.init_param(spec.recurrent_init, ku, (H,), dtype),
+        b=_blocks.init_param(spec.bias_init, kb, (H,), dtype),
+    )
+
+
+def update(
+    spec: IndRNNSpec, params: IndRNNParams, h: Array, x_proj: Array
 ) -> tuple[Array, Array, IndRNNGates]:
-    """One IndRNN step. See :func:`indrnn`."""
+    """One IndRNN step, ``h' = act(x W + b + u * h)``."""
     with jax.named_scope("gatedcells.indrnn"):
-        h = activation(x_proj.astype(h.dtype) + _blocks.along_last(params.u, h) * h)
+        h = spec.activation(x_proj.astype(h.dtype) + _blocks.along_last(params.u, h) * h)
     return h, h, IndRNNGates()
 
 
@@ -95,31 +118,9 @@ def indrnn(
       A Longer and Deeper RNN", CVPR 2018.
     """
     H = _checks.check_positive_int("hidden_size", hidden_size)
-    _checks.check_factory_args(
-        functions={"activation": activation, "kernel_init": kernel_init,
-                   "recurrent_init": recurrent_init, "bias_init": bias_init},
-        dtypes={"param_dtype": param_dtype, "dtype": dtype},
-    )  # fmt: skip
-    act = getattr(activation, "__name__", "?")
-    name = f"indrnn({H})" if activation is jax.nn.relu else f"indrnn({H}, {act})"
-
-    def init(key: Array, input_size: int) -> IndRNNParams:
-        kx, ku, kb = jax.random.split(key, 3)
-        return IndRNNParams(
-            w_x=_blocks.init_param(kernel_init, kx, (input_size, H), param_dtype),
-            u=_blocks.init_param(recurrent_init, ku, (H,), param_dtype),
-            b=_blocks.init_param(bias_init, kb, (H,), param_dtype),
-        )
-
-    def input_size(params: IndRNNParams) -> int:
-        return _checks.check_param_shapes(name, params, {"w_x": (None, H), "u": (H,), "b": (H,)})
-
-    return Cell(
-        init_fn=init,
-        carry_fn=_blocks.zeros_carry(H, param_dtype),
-        project=functools.partial(_blocks.project_affine, dtype=dtype),
-        update=functools.partial(indrnn_update, activation),
-        check_params=input_size,
-        output_size=H,
-        name=name,
-    )
+    _checks.check_factory_args(functions={"activation": activation})
+    inits = _blocks.checked_inits(kernel_init, recurrent_init, bias_init, param_dtype, dtype)
+    act = "" if activation is jax.nn.relu else f", {getattr(activation, '__name__', '?')}"
+    spec = IndRNNSpec(f"indrnn({H}{act})", H, activation, *inits)
+    shapes = {"w_x": (None, H), "u": (H,), "b": (H,)}
+    return _anatomy.assemble(spec, init, _blocks.project, update, shapes=shapes)

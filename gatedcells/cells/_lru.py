@@ -1,11 +1,7 @@
-"""The Linear Recurrent Unit of Orvieto et al. (2023): a complex diagonal linear recurrence,
-and the plumbing the gated linear cells (LRU, RG-LRU, selective SSM) share: the optional
-input projection to ``H`` channels, the carry of a complex state, the engine call."""
+"""The Linear Recurrent Unit of Orvieto et al. (2023): a complex diagonal linear recurrence."""
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -16,7 +12,7 @@ import jax.numpy as jnp
 from .. import _cell, _checks
 from .._cell import Array, Cell
 from ..sequence import _linear
-from . import _blocks
+from . import _anatomy, _blocks, _diagonal
 
 
 class LRUParams(NamedTuple):
@@ -53,36 +49,113 @@ class LRUGates(NamedTuple):
     a: Array
 
 
-def lru_update(params: LRUParams, carry: Array, x_proj: Array) -> tuple[Array, Array, LRUGates]:
-    """One LRU step. See :func:`lru`. ``carry [*B, 2N]``: the real then imaginary parts."""
+class LRUSpec(NamedTuple):
+    """The static flags of an LRU (:func:`lru`); ``N = state_size``."""
+
+    name: str
+    hidden_size: int
+    state_size: int
+    r_min: float
+    r_max: float
+    max_phase: float
+    input_proj: bool
+    method: str | None
+    chunk_size: int
+    kernel_init: Callable
+    param_dtype: Any
+    dtype: Any
+
+
+def shapes(spec: LRUSpec) -> dict[str, tuple]:
+    """The shapes of :class:`LRUParams`' fields (``None``: the input size)."""
+    H, N = spec.hidden_size, spec.state_size
+    fields = {"nu_log": (N,), "theta_log": (N,), "gamma_log": (N,), "b_re": (H, N)}
+    fields |= {"b_im": (H, N), "c_re": (N, H), "c_im": (N, H), "d": (H,)}
+    return _diagonal.input_shapes(spec.input_proj, H) | fields
+
+
+def init(spec: LRUSpec, key: Array, input_size: int) -> LRUParams:
+    """The paper's Appendix A: the ring initialisation of :math:`\\lambda`, :math:`\\gamma =
+    \\sqrt{1 - |\\lambda|^2}`, complex Glorot-like ``B`` and ``C``, a standard normal ``D``."""
+    H, N, dtype = spec.hidden_size, spec.state_size, spec.param_dtype
+    _diagonal.check_channels(spec.name, input_size, H, spec.input_proj)
+    k = jax.random.split(key, 8)
+    u1, u2 = jax.random.uniform(k[0], (N,)), jax.random.uniform(k[1], (N,))
+    r_min, r_max = spec.r_min, spec.r_max
+    nu_log = jnp.log(-0.5 * jnp.log(u1 * (r_max**2 - r_min**2) + r_min**2))
+    theta_log = jnp.log(spec.max_phase * u2)
+    radius = jnp.exp(-jnp.exp(nu_log))
+    gamma_log = jnp.log(jnp.sqrt(1 - radius**2))
+    b_re, b_im = (normal(kk, (H, N), 1 / math.sqrt(2 * H)) for kk in k[2:4])
+    c_re, c_im = (normal(kk, (N, H), 1 / math.sqrt(N)) for kk in k[4:6])
+    fields = (nu_log, theta_log, gamma_log, b_re, b_im, c_re, c_im, jax.random.normal(k[6], (H,)))
+    inputs = _diagonal.input_weights(spec.kernel_init, k[7], input_size, H, spec.input_proj, dtype)
+    return LRUParams(*inputs.values(), *(v.astype(dtype) for v in fields))
+
+
+def project(spec: LRUSpec, params: LRUParams, xs: Array) -> Array:
+    """``[u, Re(γ ⊙ B u), Im(γ ⊙ B u)]`` ``[..., H + 2N]``: the input ``u [..., H]`` (projected
+    with ``input_proj``) and its normalised image in the state space."""
+    u = _diagonal.project_input(params, xs, spec.dtype)
+    bu_re, bu_im = (
+        _cell.matmul(u, b, spec.dtype).astype(u.dtype) for b in (params.b_re, params.b_im)
+    )
+    gamma = _blocks.along_last(jnp.exp(params.gamma_log), bu_re)
+    return jnp.concatenate([u, bu_re * gamma, bu_im * gamma], axis=-1)
+
+
+def update(
+    spec: LRUSpec, params: LRUParams, carry: Array, x_proj: Array
+) -> tuple[Array, Array, LRUGates]:
+    """One LRU step, :math:`x' = \\lambda \\odot x + \\gamma \\odot B u`, :math:`y = \\mathrm{Re}(C x')
+    + D \\odot u`; ``carry [*B, 2N]``: the real then imaginary parts of ``x``."""
     with jax.named_scope("gatedcells.lru"):
-        u, bu = lru_inputs(params, x_proj.astype(wide(carry.dtype)))
-        state = to_complex(carry.astype(u.dtype))
-        x = _blocks.along_last(lru_decay(params), state) * state + bu
-        y = lru_readout(params, x, u)
-        gates = LRUGates(jnp.broadcast_to(jnp.abs(lru_decay(params)), x.shape).astype(carry.dtype))
-    return to_real(x).astype(carry.dtype), y.astype(carry.dtype), gates
+        u, bu = inputs(params, x_proj.astype(_blocks.wide(carry.dtype)))
+        state = _diagonal.to_complex(carry.astype(u.dtype))
+        x = _blocks.along_last(decay(params), state) * state + bu
+        y = readout(params, x, u)
+        gates = LRUGates(jnp.broadcast_to(jnp.abs(decay(params)), x.shape).astype(carry.dtype))
+    return _diagonal.to_real(x).astype(carry.dtype), y.astype(carry.dtype), gates
 
 
-def lru_decay(params: LRUParams) -> Array:
+def scan(spec, params, carry, xs, *, valid, reverse, unroll, grad, remat):
+    """The whole sequence: one projection, then one :func:`gatedcells.linear_recurrence`
+    of :math:`x' = \\lambda x + \\gamma B u` and the read-out of every state."""
+    del remat  # the recurrence keeps its states: nothing to recompute
+    u, bu = inputs(params, project(spec, params, xs).astype(_blocks.wide(carry.dtype)))
+    x0, method = _diagonal.to_complex(carry.astype(u.dtype)), _linear.check_method(spec.method)
+    options = {"valid": valid, "reverse": reverse, "unroll": unroll, "grad": grad}
+    x, states = _linear.linear_scan(
+        log_decay(params), bu, x0, method=method, chunk_size=spec.chunk_size, **options
+    )
+    ys = _diagonal.mask_outputs(valid, readout(params, states, u))
+    return _diagonal.to_real(x).astype(carry.dtype), ys.astype(carry.dtype)
+
+
+def normal(key: Array, shape: tuple[int, ...], scale: float) -> Array:
+    """``scale * N(0, 1)`` of ``shape`` (the complex Glorot-like ``B`` and ``C``)."""
+    return scale * jax.random.normal(key, shape)
+
+
+def decay(params: LRUParams) -> Array:
     """:math:`\\lambda = \\exp(-e^{\\nu} + i e^{\\theta})` ``[N]``."""
-    return jnp.exp(lru_log_decay(params))
+    return jnp.exp(log_decay(params))
 
 
-def lru_log_decay(params: LRUParams) -> Array:
-    nu, theta = params.nu_log.astype(wide(params.nu_log.dtype)), params.theta_log
-    theta = theta.astype(nu.dtype)
-    return jax.lax.complex(-jnp.exp(nu), jnp.exp(theta))
+def log_decay(params: LRUParams) -> Array:
+    """:math:`\\log \\lambda = -e^{\\nu} + i e^{\\theta}` ``[N]``, in float32 or wider."""
+    nu = params.nu_log.astype(_blocks.wide(params.nu_log.dtype))
+    return jax.lax.complex(-jnp.exp(nu), jnp.exp(params.theta_log.astype(nu.dtype)))
 
 
-def lru_inputs(params: LRUParams, x_proj: Array) -> tuple[Array, Array]:
-    """``(u [..., H], B_norm u [..., N] complex)`` from the projection ``[..., H + 2N]``."""
+def inputs(params: LRUParams, x_proj: Array) -> tuple[Array, Array]:
+    """``(u [..., H], γ ⊙ B u [..., N] complex)`` from the projection ``[..., H + 2N]``."""
     H = params.d.shape[-1]
     u, bu_re, bu_im = jnp.split(x_proj, [H, H + params.nu_log.shape[-1]], axis=-1)
     return u, jax.lax.complex(bu_re, bu_im)
 
 
-def lru_readout(params: LRUParams, x: Array, u: Array) -> Array:
+def readout(params: LRUParams, x: Array, u: Array) -> Array:
     """:math:`y = \\mathrm{Re}(C x) + D \\odot u`."""
     c_re, c_im = params.c_re.astype(u.dtype), params.c_im.astype(u.dtype)
     return x.real @ c_re - x.imag @ c_im + _blocks.along_last(params.d, u) * u
@@ -165,135 +238,15 @@ def lru(
     """
     H = _checks.check_positive_int("hidden_size", hidden_size)
     N = H if state_size is None else _checks.check_positive_int("state_size", state_size)
-    _checks.check_factory_args(
-        numbers={"r_min": r_min, "r_max": r_max, "max_phase": max_phase},
-        functions={"kernel_init": kernel_init},
-        dtypes={"param_dtype": param_dtype, "dtype": dtype},
-    )
+    _checks.check_factory_args(numbers={"r_min": r_min, "r_max": r_max, "max_phase": max_phase})
+    options = (input_proj, method, chunk_size, kernel_init, param_dtype, dtype)
+    options = _diagonal.checked_options(*options)
     if not 0 <= r_min < r_max <= 1:
         raise ValueError(f"need 0 <= r_min < r_max <= 1, got r_min={r_min}, r_max={r_max}")
     if max_phase <= 0:
         raise ValueError(f"max_phase must be positive, got {max_phase!r}")
-    _checks.check_flag("input_proj", input_proj)
-    method = None if method is None else _linear.check_method(method)
-    chunk_size = _linear.check_chunk_size(chunk_size)
-
-    def init(key: Array, input_size: int) -> LRUParams:
-        check_channels(name, input_size, H, input_proj)
-        k = jax.random.split(key, 8)
-        u1 = jax.random.uniform(k[0], (N,))
-        u2 = jax.random.uniform(k[1], (N,))
-        nu_log = jnp.log(-0.5 * jnp.log(u1 * (r_max**2 - r_min**2) + r_min**2))
-        theta_log = jnp.log(max_phase * u2)
-        radius = jnp.exp(-jnp.exp(nu_log))
-        gamma_log = jnp.log(jnp.sqrt(1 - radius**2))
-        normal = lambda key, shape, scale: scale * jax.random.normal(key, shape)  # noqa: E731
-        fields = dict(
-            nu_log=nu_log, theta_log=theta_log, gamma_log=gamma_log,
-            b_re=normal(k[2], (H, N), 1 / math.sqrt(2 * H)),
-            b_im=normal(k[3], (H, N), 1 / math.sqrt(2 * H)),
-            c_re=normal(k[4], (N, H), 1 / math.sqrt(N)),
-            c_im=normal(k[5], (N, H), 1 / math.sqrt(N)),
-            d=jax.random.normal(k[6], (H,)),
-        )  # fmt: skip
-        fields = {f: v.astype(param_dtype) for f, v in fields.items()}
-        return LRUParams(**input_weights(kernel_init, k[7], input_size, H, input_proj,
-                                         param_dtype), **fields)  # fmt: skip
-
-    shapes = {"nu_log": (N,), "theta_log": (N,), "gamma_log": (N,), "b_re": (H, N),
-              "b_im": (H, N), "c_re": (N, H), "c_im": (N, H), "d": (H,)}  # fmt: skip
     flags = {"state_size": N} if N != H else {}
     flags |= {"input_proj": True} if input_proj else {}
     name = _blocks.describe("lru", H, flags)
-
-    def project(params: LRUParams, xs: Array) -> Array:
-        u = project_input(params, xs, dtype)
-        bu_re = _cell.matmul(u, params.b_re, dtype).astype(u.dtype)
-        bu_im = _cell.matmul(u, params.b_im, dtype).astype(u.dtype)
-        g = _blocks.along_last(jnp.exp(params.gamma_log), bu_re)
-        bu_re, bu_im = bu_re * g, bu_im * g
-        return jnp.concatenate([u, bu_re, bu_im], axis=-1)
-
-    def scan(params, carry, xs, *, valid, reverse, unroll, grad, **_):
-        u, bu = lru_inputs(params, project(params, xs).astype(wide(carry.dtype)))
-        h, hs = _linear.linear_scan(
-            lru_log_decay(params), bu, to_complex(carry.astype(u.dtype)), valid=valid,
-            reverse=reverse, method=_linear.check_method(method), unroll=unroll, grad=grad,
-            chunk_size=chunk_size,
-        )  # fmt: skip
-        ys = mask_outputs(valid, lru_readout(params, hs, u))
-        return to_real(h).astype(carry.dtype), ys.astype(carry.dtype)
-
-    cell = Cell(
-        init_fn=init,
-        carry_fn=_blocks.zeros_carry(2 * N, param_dtype),
-        project=project,
-        update=lru_update,
-        check_params=functools.partial(check_params, name, shapes, H, input_proj),
-        output_size=H,
-        name=name,
-    )
-    return dataclasses.replace(cell, scan=scan)
-
-
-# --------------------------------------------------------------------------------------
-# Shared by the gated linear cells (lru, rg_lru, selective_ssm).
-
-
-def check_channels(name: str, input_size: int, hidden_size: int, input_proj: bool) -> None:
-    """A layer of ``H`` channels reads inputs of size ``H`` unless it projects them."""
-    if not input_proj and input_size != hidden_size:
-        raise ValueError(
-            f"{name} reads inputs of size hidden_size={hidden_size} (one per channel), got "
-            f"input_size={input_size}: build it with input_proj=True to project them first"
-        )
-
-
-def input_weights(init: Callable, key: Array, input_size: int, H: int, input_proj: bool,
-                  dtype: Any) -> dict[str, Array | None]:  # fmt: skip
-    """``{"w_x": [I, H], "b_x": [H]}`` with ``input_proj``, else both ``None``."""
-    if not input_proj:
-        return {"w_x": None, "b_x": None}
-    return {"w_x": _blocks.init_param(init, key, (input_size, H), dtype),
-            "b_x": jnp.zeros((H,), dtype)}  # fmt: skip
-
-
-def project_input(params: Any, xs: Array, dtype: Any) -> Array:
-    """``xs @ w_x + b_x`` (or ``xs``), ``[..., H]``, in float32 or wider."""
-    if params.w_x is None:
-        return xs.astype(wide(xs.dtype))
-    out = _cell.matmul(xs, params.w_x, dtype)
-    out = out + _blocks.along_last(params.b_x, out)
-    return out.astype(wide(out.dtype))
-
-
-def check_params(name: str, shapes: dict, H: int, input_proj: bool, params: Any) -> int:
-    """The fields of ``shapes`` (and ``w_x``, ``b_x`` with ``input_proj``); return ``I``."""
-    if input_proj:
-        return _checks.check_param_shapes(name, params, {"w_x": (None, H), "b_x": (H,)} | shapes)
-    _checks.check_param_shapes(name, params, shapes)
-    _checks.check_absent(name, params, ("w_x", "b_x"))
-    return H
-
-
-def wide(dtype: Any) -> Any:
-    """float32 (or wider): the dtype the gated linear cells compute in."""
-    return dtype if jnp.finfo(dtype).bits >= 32 else jnp.float32
-
-
-def to_complex(carry: Array) -> Array:
-    """``[*B, 2N]`` real then imaginary parts -> ``[*B, N]`` complex."""
-    re, im = jnp.split(carry, 2, axis=-1)
-    return jax.lax.complex(re, im)
-
-
-def to_real(x: Array) -> Array:
-    """``[*B, N]`` complex -> ``[*B, 2N]``, the real then the imaginary parts."""
-    return jnp.concatenate([x.real, x.imag], axis=-1)
-
-
-def mask_outputs(valid: Array | None, ys: Array) -> Array:
-    """``ys [T, *B, O]`` with zeros at the invalid steps."""
-    if valid is None:
-        return ys
-    return jnp.where(valid[..., None], ys, jnp.zeros_like(ys))
+    spec = LRUSpec(name, H, N, r_min, r_max, max_phase, *options)
+    return _anatomy.assemble(spec, init, project, update, scan=scan, carry=2 * N, shapes=shapes)

@@ -14,12 +14,13 @@ import jax.numpy as jnp
 
 from .. import _cell, _checks
 from .._cell import Array, Cell, MatmulSplit
-from . import _blocks
+from . import _anatomy, _blocks
 
 IFGO = ("i", "f", "g", "o")  # PyTorch's block order; "g" is the candidate, not a gate
-# the structural flags of the plain LSTM, at their defaults (a cell's name shows the others)
-PLAIN = types.MappingProxyType(
-    {"forget_gate": True, "output_activation": jnp.tanh, "fixed_gates": {}, "proj_size": None}
+# One PRNG stream per field, ``jax.random.fold_in(key, n)``: a field's values do not depend
+# on which other fields the cell has, so lstm and lstm_variant agree on a key.
+STREAMS = types.MappingProxyType(
+    {"w_x": 0, "w_h": 1, "b": 2, "chrono": 3, "peepholes": 4, "w_g": 5, "w_r": 6}
 )
 
 
@@ -82,12 +83,72 @@ class LSTMGates(NamedTuple):
     o: Array
 
 
-class LSTMSpec(NamedTuple):
+class LSTMStep(NamedTuple):
     """The static part of an LSTM's step: which blocks are learned, which gates clamped."""
 
     blocks: tuple[str, ...]  # the learned blocks, in (i, f, g, o) order
-    fixed: Mapping[str, float]  # the clamped gates and their constants
+    fixed: tuple[tuple[str, float], ...]  # the clamped gates and their constants
     output_activation: Callable[[Array], Array]
+
+
+class LSTMSpec(NamedTuple):
+    """The static flags of an LSTM (:func:`lstm`), resolved."""
+
+    name: str
+    hidden_size: int
+    step: LSTMStep
+    proj_size: int | None
+    forget_bias: float
+    chrono: float | None
+    kernel_init: Callable
+    recurrent_init: Callable
+    bias_init: Callable
+    param_dtype: Any
+    dtype: Any
+
+
+def weights(spec: Any, key: Array, input_size: int) -> dict[str, Array]:
+    """``w_x``, ``w_h``, ``b`` (the forget block at ``forget_bias``, or chrono with the input
+    block its negative) and, with a projection, ``w_r``; each from its stream of ``key``."""
+    H, blocks, P, dtype = spec.hidden_size, spec.step.blocks, spec.proj_size, spec.param_dtype
+    stream = functools.partial(jax.random.fold_in, key)
+    b = _blocks.gate_biases(
+        spec.bias_init, stream(STREAMS["b"]), H, blocks, {"f": spec.forget_bias}, dtype
+    )
+    if spec.chrono is not None:
+        b_f = _blocks.chrono_bias(stream(STREAMS["chrono"]), H, spec.chrono, dtype)
+        b = _blocks.set_block(b, blocks.index("f"), H, b_f)
+        if "i" in blocks:
+            b = _blocks.set_block(b, blocks.index("i"), H, -b_f)
+    w_x = _blocks.init_blocks(
+        spec.kernel_init, stream(STREAMS["w_x"]), input_size, H, len(blocks), dtype
+    )
+    w_h = _blocks.init_blocks(
+        spec.recurrent_init, stream(STREAMS["w_h"]), P or H, H, len(blocks), dtype
+    )
+    if not P:
+        return {"w_x": w_x, "w_h": w_h, "b": b}
+    w_r = _blocks.init_param(spec.kernel_init, stream(STREAMS["w_r"]), (H, P), dtype)
+    return {"w_x": w_x, "w_h": w_h, "b": b, "w_r": w_r}
+
+
+def shapes(spec: Any) -> dict[str, tuple]:
+    """The shapes of :func:`weights`' fields (``None``: the input size)."""
+    H, G, P = spec.hidden_size, len(spec.step.blocks), spec.proj_size
+    fields = {"w_x": (None, G * H), "w_h": (P or H, G * H), "b": (G * H,)}
+    return fields | ({"w_r": (H, P)} if P else {})
+
+
+def init(spec: LSTMSpec, key: Array, input_size: int) -> LSTMParams | LSTMPParams:
+    """:func:`weights` as :class:`LSTMParams` (:class:`LSTMPParams` with a projection)."""
+    return (LSTMPParams if spec.proj_size else LSTMParams)(**weights(spec, key, input_size))
+
+
+def carry(spec: Any, batch_shape: tuple[int, ...], dtype: Any = None) -> LSTMCarry:
+    """The zero :class:`LSTMCarry`: ``c [*B, H]``, ``h [*B, P]`` (``P = H`` unprojected)."""
+    H, P = spec.hidden_size, spec.proj_size or spec.hidden_size
+    c = _anatomy.Zeros(H, spec.param_dtype)(batch_shape, dtype)
+    return LSTMCarry(c, _anatomy.Zeros(P, spec.param_dtype)(batch_shape, dtype))
 
 
 def gate(z: dict[str, Array], name: str, fixed: Mapping[str, float]) -> Array:
@@ -98,7 +159,7 @@ def gate(z: dict[str, Array], name: str, fixed: Mapping[str, float]) -> Array:
 
 
 def lstm_update(
-    spec: LSTMSpec, params: LSTMParams, carry: LSTMCarry, x_proj: Array, h_proj: Array
+    step: LSTMStep, params: Any, carry: LSTMCarry, x_proj: Array, h_proj: Array
 ) -> tuple[LSTMCarry, Array, LSTMGates]:
     """One LSTM step after the recurrent matmul. See :func:`gatedcells.lstm`.
 
@@ -107,25 +168,66 @@ def lstm_update(
     """
     del params
     with jax.named_scope("gatedcells.lstm"):
-        dtype = carry.c.dtype
-        z = _blocks.split(x_proj.astype(dtype) + h_proj.astype(dtype), spec.blocks)
-        i, f, o = (gate(z, name, spec.fixed) for name in "ifo")
+        dtype, fixed = carry.c.dtype, dict(step.fixed)
+        z = _blocks.split(x_proj.astype(dtype) + h_proj.astype(dtype), step.blocks)
+        i, f, o = (gate(z, name, fixed) for name in "ifo")
         g = jnp.tanh(z["g"])
         c = f * carry.c + i * g
-        h = o * spec.output_activation(c)
+        h = o * step.output_activation(c)
     return LSTMCarry(c, h), h, LSTMGates(i, f, g, o)
 
 
 def lstmp_update(
-    spec: LSTMSpec, dtype: Any, params: LSTMPParams, carry: LSTMCarry, x_proj: Array
+    spec: LSTMSpec, params: LSTMPParams, carry: LSTMCarry, x_proj: Array
 ) -> tuple[LSTMCarry, Array, LSTMGates]:
     """One LSTMP step (Sak et al. 2014): the LSTM step from the projected ``h [*B, P]``, then
     ``h' = (o * phi(c')) W_r``. Two matmuls, so no :class:`~gatedcells.MatmulSplit`."""
-    h_proj = _cell.matmul(carry.h, params.w_h, dtype)
-    carry, y, gates = lstm_update(spec, params, carry, x_proj, h_proj)
+    h_proj = _cell.matmul(carry.h, params.w_h, spec.dtype)
+    carry, y, gates = lstm_update(spec.step, params, carry, x_proj, h_proj)
     with jax.named_scope("gatedcells.lstm_projection"):
-        h = _blocks.matmul_like(y, params.w_r, dtype)
+        h = _blocks.matmul_like(y, params.w_r, spec.dtype)
     return LSTMCarry(carry.c, h), h, gates
+
+
+def clamped_gates(fixed_gates: Mapping[str, float] | None, forget_gate: bool) -> dict:
+    """``{gate: constant}`` of the gates without weights: ``fixed_gates``, checked, and
+    ``f = 1`` without a forget gate."""
+    fixed = {}
+    for name, value in dict(fixed_gates or {}).items():
+        if name not in ("i", "f", "o"):
+            raise ValueError(
+                f"fixed_gates: unknown gate {name!r}; an LSTM's gates are 'i', 'f', 'o' "
+                "('g' is the candidate, not a gate)"
+            )
+        if name == "f" and not forget_gate:
+            raise ValueError(
+                "fixed_gates: this LSTM has no forget gate (forget_gate=False), so 'f' cannot "
+                "be fixed"
+            )
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise ValueError(f"fixed_gates[{name!r}] must be a number in [0, 1], got {value!r}")
+        fixed[name] = float(value)
+    return fixed if forget_gate else {**fixed, "f": 1.0}
+
+
+def check_chrono(chrono: float | None, blocks: tuple[str, ...]) -> None:
+    """``chrono`` is ``None`` or ``T_max > 2``, and needs a learned forget gate."""
+    _checks.check_t_max(chrono)
+    if chrono is not None and "f" not in blocks:
+        raise ValueError("chrono initialises the forget-gate bias: it needs a learned forget gate")
+
+
+def check_proj_size(proj_size: int | None, hidden_size: int) -> None:
+    """``proj_size`` is ``None`` or an int in ``[1, H)``."""
+    if proj_size is not None and (
+        isinstance(proj_size, bool)
+        or not isinstance(proj_size, int)
+        or not 0 < proj_size < hidden_size
+    ):
+        raise ValueError(
+            f"proj_size must be None or an int in [1, hidden_size) = [1, {hidden_size}), "
+            f"got {proj_size!r}"
+        )
 
 
 def lstm(
@@ -233,51 +335,24 @@ def lstm(
     H = _checks.check_positive_int("hidden_size", hidden_size)
     _checks.check_flag("forget_gate", forget_gate)
     _checks.check_factory_args(
-        numbers={"forget_bias": forget_bias},
-        functions={"output_activation": output_activation, "kernel_init": kernel_init,
-                   "recurrent_init": recurrent_init, "bias_init": bias_init},
-        dtypes={"param_dtype": param_dtype, "dtype": dtype},
-    )  # fmt: skip
-    fixed = _blocks.clamped_gates(fixed_gates, forget_gate)
-    blocks = tuple(name for name in IFGO if name not in fixed)
-    _blocks.check_chrono(chrono, blocks)
-    _blocks.check_proj_size(proj_size, H)
-    spec = LSTMSpec(blocks, types.MappingProxyType(fixed), output_activation)
-    flags = {"forget_gate": forget_gate, "output_activation": output_activation,
-             "fixed_gates": dict(fixed_gates or {}), "proj_size": proj_size}  # fmt: skip
-    name = _blocks.describe("lstm", H, {k: v for k, v in flags.items() if v != PLAIN[k]})
-    weights = functools.partial(
-        _blocks.lstm_weights, hidden_size=H, blocks=blocks, proj_size=proj_size,
-        forget_bias=forget_bias, chrono=chrono, kernel_init=kernel_init,
-        recurrent_init=recurrent_init, bias_init=bias_init, param_dtype=param_dtype,
-    )  # fmt: skip
-    params_type = LSTMPParams if proj_size else LSTMParams
-
-    def init(key: Array, input_size: int) -> LSTMParams | LSTMPParams:
-        return params_type(**weights(key, input_size))
-
-    if proj_size:
-        split, update = None, functools.partial(lstmp_update, spec, dtype)
-    else:
-        pointwise = functools.partial(lstm_update, spec)
-        split = MatmulSplit(lambda carry: carry.h, pointwise, dtype=dtype, additive=True)
-        update = _cell.split_update(split)
-    shapes = _blocks.lstm_shapes(H, blocks, proj_size)
-    return Cell(
-        init_fn=init,
-        carry_fn=functools.partial(zeros_carry, H, proj_size or H, param_dtype),
-        project=functools.partial(_blocks.project_affine, dtype=dtype),
-        update=update,
-        check_params=functools.partial(_blocks.check_fields, name, shapes=shapes),
-        output_size=proj_size or H,
-        name=name,
-        split=split,
+        numbers={"forget_bias": forget_bias}, functions={"output_activation": output_activation}
     )
-
-
-def zeros_carry(
-    hidden_size: int, out_size: int, param_dtype: Any, batch_shape: tuple[int, ...], dtype=None
-) -> LSTMCarry:
-    """The zero :class:`LSTMCarry`: ``c [*B, H]``, ``h [*B, P]`` (``P = H`` unprojected)."""
-    c = _blocks.zeros_carry(hidden_size, param_dtype)(batch_shape, dtype)
-    return LSTMCarry(c, _blocks.zeros_carry(out_size, param_dtype)(batch_shape, dtype))
+    inits = _blocks.checked_inits(kernel_init, recurrent_init, bias_init, param_dtype, dtype)
+    fixed = clamped_gates(fixed_gates, forget_gate)
+    blocks = tuple(name for name in IFGO if name not in fixed)
+    check_chrono(chrono, blocks)
+    check_proj_size(proj_size, H)
+    flags = {"forget_gate": forget_gate, "output_activation": output_activation}
+    flags |= {"fixed_gates": dict(fixed_gates or {}), "proj_size": proj_size}
+    plain = {"forget_gate": True, "output_activation": jnp.tanh, "fixed_gates": {}}
+    name = _blocks.describe("lstm", H, {k: v for k, v in flags.items() if v != plain.get(k)})
+    step = LSTMStep(blocks, tuple(fixed.items()), output_activation)
+    spec = LSTMSpec(name, H, step, proj_size, float(forget_bias), chrono, *inits)
+    split, update = None, lstmp_update
+    if not proj_size:
+        pointwise = _anatomy.Bound(lstm_update, step)
+        split, update = MatmulSplit(_anatomy.hidden, pointwise, dtype, additive=True), None
+    zeros, P = _anatomy.Bound(carry, spec), proj_size or H
+    return _anatomy.assemble(
+        spec, init, _blocks.project, update, split=split, shapes=shapes, carry=zeros, output_size=P
+    )

@@ -1,6 +1,6 @@
 """The flags of :func:`gatedcells.lstm_variant`: the named variants (Greff et al.'s grid,
 JANET) as plain tables, the flags given merged over them, and the result checked into the
-step's static :class:`LSTMVariantSpec`.
+step's static :class:`LSTMVariantStep`; the fixed params type of the variants.
 
 A variant is nothing but flags, so ``lstm_variant(H, variant="cifg")`` and
 ``lstm_variant(H, peepholes=True, cifg=True)`` are the same cell, and a sweep over the grid is
@@ -9,12 +9,9 @@ a loop over names (``for name in GREFF_VARIANTS: lstm_variant(H, variant=name)``
 
 from __future__ import annotations
 
-import collections
-import dataclasses
-import functools
 import types
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +19,7 @@ import jax.numpy as jnp
 from .. import _checks
 from .._cell import Array
 from . import _blocks
-from ._lstm import IFGO, LSTMParams, LSTMPParams
+from ._lstm import IFGO, LSTMParams, LSTMPParams, check_chrono, check_proj_size, clamped_gates
 
 # Greff et al. 2017 ("LSTM: A Search Space Odyssey"): "vanilla" has peepholes, and each
 # variant changes one thing of vanilla. Our default lstm() is their NP (no peepholes), as
@@ -39,53 +36,43 @@ _GREFF = {
     "fgr": {"peepholes": True, "full_gate_recurrence": True},
 }
 # van der Westhuizen & Lasenby 2018: the forget gate alone, i = 1 - sigmoid(s_f - 1), h = c.
-_JANET = {"cifg": True, "cifg_shift": 1.0, "fixed_gates": {"o": 1.0},
-          "output_activation": jax.nn.identity}  # fmt: skip
+_JANET = {"cifg": True, "cifg_shift": 1.0, "fixed_gates": {"o": 1.0}}
+_JANET["output_activation"] = jax.nn.identity
 
 GREFF_VARIANTS: tuple[str, ...] = tuple(_GREFF)
 """The names of Greff et al.'s eight variants and their "vanilla" baseline, in the paper's
 order (``"np"`` is the plain :func:`gatedcells.lstm`)."""
 
 
-class _VariantTable(Mapping):
-    """Every named variant of :func:`gatedcells.lstm_variant` and the flags it stands for
-    (read-only): Greff et al.'s ``"vanilla"``, ``"nig"``, ``"nfg"``, ``"nog"``, ``"niaf"``,
-    ``"noaf"``, ``"np"``, ``"cifg"``, ``"fgr"``, and ``"janet"``."""
-
-    def __init__(self, table: dict[str, dict[str, Any]]):
-        self._table = {name: types.MappingProxyType(flags) for name, flags in table.items()}
-
-    def __getitem__(self, name: str) -> Mapping[str, Any]:
-        return self._table[name]
-
-    def __iter__(self):
-        return iter(self._table)
-
-    def __len__(self) -> int:
-        return len(self._table)
-
-    def __repr__(self) -> str:
-        return f"LSTM_VARIANTS({', '.join(self._table)})"
-
-
-LSTM_VARIANTS: Mapping[str, Mapping[str, Any]] = _VariantTable({**_GREFF, "janet": _JANET})
+LSTM_VARIANTS: Mapping[str, Mapping[str, Any]] = types.MappingProxyType(
+    {name: types.MappingProxyType(flags) for name, flags in {**_GREFF, "janet": _JANET}.items()}
+)
+"""Every named variant of :func:`gatedcells.lstm_variant` and the flags it stands for
+(read-only): Greff et al.'s ``"vanilla"``, ``"nig"``, ``"nfg"``, ``"nog"``, ``"niaf"``,
+``"noaf"``, ``"np"``, ``"cifg"``, ``"fgr"``, and ``"janet"``."""
 
 
 # The flags a variant may set, at the plain LSTM's values, in the order a cell's name shows
 # them. A flag left at None takes the variant's value, or this one.
-_PLAIN = types.MappingProxyType({
-    "forget_gate": True, "peepholes": False, "cifg": False, "cifg_shift": None,
-    "candidate_activation": jnp.tanh, "output_activation": jnp.tanh, "fixed_gates": {},
-    "full_gate_recurrence": False, "layer_norm": False,
-})  # fmt: skip
+_PLAIN = types.MappingProxyType(
+    {"forget_gate": True, "peepholes": False, "cifg": False, "cifg_shift": None}
+    | {"candidate_activation": jnp.tanh, "output_activation": jnp.tanh, "fixed_gates": {}}
+    | {"full_gate_recurrence": False, "layer_norm": False}
+)
+
+
+LSTM_FIELDS = ("w_x", "w_h", "b", "p_i", "p_f", "p_o", "w_g", "w_r", "ln_x", "ln_h")
+LSTM_FIELDS += ("ln_c", "ln_c_bias")
+"""Every field an LSTM's params may have, in their order (each variant holds a subsequence)."""
 
 
 class LSTMVariantParams:
-    """Weights of an LSTM variant: a NamedTuple of exactly the fields the variant has.
+    """Weights of an LSTM variant: exactly the fields the variant has, in the order below,
+    read by name (``params.p_f``) and a pytree keyed by them, as a NamedTuple would be
+    (``_fields``, ``_replace``, ``_asdict``, iteration in field order).
 
-    Each set of fields has its own NamedTuple type, named ``LSTMVariantParams`` and a subclass
-    of this class (``isinstance(params, gc.LSTMVariantParams)``), in the order below. A
-    variant whose fields are the plain LSTM's has :class:`gatedcells.LSTMParams` (or
+    One fixed type for every set of fields (``isinstance(params, gc.LSTMVariantParams)``).
+    A variant whose fields are the plain LSTM's has :class:`gatedcells.LSTMParams` (or
     :class:`gatedcells.LSTMPParams`) instead, interchangeable with :func:`gatedcells.lstm`'s.
 
     Attributes:
@@ -101,34 +88,65 @@ class LSTMVariantParams:
       ln_c, ln_c_bias: layer-norm gain and bias ``[H]`` of the memory cell.
     """
 
-    __slots__ = ()
+    __slots__ = ("_fields", "_values")
+
+    def __init__(self, **fields: Any):
+        unknown = set(fields) - set(LSTM_FIELDS)
+        if unknown:
+            raise TypeError(f"LSTMVariantParams has no field {sorted(unknown)[0]!r}")
+        order = tuple(f for f in LSTM_FIELDS if f in fields)
+        object.__setattr__(self, "_fields", order)
+        object.__setattr__(self, "_values", tuple(fields[f] for f in order))
+
+    def __getattr__(self, name: str) -> Any:
+        if name in LSTM_FIELDS and name in self._fields:
+            return self._values[self._fields.index(name)]
+        raise AttributeError(f"this LSTMVariantParams has no field {name!r}")
+
+    def __setattr__(self, name: str, value: Any):
+        raise AttributeError("LSTMVariantParams is immutable: use _replace")
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"LSTMVariantParams({', '.join(f'{f}={v!r}' for f, v in self._asdict().items())})"
 
     def __reduce__(self):  # pickle and deepcopy by the field names
-        return params_of, (self._fields, tuple(self))
+        return params_of, (self._fields, self._values)
+
+    def _asdict(self) -> dict[str, Any]:
+        return dict(zip(self._fields, self._values, strict=True))
+
+    def _replace(self, **fields: Any) -> LSTMVariantParams:
+        return LSTMVariantParams(**(self._asdict() | fields))
 
 
-@functools.cache
-def params_type(fields: tuple[str, ...]) -> type:
-    """The NamedTuple type of params with exactly ``fields`` (cached: one per field set)."""
-    for plain in (LSTMParams, LSTMPParams):
-        if fields == plain._fields:
-            return plain
-    base = collections.namedtuple("LSTMVariantParams", fields)
-    return type("LSTMVariantParams", (base, LSTMVariantParams),
-                {"__slots__": (), "__module__": __name__, "__doc__": LSTMVariantParams.__doc__})  # fmt: skip
+jax.tree_util.register_pytree_with_keys(
+    LSTMVariantParams,
+    lambda p: ([(jax.tree_util.GetAttrKey(f), v) for f, v in p._asdict().items()], p._fields),
+    lambda fields, values: LSTMVariantParams(**dict(zip(fields, values, strict=True))),
+)
 
 
 def params_of(fields: tuple[str, ...], values: tuple) -> Any:
-    """Params of the variant whose fields are ``fields``, holding ``values``."""
-    return params_type(tuple(fields))(*values)
+    """Params holding ``values`` by ``fields``: :class:`gatedcells.LSTMParams` or
+    :class:`gatedcells.LSTMPParams` for the plain LSTM's fields, else
+    :class:`LSTMVariantParams`. (Params that main pickled before 0.x name this function.)"""
+    for plain in (LSTMParams, LSTMPParams):
+        if tuple(fields) == plain._fields:
+            return plain(*values)
+    return LSTMVariantParams(**dict(zip(fields, values, strict=True)))
 
 
-@dataclasses.dataclass(frozen=True)
-class LSTMVariantSpec:
-    """The static configuration of an LSTM variant's step."""
+class LSTMVariantStep(NamedTuple):
+    """The static part of an LSTM variant's step."""
 
     blocks: tuple[str, ...]  # learned blocks, in (i, f, g, o) order
-    fixed: Mapping[str, float]  # clamped gates and their values
+    fixed: tuple[tuple[str, float], ...]  # clamped gates and their values
     candidate_activation: Callable[[Array], Array]
     output_activation: Callable[[Array], Array]
     peepholes: tuple[str, ...] = ()  # learned gates with a peephole
@@ -164,17 +182,16 @@ def resolve(variant: str | None, given: dict[str, Any]) -> dict[str, Any]:
     return flags
 
 
-def spec_from_flags(
-    hidden_size: int, flags: dict[str, Any], *, chrono: Any, layer_norm_eps: Any,
-    proj_size: int | None,
-) -> LSTMVariantSpec:  # fmt: skip
-    """Check the resolved ``flags`` (and the flags that shape the step) and build the spec."""
+def step_from_flags(
+    hidden_size: int, flags: dict[str, Any], chrono: Any, layer_norm_eps: Any, proj_size: Any
+) -> LSTMVariantStep:
+    """Check the resolved ``flags`` (and the flags that shape the step); the step's spec."""
     for key in ("forget_gate", "peepholes", "cifg", "full_gate_recurrence", "layer_norm"):
         _checks.check_flag(key, flags[key])
-    _checks.check_factory_args(functions={key: flags[key] for key in (
-        "candidate_activation", "output_activation")})  # fmt: skip
+    activations = ("candidate_activation", "output_activation")
+    _checks.check_factory_args(functions={key: flags[key] for key in activations})
     cifg = flags["cifg"]
-    fixed = _blocks.clamped_gates(flags["fixed_gates"], flags["forget_gate"])
+    fixed = clamped_gates(flags["fixed_gates"], flags["forget_gate"])
     if cifg and "f" in fixed:
         raise ValueError("cifg couples the input gate to the forget gate, which must be learned")
     if cifg and "i" in fixed:
@@ -188,14 +205,14 @@ def spec_from_flags(
     gates = tuple(n for n in blocks if n != "g")
     if flags["full_gate_recurrence"] and not gates:
         raise ValueError("full_gate_recurrence needs at least one learned gate")
-    _blocks.check_chrono(chrono, blocks)
-    _blocks.check_proj_size(proj_size, hidden_size)
+    check_chrono(chrono, blocks)
+    check_proj_size(proj_size, hidden_size)
     eps = layer_norm_eps
     if isinstance(eps, bool) or not isinstance(eps, int | float) or eps <= 0:
         raise ValueError(f"layer_norm_eps must be a positive number, got {eps!r}")
-    return LSTMVariantSpec(
+    return LSTMVariantStep(
         blocks,
-        types.MappingProxyType(fixed),
+        tuple(fixed.items()),
         flags["candidate_activation"],
         flags["output_activation"],
         peepholes=gates if flags["peepholes"] else (),

@@ -8,7 +8,6 @@ and gradients, written independently and pinned together by ``tests/cells/test_v
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -17,9 +16,9 @@ import jax.numpy as jnp
 
 from .. import _cell, _checks
 from .._cell import Array, Cell, MatmulSplit
-from . import _blocks, _lstm, _lstm_flags
+from . import _anatomy, _blocks, _lstm, _lstm_flags
 from ._lstm import LSTMCarry, LSTMGates
-from ._lstm_flags import LSTMVariantSpec
+from ._lstm_flags import LSTMVariantStep
 
 
 class FullGateCarry(NamedTuple):
@@ -36,100 +35,101 @@ class FullGateCarry(NamedTuple):
 
 
 def lstm_variant_update(
-    spec: LSTMVariantSpec, params: Any, carry: Any, x_proj: Array, h_proj: Array,
-    g_proj: Array | None = None,
-) -> tuple[Any, Array, LSTMGates]:  # fmt: skip
+    step: LSTMVariantStep, params: Any, carry: Any, x_proj: Array, h_proj: Array, g_proj=None
+) -> tuple[Any, Array, LSTMGates]:
     """One step of an LSTM variant after its recurrent matmuls: ``x_proj`` the projection,
     ``h_proj = h W_h`` and (full gate recurrence) ``g_proj = gates W_g``, each ``[*B, G*H]``.
     See :func:`gatedcells.lstm_variant`."""
     with jax.named_scope("gatedcells.lstm_variant"):
         c, dtype = carry.c, carry.c.dtype
-        h_proj = layer_norm_recurrent(spec, params, h_proj.astype(dtype))
-        z = _blocks.split(x_proj.astype(dtype) + h_proj, spec.blocks)
-        z = full_gate_recurrence(spec, z, g_proj)
-        f = gate(spec, params, z, "f", c)
-        i = input_gate(spec, params, z, c)
-        g = spec.candidate_activation(z["g"])
+        h_proj = layer_norm_recurrent(step, params, h_proj.astype(dtype))
+        z = _blocks.split(x_proj.astype(dtype) + h_proj, step.blocks)
+        z = full_gate_recurrence(step, z, g_proj)
+        f = gate(step, params, z, "f", c)
+        i = input_gate(step, params, z, c)
+        g = step.candidate_activation(z["g"])
         c = f * c + i * g
-        o = gate(spec, params, z, "o", c)  # the output gate's peephole reads the new cell
-        h = o * spec.output_activation(layer_norm_memory(spec, params, c))
+        o = gate(step, params, z, "o", c)  # the output gate's peephole reads the new cell
+        h = o * step.output_activation(layer_norm_memory(step, params, c))
         gates = LSTMGates(i, f, g, o)
-    return carry_of(spec, c, h, gates), h, gates
+    return carry_of(step, c, h, gates), h, gates
 
 
-def peephole(spec: LSTMVariantSpec, params: Any, z: dict, name: str, c: Array) -> Array:
+def peephole(step: LSTMVariantStep, params: Any, z: dict, name: str, c: Array) -> Array:
     r"""Gate ``name``'s pre-activation, reading the memory cell through its diagonal peephole
     weights with ``peepholes`` (Gers & Schmidhuber 2000): :math:`s + p \odot c`."""
-    if name not in spec.peepholes:
+    if name not in step.peepholes:
         return z[name]
     return z[name] + _blocks.along_last(getattr(params, f"p_{name}"), c) * c
 
 
-def gate(spec: LSTMVariantSpec, params: Any, z: dict, name: str, c: Array) -> Array:
+def gate(step: LSTMVariantStep, params: Any, z: dict, name: str, c: Array) -> Array:
     """A sigmoid gate (with its peephole), or its clamped constant (``fixed_gates``)."""
-    if name in spec.fixed:
-        return jnp.full_like(c, spec.fixed[name])
-    return jax.nn.sigmoid(peephole(spec, params, z, name, c))
+    fixed = dict(step.fixed)
+    if name in fixed:
+        return jnp.full_like(c, fixed[name])
+    return jax.nn.sigmoid(peephole(step, params, z, name, c))
 
 
-def input_gate(spec: LSTMVariantSpec, params: Any, z: dict, c: Array) -> Array:
+def input_gate(step: LSTMVariantStep, params: Any, z: dict, c: Array) -> Array:
     r"""The input gate; with ``cifg`` (Greff et al. 2017) coupled to the forget gate,
     :math:`i = 1 - \sigma(s_f - \beta)` with :math:`s_f` the forget gate's pre-activation:
     :math:`i = 1 - f` for :math:`\beta = 0`; JANET's :math:`\beta = 1` (van der Westhuizen &
     Lasenby 2018) opens it a little less."""
-    if spec.cifg_shift is None:
-        return gate(spec, params, z, "i", c)
-    shift = jnp.asarray(spec.cifg_shift, c.dtype)
-    return 1 - jax.nn.sigmoid(peephole(spec, params, z, "f", c) - shift)
+    if step.cifg_shift is None:
+        return gate(step, params, z, "i", c)
+    shift = jnp.asarray(step.cifg_shift, c.dtype)
+    return 1 - jax.nn.sigmoid(peephole(step, params, z, "f", c) - shift)
 
 
-def full_gate_recurrence(spec: LSTMVariantSpec, z: dict, g_proj: Array | None) -> dict:
+def full_gate_recurrence(step: LSTMVariantStep, z: dict, g_proj: Array | None) -> dict:
     r"""Greff et al.'s (2017) FGR: each learned gate also reads all learned gates of the
     previous step, :math:`s \mathrel{+}= [i, f, o]_{t-1} W_g`."""
-    if not spec.fed_back:
+    if not step.fed_back:
         return z
-    fed = _blocks.split(g_proj.astype(z["g"].dtype), spec.fed_back)
+    fed = _blocks.split(g_proj.astype(z["g"].dtype), step.fed_back)
     return {name: z[name] + fed[name] if name in fed else z[name] for name in z}
 
 
-def layer_norm_recurrent(spec: LSTMVariantSpec, params: Any, h_proj: Array) -> Array:
+def layer_norm_recurrent(step: LSTMVariantStep, params: Any, h_proj: Array) -> Array:
     r"""Ba et al. (2016): the recurrent pre-activations normalised on their own,
     :math:`\mathrm{LN}(h W_h) \odot \gamma_h` (the input's are normalised by the projection)."""
-    if spec.layer_norm_eps is None:
+    if step.layer_norm_eps is None:
         return h_proj
-    return _blocks.layer_norm(h_proj, params.ln_h, None, spec.layer_norm_eps)
+    return _blocks.layer_norm(h_proj, params.ln_h, None, step.layer_norm_eps)
 
 
-def layer_norm_memory(spec: LSTMVariantSpec, params: Any, c: Array) -> Array:
+def layer_norm_memory(step: LSTMVariantStep, params: Any, c: Array) -> Array:
     r"""Ba et al. (2016): the memory cell normalised before its activation,
     :math:`\mathrm{LN}(c') \odot \gamma_c + \beta_c` (the carried :math:`c'` is not)."""
-    if spec.layer_norm_eps is None:
+    if step.layer_norm_eps is None:
         return c
-    return _blocks.layer_norm(c, params.ln_c, params.ln_c_bias, spec.layer_norm_eps)
+    return _blocks.layer_norm(c, params.ln_c, params.ln_c_bias, step.layer_norm_eps)
 
 
-def carry_of(spec: LSTMVariantSpec, c: Array, h: Array, gates: LSTMGates) -> Any:
+def carry_of(step: LSTMVariantStep, c: Array, h: Array, gates: LSTMGates) -> Any:
     """:class:`LSTMCarry`, or with full gate recurrence :class:`FullGateCarry` holding the
     learned gates that the next step reads."""
-    if not spec.fed_back:
+    if not step.fed_back:
         return LSTMCarry(c, h)
-    return FullGateCarry(c, h, jnp.concatenate([getattr(gates, n) for n in spec.fed_back], -1))
+    return FullGateCarry(c, h, jnp.concatenate([getattr(gates, n) for n in step.fed_back], -1))
 
 
-def lstm_variant_project(spec: LSTMVariantSpec, dtype: Any, params: Any, xs: Array) -> Array:
+def project(spec: LSTMVariantSpec, params: Any, xs: Array) -> Array:
     """The input half: ``xs @ w_x + b``, or ``LN(xs @ w_x) * ln_x + b`` with layer norm."""
-    if spec.layer_norm_eps is None:
-        return _blocks.project_affine(params, xs, dtype)
-    return _blocks.normalized_projection(params, xs, spec.layer_norm_eps, dtype)
+    if spec.step.layer_norm_eps is None:
+        return _blocks.project(spec, params, xs)
+    return _blocks.normalized_projection(params, xs, spec.step.layer_norm_eps, spec.dtype)
 
 
-def lstm_variant_recur(spec: LSTMVariantSpec, dtype: Any, params: Any, carry: Any, x_proj: Array):
+def recur(spec: LSTMVariantSpec, params: Any, carry: Any, x_proj: Array):
     """A step with a second matmul, so without a :class:`~gatedcells.MatmulSplit`: full gate
     recurrence (``gates @ w_g``) or the projection of LSTMP (Sak et al. 2014), ``h' = y W_r``."""
+    step, dtype = spec.step, spec.dtype
     h_proj = _cell.matmul(carry.h, params.w_h, dtype)
-    g_proj = _cell.matmul(carry.gates, params.w_g, dtype) if spec.fed_back else None
-    carry, y, gates = lstm_variant_update(spec, params, carry, x_proj, h_proj, g_proj)
-    if spec.proj_size:
+    g_proj = _cell.matmul(carry.gates, params.w_g, dtype) if step.fed_back else None
+    carry, y, gates = lstm_variant_update(step, params, carry, x_proj, h_proj, g_proj)
+    if step.proj_size:
         with jax.named_scope("gatedcells.lstm_projection"):
             y = _blocks.matmul_like(y, params.w_r, dtype)
         carry = carry._replace(h=y)
@@ -137,7 +137,63 @@ def lstm_variant_recur(spec: LSTMVariantSpec, dtype: Any, params: Any, carry: An
 
 
 # --------------------------------------------------------------------------------------
-# The factory.
+# The spec, the params and the factory.
+
+
+class LSTMVariantSpec(NamedTuple):
+    """The static flags of an LSTM variant (:func:`lstm_variant`), resolved; the fields of
+    :class:`gatedcells.cells._lstm.LSTMSpec` and ``peephole_init``."""
+
+    name: str
+    hidden_size: int
+    step: LSTMVariantStep
+    proj_size: int | None
+    forget_bias: float
+    chrono: float | None
+    kernel_init: Callable
+    recurrent_init: Callable
+    bias_init: Callable
+    param_dtype: Any
+    dtype: Any
+    peephole_init: Callable
+
+
+def init(spec: LSTMVariantSpec, key: Array, input_size: int) -> Any:
+    """:func:`gatedcells.lstm`'s weights from the same streams of ``key``, and the variant's
+    own: peepholes, ``w_g`` and the layer-norm gains."""
+    H, step, dtype = spec.hidden_size, spec.step, spec.param_dtype
+    out = _lstm.weights(spec, key, input_size)
+    keys = jax.random.split(jax.random.fold_in(key, _lstm.STREAMS["peepholes"]), 3)
+    for gate_name, k in zip(step.peepholes, keys, strict=False):
+        out[f"p_{gate_name}"] = _blocks.init_param(spec.peephole_init, k, (H,), dtype)
+    if step.fed_back:
+        k, S = jax.random.fold_in(key, _lstm.STREAMS["w_g"]), len(step.fed_back)
+        out["w_g"] = _blocks.init_blocks(spec.recurrent_init, k, S * H, H, S, dtype)
+    if step.layer_norm_eps is not None:
+        G = len(step.blocks)
+        out |= {"ln_x": jnp.ones((G * H,), dtype), "ln_h": jnp.ones((G * H,), dtype)}
+        out |= {"ln_c": jnp.ones((H,), dtype), "ln_c_bias": jnp.zeros((H,), dtype)}
+    return _lstm_flags.params_of(tuple(out), tuple(out.values()))
+
+
+def shapes(spec: LSTMVariantSpec) -> dict[str, tuple]:
+    """The shapes of :func:`init`'s fields (``None``: the input size)."""
+    H, step = spec.hidden_size, spec.step
+    G, S = len(step.blocks), len(step.fed_back)
+    out = _lstm.shapes(spec) | {f"p_{gate_name}": (H,) for gate_name in step.peepholes}
+    out |= {"w_g": (S * H, S * H)} if S else {}
+    if step.layer_norm_eps is not None:
+        out |= {"ln_x": (G * H,), "ln_h": (G * H,), "ln_c": (H,), "ln_c_bias": (H,)}
+    return out
+
+
+def carry(spec: LSTMVariantSpec, batch_shape: tuple[int, ...], dtype: Any = None) -> Any:
+    """:func:`gatedcells.lstm`'s zero carry, and the fed-back gates' with full gate recurrence."""
+    c, h = _lstm.carry(spec, batch_shape, dtype)
+    if not spec.step.fed_back:
+        return LSTMCarry(c, h)
+    gates = _anatomy.Zeros(len(spec.step.fed_back) * spec.hidden_size, spec.param_dtype)
+    return FullGateCarry(c, h, gates(batch_shape, dtype))
 
 
 def lstm_variant(
@@ -255,55 +311,25 @@ def lstm_variant(
       and :func:`gatedcells.lstm`'s.
     """
     H = _checks.check_positive_int("hidden_size", hidden_size)
-    given = {"forget_gate": forget_gate, "peepholes": peepholes, "cifg": cifg,
-             "cifg_shift": cifg_shift, "candidate_activation": candidate_activation,
-             "output_activation": output_activation, "fixed_gates": fixed_gates,
-             "full_gate_recurrence": full_gate_recurrence, "layer_norm": layer_norm}  # fmt: skip
+    given = {"forget_gate": forget_gate, "peepholes": peepholes, "cifg": cifg}
+    given |= {"cifg_shift": cifg_shift, "candidate_activation": candidate_activation}
+    given |= {"output_activation": output_activation, "fixed_gates": fixed_gates}
+    given |= {"full_gate_recurrence": full_gate_recurrence, "layer_norm": layer_norm}
     flags = _lstm_flags.resolve(variant, given)
-    _checks.check_factory_args(
-        numbers={"forget_bias": forget_bias},
-        functions={"kernel_init": kernel_init, "recurrent_init": recurrent_init,
-                   "bias_init": bias_init, "peephole_init": peephole_init},
-        dtypes={"param_dtype": param_dtype, "dtype": dtype},
-    )  # fmt: skip
-    spec = _lstm_flags.spec_from_flags(
-        H, flags, chrono=chrono, layer_norm_eps=layer_norm_eps, proj_size=proj_size
-    )
+    _checks.check_factory_args(numbers={"forget_bias": forget_bias})
+    inits = _blocks.checked_inits(kernel_init, recurrent_init, bias_init, param_dtype, dtype)
+    _checks.check_factory_args(functions={"peephole_init": peephole_init})
+    step = _lstm_flags.step_from_flags(H, flags, chrono, layer_norm_eps, proj_size)
     name = _lstm_flags.describe(H, variant, flags, proj_size)
-    structure = {"blocks": spec.blocks, "proj_size": proj_size, "peepholes": spec.peepholes,
-                 "fed_back": spec.fed_back, "layer_norm": spec.layer_norm_eps is not None}  # fmt: skip
-    weights = functools.partial(
-        _blocks.lstm_weights, hidden_size=H, forget_bias=forget_bias, chrono=chrono,
-        kernel_init=kernel_init, recurrent_init=recurrent_init, bias_init=bias_init,
-        peephole_init=peephole_init, param_dtype=param_dtype, **structure,
-    )  # fmt: skip
-    shapes = _blocks.lstm_shapes(H, **structure)
-    fields = tuple(f for f in _blocks.LSTM_FIELDS if f in shapes)
-
-    def init(key: Array, input_size: int) -> Any:
-        return _lstm_flags.params_type(fields)(**weights(key, input_size))
-
-    def carry_fn(batch_shape: tuple[int, ...], dtype: Any = None) -> Any:
-        carry = _lstm.zeros_carry(H, proj_size or H, param_dtype, batch_shape, dtype)
-        if not spec.fed_back:
-            return carry
-        gates = _blocks.zeros_carry(len(spec.fed_back) * H, param_dtype)(batch_shape, dtype)
-        return FullGateCarry(*carry, gates)
-
-    if spec.fed_back or proj_size:  # a second matmul in the step: no split
-        split, update = None, functools.partial(lstm_variant_recur, spec, dtype)
-    else:
-        additive = spec.layer_norm_eps is None  # layer norm reads h_proj on its own
-        pointwise = functools.partial(lstm_variant_update, spec)
-        split = MatmulSplit(lambda carry: carry.h, pointwise, dtype=dtype, additive=additive)
-        update = _cell.split_update(split)
-    return Cell(
-        init_fn=init,
-        carry_fn=carry_fn,
-        project=functools.partial(lstm_variant_project, spec, dtype),
-        update=update,
-        check_params=functools.partial(_blocks.check_fields, name, shapes=shapes),
-        output_size=proj_size or H,
-        name=name,
-        split=split,
+    spec = LSTMVariantSpec(
+        name, H, step, proj_size, float(forget_bias), chrono, *inits, peephole_init
+    )
+    split, update = None, recur  # a second matmul in the step (FGR, projection): no split
+    if not (step.fed_back or proj_size):
+        additive = step.layer_norm_eps is None  # layer norm reads h_proj on its own
+        pointwise = _anatomy.Bound(lstm_variant_update, step)
+        split, update = MatmulSplit(_anatomy.hidden, pointwise, dtype, additive), None
+    zeros, P = _anatomy.Bound(carry, spec), proj_size or H
+    return _anatomy.assemble(
+        spec, init, project, update, split=split, shapes=shapes, carry=zeros, output_size=P
     )

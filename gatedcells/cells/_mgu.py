@@ -3,7 +3,6 @@ recurrent matmul (Cho et al.'s form), so it has no :class:`~gatedcells.MatmulSpl
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -12,7 +11,7 @@ import jax.numpy as jnp
 
 from .. import _checks
 from .._cell import Array, Cell
-from . import _blocks
+from . import _anatomy, _blocks
 
 
 class MGUParams(NamedTuple):
@@ -35,16 +34,43 @@ class MGUGates(NamedTuple):
     n: Array
 
 
-def mgu_update(
-    dtype: Any, params: MGUParams, h: Array, x_proj: Array
+class MGUSpec(NamedTuple):
+    """The static flags of an MGU (:func:`mgu`)."""
+
+    name: str
+    hidden_size: int
+    forget_bias: float
+    chrono: float | None
+    kernel_init: Callable
+    recurrent_init: Callable
+    bias_init: Callable
+    param_dtype: Any
+    dtype: Any
+
+
+def init(spec: MGUSpec, key: Array, input_size: int) -> MGUParams:
+    """Blocks ``(f, n)``; ``b_f`` starts at ``forget_bias``, or chrono's negative."""
+    H, dtype = spec.hidden_size, spec.param_dtype
+    kx, kh, kb, kc = jax.random.split(key, 4)
+    b = _blocks.gate_biases(spec.bias_init, kb, H, ("f", "n"), {"f": spec.forget_bias}, dtype)
+    if spec.chrono is not None:
+        b = _blocks.set_block(b, 0, H, -_blocks.chrono_bias(kc, H, spec.chrono, dtype))
+    return MGUParams(
+        w_x=_blocks.init_blocks(spec.kernel_init, kx, input_size, H, 2, dtype),
+        w_h=_blocks.init_blocks(spec.recurrent_init, kh, H, H, 2, dtype),
+        b=b,
+    )
+
+
+def update(
+    spec: MGUSpec, params: MGUParams, h: Array, x_proj: Array
 ) -> tuple[Array, Array, MGUGates]:
-    """One MGU step (Zhou et al. 2016): ``x_proj = x W_x + b`` ``[*B, 2H]``, ``h [*B, H]``.
-    See :func:`mgu`."""
+    """One MGU step (Zhou et al. 2016): ``x_proj = x W_x + b`` ``[*B, 2H]``, ``h [*B, H]``."""
     with jax.named_scope("gatedcells.mgu"):
         x = _blocks.split(x_proj.astype(h.dtype), ("f", "n"))
         w_f, w_n = jnp.split(params.w_h, 2, axis=-1)
-        f = jax.nn.sigmoid(x["f"] + _blocks.matmul_like(h, w_f, dtype))
-        n = jnp.tanh(x["n"] + _blocks.matmul_like(f * h, w_n, dtype))
+        f = jax.nn.sigmoid(x["f"] + _blocks.matmul_like(h, w_f, spec.dtype))
+        n = jnp.tanh(x["n"] + _blocks.matmul_like(f * h, w_n, spec.dtype))
         h = (1 - f) * h + f * n
     return h, h, MGUGates(f, n)
 
@@ -111,35 +137,9 @@ def mgu(
       International Journal of Automation and Computing 2016 (arXiv:1603.09420).
     """
     H = _checks.check_positive_int("hidden_size", hidden_size)
-    _checks.check_factory_args(
-        numbers={"forget_bias": forget_bias},
-        functions={"kernel_init": kernel_init, "recurrent_init": recurrent_init,
-                   "bias_init": bias_init},
-        dtypes={"param_dtype": param_dtype, "dtype": dtype},
-    )  # fmt: skip
+    _checks.check_factory_args(numbers={"forget_bias": forget_bias})
+    inits = _blocks.checked_inits(kernel_init, recurrent_init, bias_init, param_dtype, dtype)
     _checks.check_t_max(chrono)
-
-    def init(key: Array, input_size: int) -> MGUParams:
-        kx, kh, kb, kc = jax.random.split(key, 4)
-        b = _blocks.gate_biases(bias_init, kb, H, ("f", "n"), {"f": forget_bias}, param_dtype)
-        if chrono is not None:
-            b = _blocks.set_block(b, 0, H, -_blocks.chrono_bias(kc, H, chrono, param_dtype))
-        return MGUParams(
-            w_x=_blocks.init_blocks(kernel_init, kx, input_size, H, 2, param_dtype),
-            w_h=_blocks.init_blocks(recurrent_init, kh, H, H, 2, param_dtype),
-            b=b,
-        )
-
-    def input_size(params: MGUParams) -> int:
-        shapes = {"w_x": (None, 2 * H), "w_h": (H, 2 * H), "b": (2 * H,)}
-        return _checks.check_param_shapes(f"mgu({H})", params, shapes)
-
-    return Cell(
-        init_fn=init,
-        carry_fn=_blocks.zeros_carry(H, param_dtype),
-        project=functools.partial(_blocks.project_affine, dtype=dtype),
-        update=functools.partial(mgu_update, dtype),
-        check_params=input_size,
-        output_size=H,
-        name=f"mgu({H})",
-    )
+    spec = MGUSpec(f"mgu({H})", H, float(forget_bias), chrono, *inits)
+    shapes = {"w_x": (None, 2 * H), "w_h": (H, 2 * H), "b": (2 * H,)}
+    return _anatomy.assemble(spec, init, _blocks.project, update, shapes=shapes)

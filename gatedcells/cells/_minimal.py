@@ -7,7 +7,6 @@ Their gates read only the input, so the recurrence is linear in ``h``,
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -17,7 +16,7 @@ import jax.numpy as jnp
 from .. import _checks
 from .._cell import Array, Cell
 from ..sequence import _linear
-from . import _blocks
+from . import _anatomy, _blocks
 
 
 class MinimalParams(NamedTuple):
@@ -49,6 +48,21 @@ class MinLSTMGates(NamedTuple):
     g: Array
 
 
+class MinimalSpec(NamedTuple):
+    """The static flags of a minimal cell (:func:`min_gru`, :func:`min_lstm`)."""
+
+    name: str
+    hidden_size: int
+    coefficients: Callable  # (positive, x_proj) -> (log a, b, gates) of h' = a h + b
+    blocks: tuple[str, ...]
+    positive: bool
+    method: str | None
+    kernel_init: Callable
+    bias_init: Callable
+    param_dtype: Any
+    dtype: Any
+
+
 def positive_candidate(v: Array) -> Array:
     r"""Feng et al.'s :math:`g(v) = v + 1/2` for :math:`v \ge 0`, :math:`\sigma(v)` otherwise:
     continuous, increasing and positive, so the state stays positive."""
@@ -73,41 +87,46 @@ def min_lstm_coefficients(positive: bool, x_proj: Array) -> tuple[Array, Array, 
     return log_a, i * g, MinLSTMGates(i, jnp.exp(log_a), g)
 
 
-def min_gru_update(positive: bool, params: MinimalParams, h: Array, x_proj: Array):
-    """One minGRU step, ``h' = (1 - z) h + z n`` from ``x_proj [*B, 2H]``. See :func:`min_gru`."""
+def update(
+    spec: MinimalSpec, params: MinimalParams, h: Array, x_proj: Array
+) -> tuple[Array, Array, Any]:
+    """One step of a minimal cell, ``h' = a h + b`` from its coefficients (:func:`min_gru`'s
+    ``h' = (1 - z) h + z n``, :func:`min_lstm`'s ``h' = f h + i g``)."""
     del params
-    with jax.named_scope("gatedcells.min_gru"):
-        log_a, b, gates = min_gru_coefficients(positive, x_proj.astype(h.dtype))
+    with jax.named_scope(f"gatedcells.{spec.name.partition('(')[0]}"):
+        log_a, b, gates = spec.coefficients(spec.positive, x_proj.astype(h.dtype))
         h = jnp.exp(log_a) * h + b
     return h, h, gates
 
 
-def min_lstm_update(positive: bool, params: MinimalParams, h: Array, x_proj: Array):
-    """One minLSTM step, ``h' = f h + i g`` from ``x_proj [*B, 3H]``. See :func:`min_lstm`."""
-    del params
-    with jax.named_scope("gatedcells.min_lstm"):
-        log_a, b, gates = min_lstm_coefficients(positive, x_proj.astype(h.dtype))
-        h = jnp.exp(log_a) * h + b
-    return h, h, gates
+def init(spec: MinimalSpec, key: Array, input_size: int) -> MinimalParams:
+    """``w_x`` block by block and ``b``, by their initializers."""
+    H, n, dtype = spec.hidden_size, len(spec.blocks), spec.param_dtype
+    kx, kb = jax.random.split(key)
+    return MinimalParams(
+        w_x=_blocks.init_blocks(spec.kernel_init, kx, input_size, H, n, dtype),
+        b=_blocks.gate_biases(spec.bias_init, kb, H, spec.blocks, {}, dtype),
+    )
+
+
+def scan(spec, params, carry, xs, *, valid, reverse, unroll, grad, remat):
+    """The whole sequence: one projection, then one :func:`gatedcells.linear_recurrence`."""
+    del remat  # the recurrence keeps its states: nothing to recompute
+    x_proj = _blocks.project(spec, params, xs).astype(carry.dtype)
+    log_a, b, _ = spec.coefficients(spec.positive, x_proj)
+    method = _linear.check_method(spec.method)
+    return _linear.linear_scan(
+        log_a, b, carry, valid=valid, reverse=reverse, method=method, unroll=unroll, grad=grad
+    )
 
 
 def minimal_cell(
-    factory: str,
-    hidden_size: int,
-    *,
-    positive: bool,
-    blocks: tuple[str, ...],
-    update: Callable,
-    coefficients: Callable,
-    method: str | None,
-    kernel_init: Callable,
-    bias_init: Callable,
-    param_dtype: Any,
-    dtype: Any,
+    factory: str, H: int, coefficients: Callable, blocks: tuple[str, ...], *flags: Any
 ) -> Cell:
-    """The plumbing of a minimal cell (checks, init, shapes, its linear-recurrence driver)
-    around its ``update`` and the ``coefficients`` ``(log_a, b)`` of ``h' = a*h + b``."""
-    H = _checks.check_positive_int("hidden_size", hidden_size)
+    """A minimal cell of ``H`` units from ``coefficients``, with ``flags`` (``positive``,
+    ``method``, ``kernel_init``, ``bias_init``, ``param_dtype``, ``dtype``) checked."""
+    H = _checks.check_positive_int("hidden_size", H)
+    positive, method, kernel_init, bias_init, param_dtype, dtype = flags
     _checks.check_flag("positive", positive)
     _checks.check_factory_args(
         functions={"kernel_init": kernel_init, "bias_init": bias_init},
@@ -115,39 +134,10 @@ def minimal_cell(
     )
     if method is not None:
         _linear.check_method(method)
-    n = len(blocks)
     name = f"{factory}({H})" if positive else f"{factory}({H}, positive=False)"
-
-    def init(key: Array, input_size: int) -> MinimalParams:
-        kx, kb = jax.random.split(key)
-        return MinimalParams(
-            w_x=_blocks.init_blocks(kernel_init, kx, input_size, H, n, param_dtype),
-            b=_blocks.gate_biases(bias_init, kb, H, blocks, {}, param_dtype),
-        )
-
-    def input_size(params: MinimalParams) -> int:
-        return _checks.check_param_shapes(name, params, {"w_x": (None, n * H), "b": (n * H,)})
-
-    project = functools.partial(_blocks.project_affine, dtype=dtype)
-
-    def scan(params, carry, xs, *, valid, reverse, unroll, **options):
-        log_a, b, _ = coefficients(positive, project(params, xs).astype(carry.dtype))
-        chosen = _linear.check_method(method)
-        grad = options.get("grad", "auto")
-        return _linear.linear_scan(
-            log_a, b, carry, valid=valid, reverse=reverse, method=chosen, unroll=unroll, grad=grad
-        )
-
-    return Cell(
-        init_fn=init,
-        carry_fn=_blocks.zeros_carry(H, param_dtype),
-        project=project,
-        update=functools.partial(update, positive),
-        check_params=input_size,
-        output_size=H,
-        name=name,
-        scan=scan,
-    )
+    spec = MinimalSpec(name, H, coefficients, blocks, *flags)
+    shapes = {"w_x": (None, len(blocks) * H), "b": (len(blocks) * H,)}
+    return _anatomy.assemble(spec, init, _blocks.project, update, scan=scan, shapes=shapes)
 
 
 def min_gru(
@@ -208,11 +198,8 @@ def min_gru(
     References:
       Feng, Tung, Ahmed, Bengio & Hajimirsadeghi, "Were RNNs All We Needed?", 2024.
     """
-    return minimal_cell(
-        "min_gru", hidden_size, positive=positive, blocks=("z", "n"), update=min_gru_update,
-        coefficients=min_gru_coefficients, method=method, kernel_init=kernel_init,
-        bias_init=bias_init, param_dtype=param_dtype, dtype=dtype,
-    )  # fmt: skip
+    flags = (positive, method, kernel_init, bias_init, param_dtype, dtype)
+    return minimal_cell("min_gru", hidden_size, min_gru_coefficients, ("z", "n"), *flags)
 
 
 def min_lstm(
@@ -270,8 +257,5 @@ def min_lstm(
     References:
       Feng, Tung, Ahmed, Bengio & Hajimirsadeghi, "Were RNNs All We Needed?", 2024.
     """
-    return minimal_cell(
-        "min_lstm", hidden_size, positive=positive, blocks=("i", "f", "g"), update=min_lstm_update,
-        coefficients=min_lstm_coefficients, method=method, kernel_init=kernel_init,
-        bias_init=bias_init, param_dtype=param_dtype, dtype=dtype,
-    )  # fmt: skip
+    flags = (positive, method, kernel_init, bias_init, param_dtype, dtype)
+    return minimal_cell("min_lstm", hidden_size, min_lstm_coefficients, ("i", "f", "g"), *flags)

@@ -4,7 +4,6 @@ its recurrent, parallel and chunkwise forms."""
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -13,8 +12,9 @@ import jax.numpy as jnp
 
 from .. import _cell, _checks
 from .._cell import Array, Cell
-from . import _blocks, _mlstm_forms
-from ._mlstm_forms import CHUNK_SIZE, FORMS, Dims, carry_of, floor, split_inputs, state_of, wide
+from . import _anatomy, _blocks, _mlstm_forms
+from ._blocks import wide
+from ._mlstm_forms import CHUNK_SIZE, FORMS, Dims, carry_of, floor, split_inputs, state_of
 
 
 class MLSTMParams(NamedTuple):
@@ -70,10 +70,73 @@ class MLSTMGates(NamedTuple):
     m: Array
 
 
-def mlstm_update(
-    dims: Dims, eps: float, dtype: Any, params: MLSTMParams, carry: MLSTMCarry, x_proj: Array
+class MLSTMSpec(NamedTuple):
+    """The static flags of an mLSTM (:func:`mlstm`), resolved: ``dims`` the heads and their
+    sizes, ``forget_bias`` the pair (start, end) over the heads."""
+
+    name: str
+    hidden_size: int
+    dims: Dims
+    form: str | None
+    chunk_size: int
+    eps: float
+    forget_bias: tuple[float, float]
+    input_bias: float
+    kernel_init: Callable
+    gate_init: Callable
+    bias_init: Callable
+    param_dtype: Any
+    dtype: Any
+
+
+def shapes(spec: MLSTMSpec) -> dict[str, tuple]:
+    """The shapes of :class:`MLSTMParams`' fields (``None``: the input size)."""
+    H, P, V = spec.hidden_size, sum(spec.dims.sizes()), spec.dims.heads * spec.dims.v
+    return {"w_x": (None, P), "b": (P,)} | ({} if V == H else {"w_out": (V, H)})
+
+
+def init(spec: MLSTMSpec, key: Array, input_size: int) -> MLSTMParams:
+    """``w_x`` block by block (the gates' by ``gate_init``), ``b`` with the input bias and
+    the forget biases spaced over the heads, and ``w_out`` when ``V != H``."""
+    H, NH, dtype, sizes = spec.hidden_size, spec.dims.heads, spec.param_dtype, spec.dims.sizes()
+    keys = jax.random.split(key, 8)
+    kernel, gate = spec.kernel_init, spec.gate_init
+    inits = (kernel, kernel, kernel, gate, gate, kernel)
+    blocks = zip(inits, keys[:6], sizes, strict=True)
+    w_x = [_blocks.init_param(fn, k, (input_size, size), dtype) for fn, k, size in blocks]
+    b = _blocks.init_param(spec.bias_init, keys[6], (sum(sizes),), dtype)
+    start = sum(sizes[:3])
+    b = b.at[start : start + NH].add(jnp.asarray(spec.input_bias, dtype))
+    fb = jnp.linspace(*spec.forget_bias, NH, dtype=jnp.float32).astype(dtype)
+    b = b.at[start + NH : start + 2 * NH].add(fb)
+    V = spec.dims.heads * spec.dims.v
+    w_out = None if V == H else _blocks.init_param(kernel, keys[7], (V, H), dtype)
+    return MLSTMParams(jnp.concatenate(w_x, axis=-1), b, w_out)
+
+
+def carry(spec: MLSTMSpec, batch_shape: tuple[int, ...], dtype: Any = None) -> MLSTMCarry:
+    """The zero :class:`MLSTMCarry`: an empty memory."""
+    NH, dims = spec.dims.heads, spec.dims
+    zeros = lambda size: _anatomy.Zeros(size, spec.param_dtype)(batch_shape, dtype)  # noqa: E731
+    return MLSTMCarry(zeros(NH * dims.v * dims.qk), zeros(NH * dims.qk), zeros(NH))
+
+
+def project(spec: MLSTMSpec, params: MLSTMParams, xs: Array) -> Array:
+    """``xs @ w_x + b`` ``[..., 2Q+2V+2NH]``, accumulated and returned in float32 (or wider)
+    whatever the compute ``dtype``: a bfloat16 pre-activation of the exponential input gate
+    would be off by up to 0.4% of its value, in the exponent."""
+    compute = params.w_x.dtype if spec.dtype is None else spec.dtype
+    out = jnp.matmul(
+        xs.astype(compute), params.w_x.astype(compute), preferred_element_type=wide(params.b.dtype)
+    )
+    return out + _blocks.along_last(params.b, out)
+
+
+def update(
+    spec: MLSTMSpec, params: MLSTMParams, carry: MLSTMCarry, x_proj: Array
 ) -> tuple[MLSTMCarry, Array, MLSTMGates]:
     """One mLSTM step, stabilised in log space: the recurrent form. See :func:`mlstm`."""
+    dims = spec.dims
     with jax.named_scope("gatedcells.mlstm"):
         inner = wide(carry.C.dtype)  # float32 (or wider) inside
         q, k, v, log_i, log_f, o_pre = split_inputs(dims, x_proj.astype(inner))
@@ -84,32 +147,46 @@ def mlstm_update(
         c = f[..., None, None] * c + i[..., None, None] * (v[..., :, None] * k[..., None, :])
         n = f[..., None] * n + i[..., None] * k
         num = jnp.einsum("...vd,...d->...v", c, q)
-        den = jnp.maximum(jnp.abs(jnp.sum(n * q, axis=-1)), floor(m_new)) + eps
+        den = jnp.maximum(jnp.abs(jnp.sum(n * q, axis=-1)), floor(m_new)) + spec.eps
         h_tilde = (num / den[..., None]).reshape(*num.shape[:-2], dims.heads * dims.v)
         o = jax.nn.sigmoid(o_pre)
-        y = mlstm_output(params, o, h_tilde, dtype).astype(carry.C.dtype)
+        y = output(spec, params, o, h_tilde).astype(carry.C.dtype)
     gates = MLSTMGates(i, f, o, m_new)
     gates = jax.tree.map(lambda g: g.astype(carry.C.dtype), gates)
     return carry_of((c, n, m_new), carry), y, gates
 
 
-def mlstm_project(dtype: Any, params: MLSTMParams, xs: Array) -> Array:
-    """``xs @ w_x + b`` ``[..., 2Q+2V+2NH]``, accumulated and returned in float32 (or wider)
-    whatever the compute ``dtype``: a bfloat16 pre-activation of the exponential input gate
-    would be off by up to 0.4% of its value, in the exponent."""
-    compute = params.w_x.dtype if dtype is None else dtype
-    out = jnp.matmul(
-        xs.astype(compute), params.w_x.astype(compute), preferred_element_type=wide(params.b.dtype)
-    )
-    return out + _blocks.along_last(params.b, out)
-
-
-def mlstm_output(params: MLSTMParams, o: Array, h_tilde: Array, dtype: Any) -> Array:
+def output(spec: MLSTMSpec, params: MLSTMParams, o: Array, h_tilde: Array) -> Array:
     """``y = o ⊙ h̃`` (``[..., V]``), projected by ``w_out`` to ``[..., H]`` when present."""
     h = o * h_tilde
     if params.w_out is None:
         return h
-    return _cell.matmul(h, params.w_out, dtype).astype(h.dtype)
+    return _cell.matmul(h, params.w_out, spec.dtype).astype(h.dtype)
+
+
+def scan(spec, params, carry, xs, *, valid, reverse, unroll, grad, remat):
+    """The whole sequence in ``spec.form`` (``_mlstm_forms.sequence``); the recurrent form
+    runs the generic driver over :func:`stepper`'s step."""
+    return _mlstm_forms.sequence(
+        stepper(spec),
+        _anatomy.Bound(output, spec),
+        spec,
+        params,
+        carry,
+        xs,
+        valid=valid,
+        reverse=reverse,
+        unroll=unroll,
+        grad=grad,
+        remat=remat,
+    )
+
+
+def stepper(spec: MLSTMSpec) -> Cell:
+    """The mLSTM's cell without its sequence driver: the recurrent form, step by step."""
+    return _anatomy.assemble(
+        spec, init, project, update, shapes=shapes, carry=_anatomy.Bound(carry, spec)
+    )
 
 
 def mlstm(
@@ -243,60 +320,17 @@ def mlstm(
         raise ValueError(
             f"forget_bias must be a number or a pair (start, end), got {forget_bias!r}"
         )
-    _checks.check_factory_args(
-        numbers={"eps": eps, "input_bias": input_bias, "forget_bias": biases[0],
-                 "forget_bias[-1]": biases[-1]},
-        functions={"kernel_init": kernel_init, "gate_init": gate_init, "bias_init": bias_init},
-        dtypes={"param_dtype": param_dtype, "dtype": dtype},
-    )  # fmt: skip
-    dims = Dims(NH, Q // NH, V // NH)
-    sizes = dims.sizes()
-    P = sum(sizes)
-
-    def init(key: Array, input_size: int) -> MLSTMParams:
-        keys = jax.random.split(key, 8)
-        inits = (kernel_init, kernel_init, kernel_init, gate_init, gate_init, kernel_init)
-        w_x = jnp.concatenate(
-            [
-                _blocks.init_param(fn, k, (input_size, size), param_dtype)
-                for fn, k, size in zip(inits, keys[:6], sizes, strict=True)
-            ],
-            axis=-1,
-        )
-        b = _blocks.init_param(bias_init, keys[6], (P,), param_dtype)
-        start = sum(sizes[:3])
-        b = b.at[start : start + NH].add(jnp.asarray(input_bias, param_dtype))
-        fb = jnp.linspace(biases[0], biases[-1], NH, dtype=jnp.float32).astype(param_dtype)
-        b = b.at[start + NH : start + 2 * NH].add(fb)
-        w_out = None if V == H else _blocks.init_param(kernel_init, keys[7], (V, H), param_dtype)
-        return MLSTMParams(w_x, b, w_out)
-
-    shapes = {"w_x": (None, P), "b": (P,)} | ({} if V == H else {"w_out": (V, H)})
+    numbers = {"eps": eps, "input_bias": input_bias, "forget_bias": biases[0]}
+    numbers |= {"forget_bias[-1]": biases[-1]}
+    functions = {"kernel_init": kernel_init, "gate_init": gate_init, "bias_init": bias_init}
+    dtypes = {"param_dtype": param_dtype, "dtype": dtype}
+    _checks.check_factory_args(numbers=numbers, functions=functions, dtypes=dtypes)
     flags = {"num_heads": NH} if NH != 1 else {}
     flags |= {"qk_dim": Q} if Q != H else {}
     flags |= {"v_dim": V} if V != H else {}
     flags |= {"form": form} if form is not None else {}
     name = _blocks.describe("mlstm", H, flags)
-
-    def input_size(params: MLSTMParams) -> int:
-        size = _checks.check_param_shapes(name, params, shapes)
-        _checks.check_absent(name, params, () if V != H else ("w_out",))
-        return size
-
-    def carry_fn(batch_shape: tuple[int, ...], dtype_=None) -> MLSTMCarry:
-        dtype_ = param_dtype if dtype_ is None else dtype_
-        zeros = lambda size: jnp.zeros((*batch_shape, size), dtype_)  # noqa: E731
-        return MLSTMCarry(zeros(NH * dims.v * dims.qk), zeros(NH * dims.qk), zeros(NH))
-
-    stepper = Cell(
-        init_fn=init,
-        carry_fn=carry_fn,
-        project=functools.partial(mlstm_project, dtype),
-        update=functools.partial(mlstm_update, dims, eps, dtype),
-        check_params=input_size,
-        output_size=H,
-        name=name,
-    )
-    output = functools.partial(mlstm_output, dtype=dtype)
-    scan = functools.partial(_mlstm_forms.sequence, stepper, output, dims, eps, form, L)
-    return dataclasses.replace(stepper, scan=scan)
+    dims, biases = Dims(NH, Q // NH, V // NH), (float(biases[0]), float(biases[-1]))
+    inits = (kernel_init, gate_init, bias_init, param_dtype, dtype)
+    spec = MLSTMSpec(name, H, dims, form, L, eps, biases, float(input_bias), *inits)
+    return dataclasses.replace(stepper(spec), scan=_anatomy.Bound(scan, spec))

@@ -1,7 +1,7 @@
 r"""The mLSTM's sequence forms: parallel (quadratic in ``T``) and chunkwise (linear in ``T``).
 
 Both compute, for every step of a block of steps, what the recurrent step
-(``gatedcells.cells._mlstm.mlstm_update``) computes one step at a time, from the
+(``gatedcells.cells._mlstm.update``) computes one step at a time, from the
 stabilised state ``(C, n, m)`` at the block's start (Beck et al. 2024, appendix: the
 parallel stabilised form). With :math:`F_t = \sum_{s \le t} \log f_s` the cumulative log
 forget gate of the block and :math:`\tilde\imath_j` the input-gate pre-activation,
@@ -42,6 +42,7 @@ import jax.numpy as jnp
 from .._cell import Array
 from ..sequence import unroll_time_major
 from ..sequence._dims import chunk_layout, is_known, padded
+from ._blocks import wide
 
 FORMS = ("recurrent", "parallel", "chunkwise")
 CHUNK_SIZE = 32  # steps per chunk of the chunkwise form, measured: see default_form
@@ -183,16 +184,32 @@ def default_form(steps: int, chunk_size: int = CHUNK_SIZE, backend: str | None =
     return "parallel" if is_known(steps) and steps <= chunk_size else "chunkwise"
 
 
-def sequence(stepper, output, dims: Dims, eps, form, chunk_size, params, carry, xs, **options):
-    """The mLSTM's sequence driver, a :class:`gatedcells.ScanFn` once ``stepper`` (the
-    cell without a driver), ``output`` (``(params, o, h) -> y``), ``dims``, ``eps``,
-    ``form`` and ``chunk_size`` are bound. The recurrent form runs the generic driver over
-    the step; the others run here on the whole projected sequence (``[T, *B, ...]``)."""
-    steps = xs.shape[0]
-    chosen = default_form(steps, chunk_size) if form is None else form
+def sequence(
+    stepper: Any,
+    output: Any,
+    spec: Any,
+    params: Any,
+    carry: Any,
+    xs: Array,
+    *,
+    valid: Array | None,
+    reverse: bool,
+    unroll: int | bool,
+    grad: str,
+    remat: bool | int,
+) -> tuple[Any, Array]:
+    """The mLSTM's sequence driver (a :class:`gatedcells.ScanFn` once ``stepper``, the cell
+    without a driver, ``output``, ``(params, o, h) -> y``, and ``spec``, its ``dims``,
+    ``eps``, ``form`` and ``chunk_size``, are bound). The recurrent form runs the generic
+    driver over the step; the others run here on the whole projected sequence
+    (``[T, *B, ...]``)."""
+    steps, dims, eps, chunk_size = xs.shape[0], spec.dims, spec.eps, spec.chunk_size
+    chosen = default_form(steps, chunk_size) if spec.form is None else spec.form
     if chosen == "recurrent" or steps == 0:
-        return unroll_time_major(stepper, params, carry, xs, **options)
-    valid, reverse = options["valid"], options["reverse"]
+        options = {"unroll": unroll, "grad": grad, "remat": remat}
+        return unroll_time_major(
+            stepper, params, carry, xs, valid=valid, reverse=reverse, **options
+        )
     batch_shape = xs.shape[1:-1]
     flat = math.prod(batch_shape)
     inner = wide(carry.C.dtype)
@@ -238,8 +255,3 @@ def carry_of(state: State, like):
     lead, dtype = m.shape[:-1], like.C.dtype
     flat = lambda a: a.reshape(*lead, math.prod(a.shape[len(lead) :])).astype(dtype)  # noqa: E731
     return like._make((flat(c), flat(n), m.astype(dtype)))
-
-
-def wide(dtype) -> Any:
-    """``dtype``, or float32 when narrower: the dtype the memory is computed in."""
-    return dtype if jnp.finfo(dtype).bits >= 32 else jnp.float32

@@ -4,7 +4,6 @@ form), so none has a :class:`~gatedcells.MatmulSplit`."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -13,7 +12,7 @@ import jax.numpy as jnp
 
 from .. import _cell, _checks
 from .._cell import Array, Cell
-from . import _blocks
+from . import _anatomy, _blocks
 
 _RZN = ("r", "z", "n")
 
@@ -47,120 +46,117 @@ class MUTGates(NamedTuple):
 # The updates: ``x_proj [*B, 3H]`` is the input half (blocks r, z, n), ``h [*B, H]``.
 
 
-def mut1_update(dtype: Any, params: MUTParams, h: Array, x_proj: Array):
+class MUTSpec(NamedTuple):
+    """The static flags of a mutant (:func:`mut1`, :func:`mut2`, :func:`mut3`)."""
+
+    name: str
+    hidden_size: int
+    raw_input: bool  # the paper's x itself in place of one input block
+    h_blocks: int  # recurrent blocks in w_h
+    kernel_init: Callable
+    recurrent_init: Callable
+    bias_init: Callable
+    param_dtype: Any
+    dtype: Any
+
+
+def mut1_update(
+    spec: MUTSpec, params: MUTParams, h: Array, x_proj: Array
+) -> tuple[Array, Array, MUTGates]:
     """One MUT1 step; ``x_proj``'s candidate block is already ``tanh(x W_xn)``. See :func:`mut1`."""
     with jax.named_scope("gatedcells.mut1"):
         x = _blocks.split(x_proj.astype(h.dtype), _RZN)
         w_r, w_n = jnp.split(params.w_h, 2, axis=-1)
         z = jax.nn.sigmoid(x["z"])
-        r = jax.nn.sigmoid(x["r"] + _blocks.matmul_like(h, w_r, dtype))
-        n = jnp.tanh(x["n"] + _blocks.matmul_like(r * h, w_n, dtype))
+        r = jax.nn.sigmoid(x["r"] + _blocks.matmul_like(h, w_r, spec.dtype))
+        n = jnp.tanh(x["n"] + _blocks.matmul_like(r * h, w_n, spec.dtype))
         h = n * z + h * (1 - z)
     return h, h, MUTGates(r, z, n)
 
 
-def mut2_update(dtype: Any, params: MUTParams, h: Array, x_proj: Array):
+def mut2_update(
+    spec: MUTSpec, params: MUTParams, h: Array, x_proj: Array
+) -> tuple[Array, Array, MUTGates]:
     """One MUT2 step. See :func:`mut2`."""
     with jax.named_scope("gatedcells.mut2"):
         x = _blocks.split(x_proj.astype(h.dtype), _RZN)
         w_r, w_z, w_n = jnp.split(params.w_h, 3, axis=-1)
-        z = jax.nn.sigmoid(x["z"] + _blocks.matmul_like(h, w_z, dtype))
-        r = jax.nn.sigmoid(x["r"] + _blocks.matmul_like(h, w_r, dtype))
-        n = jnp.tanh(x["n"] + _blocks.matmul_like(r * h, w_n, dtype))
+        z = jax.nn.sigmoid(x["z"] + _blocks.matmul_like(h, w_z, spec.dtype))
+        r = jax.nn.sigmoid(x["r"] + _blocks.matmul_like(h, w_r, spec.dtype))
+        n = jnp.tanh(x["n"] + _blocks.matmul_like(r * h, w_n, spec.dtype))
         h = n * z + h * (1 - z)
     return h, h, MUTGates(r, z, n)
 
 
-def mut3_update(dtype: Any, params: MUTParams, h: Array, x_proj: Array):
+def mut3_update(
+    spec: MUTSpec, params: MUTParams, h: Array, x_proj: Array
+) -> tuple[Array, Array, MUTGates]:
     """One MUT3 step. See :func:`mut3`."""
     with jax.named_scope("gatedcells.mut3"):
         x = _blocks.split(x_proj.astype(h.dtype), _RZN)
         w_r, w_z, w_n = jnp.split(params.w_h, 3, axis=-1)
-        z = jax.nn.sigmoid(x["z"] + _blocks.matmul_like(jnp.tanh(h), w_z, dtype))
-        r = jax.nn.sigmoid(x["r"] + _blocks.matmul_like(h, w_r, dtype))
-        n = jnp.tanh(x["n"] + _blocks.matmul_like(r * h, w_n, dtype))
+        z = jax.nn.sigmoid(x["z"] + _blocks.matmul_like(jnp.tanh(h), w_z, spec.dtype))
+        r = jax.nn.sigmoid(x["r"] + _blocks.matmul_like(h, w_r, spec.dtype))
+        n = jnp.tanh(x["n"] + _blocks.matmul_like(r * h, w_n, spec.dtype))
         h = n * z + h * (1 - z)
     return h, h, MUTGates(r, z, n)
 
 
-def mut1_project(raw_input: bool, dtype: Any, params: MUTParams, xs: Array) -> Array:
+def mut1_project(spec: MUTSpec, params: MUTParams, xs: Array) -> Array:
     """MUT1's input half: ``x W_xr``, ``x W_xz`` and the candidate's ``tanh(x W_xn)`` (the
     paper's ``tanh(x)`` with ``raw_input``), plus ``b``."""
-    out = _cell.matmul(xs, params.w_x, dtype)
-    blocks = _blocks.split(out, ("r", "z") if raw_input else _RZN)
-    n = xs.astype(out.dtype) if raw_input else blocks["n"]
+    out = _cell.matmul(xs, params.w_x, spec.dtype)
+    blocks = _blocks.split(out, ("r", "z") if spec.raw_input else _RZN)
+    n = xs.astype(out.dtype) if spec.raw_input else blocks["n"]
     out = jnp.concatenate([blocks["r"], blocks["z"], jnp.tanh(n)], axis=-1)
     return out + _blocks.along_last(params.b, out)
 
 
-def mut2_project(raw_input: bool, dtype: Any, params: MUTParams, xs: Array) -> Array:
+def mut2_project(spec: MUTSpec, params: MUTParams, xs: Array) -> Array:
     """MUT2's input half: ``x W_x + b``, with the paper's ``x`` itself in place of ``x W_xr``
     with ``raw_input``."""
-    if not raw_input:
-        return _blocks.project_affine(params, xs, dtype)
-    out = _cell.matmul(xs, params.w_x, dtype)
+    if not spec.raw_input:
+        return _blocks.project(spec, params, xs)
+    out = _cell.matmul(xs, params.w_x, spec.dtype)
     out = jnp.concatenate([xs.astype(out.dtype), out], axis=-1)
     return out + _blocks.along_last(params.b, out)
 
 
-# --------------------------------------------------------------------------------------
-# The factories.
+def init(spec: MUTSpec, key: Array, input_size: int) -> MUTParams:
+    """``w_x`` (without the raw input's block), ``w_h`` and ``b``, block by block."""
+    H, dtype, x_blocks = spec.hidden_size, spec.param_dtype, 2 if spec.raw_input else 3
+    if spec.raw_input and input_size != H:
+        raise ValueError(
+            f"{spec.name} adds x itself, so input_size must equal hidden_size={H}, got {input_size}"
+        )
+    kx, kh, kb = jax.random.split(key, 3)
+    return MUTParams(
+        w_x=_blocks.init_blocks(spec.kernel_init, kx, input_size, H, x_blocks, dtype),
+        w_h=_blocks.init_blocks(spec.recurrent_init, kh, H, H, spec.h_blocks, dtype),
+        b=_blocks.gate_biases(spec.bias_init, kb, H, _RZN, {}, dtype),
+    )
 
 
 def mutant_cell(
     factory: str,
-    hidden_size: int,
-    *,
+    H: int,
     update: Callable,
     project: Callable,
     raw_input: bool,
     h_blocks: int,
-    kernel_init: Callable,
-    recurrent_init: Callable,
-    bias_init: Callable,
-    param_dtype: Any,
-    dtype: Any,
+    *inits: Any,
 ) -> Cell:
-    """The plumbing of a mutant (checks, init, shapes, carry) around its ``update`` and
-    ``project``; ``h_blocks`` recurrent blocks, and ``w_x`` without the raw input's block."""
-    H = _checks.check_positive_int("hidden_size", hidden_size)
+    """A mutant of ``H`` units from its ``update`` and ``project``, ``h_blocks`` recurrent
+    blocks, and ``inits`` (``kernel_init, recurrent_init, bias_init, param_dtype, dtype``)
+    checked; ``w_x`` has no block for the raw input."""
+    H = _checks.check_positive_int("hidden_size", H)
     _checks.check_flag("raw_input", raw_input)
-    _checks.check_factory_args(
-        functions={"kernel_init": kernel_init, "recurrent_init": recurrent_init,
-                   "bias_init": bias_init},
-        dtypes={"param_dtype": param_dtype, "dtype": dtype},
-    )  # fmt: skip
+    inits = _blocks.checked_inits(*inits)
     name = f"{factory}({H}" + (", raw_input=True)" if raw_input else ")")
+    spec = MUTSpec(name, H, raw_input, h_blocks, *inits)
     x_blocks = 2 if raw_input else 3
-
-    def init(key: Array, input_size: int) -> MUTParams:
-        if raw_input and input_size != H:
-            raise ValueError(
-                f"{name} adds x itself, so input_size must equal hidden_size={H}, got {input_size}"
-            )
-        kx, kh, kb = jax.random.split(key, 3)
-        return MUTParams(
-            w_x=_blocks.init_blocks(kernel_init, kx, input_size, H, x_blocks, param_dtype),
-            w_h=_blocks.init_blocks(recurrent_init, kh, H, H, h_blocks, param_dtype),
-            b=_blocks.gate_biases(bias_init, kb, H, _RZN, {}, param_dtype),
-        )
-
-    shapes = {"w_x": (H if raw_input else None, x_blocks * H), "w_h": (H, h_blocks * H),
-              "b": (3 * H,)}  # fmt: skip
-
-    def input_size(params: MUTParams) -> int:
-        size = _checks.check_param_shapes(name, params, shapes)
-        return H if raw_input else size
-
-    return Cell(
-        init_fn=init,
-        carry_fn=_blocks.zeros_carry(H, param_dtype),
-        project=project,
-        update=update,
-        check_params=input_size,
-        output_size=H,
-        name=name,
-    )
+    shapes = {"w_x": (H if raw_input else None, x_blocks * H), "w_h": (H, h_blocks * H)}
+    return _anatomy.assemble(spec, init, project, update, shapes=shapes | {"b": (3 * H,)})
 
 
 def mut1(
@@ -214,12 +210,8 @@ def mut1(
       Jozefowicz, Zaremba & Sutskever, "An Empirical Exploration of Recurrent Network
       Architectures", ICML 2015.
     """
-    return mutant_cell(
-        "mut1", hidden_size, update=functools.partial(mut1_update, dtype),
-        project=functools.partial(mut1_project, raw_input, dtype), raw_input=raw_input,
-        h_blocks=2, kernel_init=kernel_init, recurrent_init=recurrent_init,
-        bias_init=bias_init, param_dtype=param_dtype, dtype=dtype,
-    )  # fmt: skip
+    inits = (kernel_init, recurrent_init, bias_init, param_dtype, dtype)
+    return mutant_cell("mut1", hidden_size, mut1_update, mut1_project, raw_input, 2, *inits)
 
 
 def mut2(
@@ -272,12 +264,8 @@ def mut2(
       Jozefowicz, Zaremba & Sutskever, "An Empirical Exploration of Recurrent Network
       Architectures", ICML 2015.
     """
-    return mutant_cell(
-        "mut2", hidden_size, update=functools.partial(mut2_update, dtype),
-        project=functools.partial(mut2_project, raw_input, dtype), raw_input=raw_input,
-        h_blocks=3, kernel_init=kernel_init, recurrent_init=recurrent_init,
-        bias_init=bias_init, param_dtype=param_dtype, dtype=dtype,
-    )  # fmt: skip
+    inits = (kernel_init, recurrent_init, bias_init, param_dtype, dtype)
+    return mutant_cell("mut2", hidden_size, mut2_update, mut2_project, raw_input, 3, *inits)
 
 
 def mut3(
@@ -324,9 +312,5 @@ def mut3(
       Jozefowicz, Zaremba & Sutskever, "An Empirical Exploration of Recurrent Network
       Architectures", ICML 2015.
     """
-    return mutant_cell(
-        "mut3", hidden_size, update=functools.partial(mut3_update, dtype),
-        project=functools.partial(_blocks.project_affine, dtype=dtype), raw_input=False,
-        h_blocks=3, kernel_init=kernel_init, recurrent_init=recurrent_init,
-        bias_init=bias_init, param_dtype=param_dtype, dtype=dtype,
-    )  # fmt: skip
+    inits = (kernel_init, recurrent_init, bias_init, param_dtype, dtype)
+    return mutant_cell("mut3", hidden_size, mut3_update, _blocks.project, False, 3, *inits)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -13,7 +12,7 @@ import jax.numpy as jnp
 from .. import _checks
 from .._cell import Array, Cell
 from ..sequence import _linear
-from . import _blocks, _lru
+from . import _anatomy, _blocks, _diagonal
 
 
 class RGLRUParams(NamedTuple):
@@ -65,8 +64,115 @@ def _sqrt_jvp(max_gradient, primals, tangents):
     return jnp.sqrt(x), dx * 0.5 / jnp.sqrt(jnp.maximum(x, floor))
 
 
-def rg_lru_coefficients(
-    c: float, params: RGLRUParams, x_proj: Array, reset: Array | None
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def sqrt_bound_derivative(x: Array, max_gradient: float) -> Array:
+    """``sqrt(x)`` whose derivative is clipped at ``max_gradient`` (near ``x = 0``), as in
+    recurrentgemma: without it ``sqrt(1 - a^2)`` gives NaN gradients in bfloat16 as
+    ``a -> 1``. (recurrentgemma's is a ``custom_vjp``; the same derivative as a
+    ``custom_jvp`` also serves forward mode.)"""
+    return jnp.sqrt(x)
+
+
+@sqrt_bound_derivative.defjvp
+def _sqrt_jvp(max_gradient, primals, tangents):
+    (x,), (dx,) = primals, tangents
+    floor = jnp.asarray(1 / (4 * max_gradient**2), x.dtype)
+    return jnp.sqrt(x), dx * 0.5 / jnp.sqrt(jnp.maximum(x, floor))
+
+
+class RGLRUSpec(NamedTuple):
+    """The static flags of an RG-LRU (:func:`rg_lru`); ``resets`` adds a last input channel."""
+
+    name: str
+    hidden_size: int
+    num_heads: int
+    c: float
+    min_rad: float
+    max_rad: float
+    resets: bool
+    gate_init: Callable
+    input_proj: bool
+    method: str | None
+    chunk_size: int
+    kernel_init: Callable
+    param_dtype: Any
+    dtype: Any
+
+
+def shapes(spec: RGLRUSpec) -> dict[str, tuple]:
+    """The shapes of :class:`RGLRUParams`' fields (``None``: the input size)."""
+    H, NH = spec.hidden_size, spec.num_heads
+    D = H // NH
+    fields = {"w_a": (NH, D, D), "b_a": (H,), "w_i": (NH, D, D), "b_i": (H,), "lam": (H,)}
+    return _diagonal.input_shapes(spec.input_proj, H) | fields
+
+
+def init(spec: RGLRUSpec, key: Array, input_size: int) -> RGLRUParams:
+    """recurrentgemma's initialisation: :math:`e^{-\\operatorname{softplus}(\\Lambda)}` uniform
+    by area on the ring ``[min_rad, max_rad]``, zero gate biases."""
+    H, dtype = spec.hidden_size, spec.param_dtype
+    channels = input_size - spec.resets
+    _diagonal.check_channels(spec.name, channels, H, spec.input_proj)
+    kx, ka, ki, kl = jax.random.split(key, 4)
+    unif = jax.random.uniform(kl, (H,))
+    min_rad, max_rad = spec.min_rad, spec.max_rad
+    log_rad = 0.5 * jnp.log(unif * (max_rad**2 - min_rad**2) + min_rad**2 + 1e-8)
+    lam = jnp.log(jnp.expm1(-log_rad))  # softplus(lam) = -log_rad
+    zeros = jnp.zeros((H,), dtype)
+    inputs = _diagonal.input_weights(spec.kernel_init, kx, channels, H, spec.input_proj, dtype)
+    w_a, w_i = (gate_blocks(spec, k) for k in (ka, ki))
+    return RGLRUParams(*inputs.values(), w_a, zeros, w_i, zeros, lam.astype(dtype))
+
+
+def gate_blocks(spec: RGLRUSpec, key: Array) -> Array:
+    """A gate's ``[NH, D, D]`` blocks, each drawn by ``gate_init``."""
+    D, keys = spec.hidden_size // spec.num_heads, jax.random.split(key, spec.num_heads)
+    return jnp.stack(
+        [_blocks.init_param(spec.gate_init, k, (D, D), spec.param_dtype) for k in keys]
+    )
+
+
+def project(spec: RGLRUSpec, params: RGLRUParams, xs: Array) -> Array:
+    """``[x, W_a x + b_a, W_x x + b_x (, flag)]`` ``[..., 3H (+ 1)]``: the input ``x [..., H]``
+    (projected with ``input_proj``) and the pre-activations of the recurrence and input gates
+    (and the segment-start flag with ``resets``)."""
+    x = _diagonal.project_input(params, xs[..., : xs.shape[-1] - spec.resets], spec.dtype)
+    r_pre = block_diagonal(x, params.w_a, params.b_a)
+    i_pre = block_diagonal(x, params.w_i, params.b_i)
+    flag = [xs[..., -1:].astype(x.dtype)] if spec.resets else []
+    return jnp.concatenate([x, r_pre, i_pre, *flag], axis=-1)
+
+
+def update(
+    spec: RGLRUSpec, params: RGLRUParams, h: Array, x_proj: Array
+) -> tuple[Array, Array, RGLRUGates]:
+    """One RG-LRU step: :math:`h' = a \\odot h + \\sqrt{1 - a^2} \\odot (i \\odot x)`."""
+    x_proj = x_proj.astype(_blocks.wide(h.dtype))
+    reset = x_proj[..., -1] > 0.5 if spec.resets else None
+    log_a, b, gates = coefficients(spec, params, x_proj[..., : 3 * h.shape[-1]], reset)
+    h_new = gates.a * h.astype(b.dtype) + b
+    gates = jax.tree.map(lambda g: g.astype(h.dtype), gates)
+    return h_new.astype(h.dtype), h_new.astype(h.dtype), gates
+
+
+def scan(spec, params, carry, xs, *, valid, reverse, unroll, grad, remat):
+    """The whole sequence: one projection, then one :func:`gatedcells.linear_recurrence` of
+    :math:`h' = a h + b`; with ``resets``, segment starts read in ``reverse`` too."""
+    del remat  # the recurrence keeps its states: nothing to recompute
+    x_proj = project(spec, params, xs)
+    starts = None
+    if spec.resets:
+        starts = _linear.reset_flags(x_proj[..., -1] > 0.5, valid, reverse)
+    log_a, b, _ = coefficients(spec, params, x_proj[..., : 3 * spec.hidden_size], starts)
+    method, options = _linear.check_method(spec.method), {"unroll": unroll, "grad": grad}
+    options |= {"valid": valid, "reverse": reverse, "resets": starts}
+    return _linear.linear_scan(
+        log_a, b, carry, method=method, chunk_size=spec.chunk_size, **options
+    )
+
+
+def coefficients(
+    spec: RGLRUSpec, params: RGLRUParams, x_proj: Array, reset: Array | None
 ) -> tuple[Array, Array, RGLRUGates]:
     """``(log a, b, gates)`` of the RG-LRU's recurrence ``h' = a h + b``. See :func:`rg_lru`.
 
@@ -75,25 +181,13 @@ def rg_lru_coefficients(
     with jax.named_scope("gatedcells.rg_lru"):
         x, r_pre, i_pre = jnp.split(x_proj, 3, axis=-1)
         r, i = jax.nn.sigmoid(r_pre), jax.nn.sigmoid(i_pre)
-        log_a = -c * r * _blocks.along_last(jax.nn.softplus(params.lam), r)
+        log_a = -spec.c * r * _blocks.along_last(jax.nn.softplus(params.lam), r)
         scale = sqrt_bound_derivative(-jnp.expm1(2 * log_a), 1000.0)  # sqrt(1 - a^2)
         a = jnp.exp(log_a)
         if reset is not None:
             scale = jnp.where(reset[..., None], jnp.ones_like(scale), scale)
             a = jnp.where(reset[..., None], jnp.zeros_like(a), a)
     return log_a, scale * (i * x), RGLRUGates(r, i, a)
-
-
-def rg_lru_update(
-    c: float, resets: bool, params: RGLRUParams, h: Array, x_proj: Array
-) -> tuple[Array, Array, RGLRUGates]:
-    """One RG-LRU step: ``h' = a h + sqrt(1 - a^2) (i x)``. See :func:`rg_lru`."""
-    x_proj = x_proj.astype(_lru.wide(h.dtype))
-    reset = x_proj[..., -1] > 0.5 if resets else None
-    log_a, b, gates = rg_lru_coefficients(c, params, x_proj[..., : 3 * h.shape[-1]], reset)
-    h_new = gates.a * h.astype(b.dtype) + b
-    gates = jax.tree.map(lambda g: g.astype(h.dtype), gates)
-    return h_new.astype(h.dtype), h_new.astype(h.dtype), gates
 
 
 def block_diagonal(x: Array, w: Array, b: Array) -> Array:
@@ -201,73 +295,21 @@ def rg_lru(
     NH = _checks.check_positive_int("num_heads", num_heads)
     if H % NH:
         raise ValueError(f"num_heads={NH} must divide hidden_size={H} (one block per head)")
-    _checks.check_factory_args(
-        numbers={"c": c, "min_rad": min_rad, "max_rad": max_rad},
-        functions={"kernel_init": kernel_init, "gate_init": gate_init},
-        dtypes={"param_dtype": param_dtype, "dtype": dtype},
-    )
+    numbers = {"c": c, "min_rad": min_rad, "max_rad": max_rad}
+    _checks.check_factory_args(numbers=numbers, functions={"gate_init": gate_init})
+    options = (input_proj, method, chunk_size, kernel_init, param_dtype, dtype)
+    options = _diagonal.checked_options(*options)
     if c <= 0:
         raise ValueError(f"c must be positive, got {c!r}")
     if not 0 < min_rad < max_rad < 1:
         raise ValueError(f"need 0 < min_rad < max_rad < 1, got {min_rad=}, {max_rad=}")
     _checks.check_flag("resets", resets)
-    _checks.check_flag("input_proj", input_proj)
-    method = None if method is None else _linear.check_method(method)
-    chunk_size = _linear.check_chunk_size(chunk_size)
-    D, extra = H // NH, int(resets)
-
-    def init(key: Array, input_size: int) -> RGLRUParams:
-        _lru.check_channels(name, input_size - extra, H, input_proj)
-        kx, ka, ki, kl = jax.random.split(key, 4)
-        blocks = lambda k: jnp.stack(  # noqa: E731
-            [
-                _blocks.init_param(gate_init, kk, (D, D), param_dtype)
-                for kk in jax.random.split(k, NH)
-            ]
-        )
-        unif = jax.random.uniform(kl, (H,))
-        log_rad = 0.5 * jnp.log(unif * (max_rad**2 - min_rad**2) + min_rad**2 + 1e-8)
-        lam = jnp.log(jnp.expm1(-log_rad))  # softplus(lam) = -log_rad
-        zeros = jnp.zeros((H,), param_dtype)
-        inputs = _lru.input_weights(kernel_init, kx, input_size - extra, H, input_proj, param_dtype)
-        return RGLRUParams(**inputs, w_a=blocks(ka), b_a=zeros, w_i=blocks(ki), b_i=zeros,
-                           lam=lam.astype(param_dtype))  # fmt: skip
-
-    shapes = {"w_a": (NH, D, D), "b_a": (H,), "w_i": (NH, D, D), "b_i": (H,), "lam": (H,)}
     flags = {"num_heads": NH} if NH != 1 else {}
     flags |= {"c": c} if c != 8.0 else {}
     flags |= {"resets": True} if resets else {}
     flags |= {"input_proj": True} if input_proj else {}
     name = _blocks.describe("rg_lru", H, flags)
-
-    def project(params: RGLRUParams, xs: Array) -> Array:
-        x = _lru.project_input(params, xs[..., : xs.shape[-1] - extra], dtype)
-        out = [
-            x,
-            block_diagonal(x, params.w_a, params.b_a),
-            block_diagonal(x, params.w_i, params.b_i),
-        ]
-        return jnp.concatenate(out + ([xs[..., -1:].astype(x.dtype)] if resets else []), axis=-1)
-
-    def scan(params, carry, xs, *, valid, reverse, unroll, grad, **_):
-        x_proj = project(params, xs)
-        starts = _linear.reset_flags(x_proj[..., -1] > 0.5, valid, reverse) if resets else None
-        log_a, b, _ = rg_lru_coefficients(c, params, x_proj[..., : 3 * H], starts)
-        return _linear.linear_scan(
-            log_a, b, carry, valid=valid, reverse=reverse, method=_linear.check_method(method),
-            unroll=unroll, grad=grad, resets=starts, chunk_size=chunk_size,
-        )  # fmt: skip
-
-    def check_params(params: RGLRUParams) -> int:
-        return _lru.check_params(name, shapes, H, input_proj, params) + extra
-
-    cell = Cell(
-        init_fn=init,
-        carry_fn=_blocks.zeros_carry(H, param_dtype),
-        project=project,
-        update=functools.partial(rg_lru_update, c, resets),
-        check_params=check_params,
-        output_size=H,
-        name=name,
+    spec = RGLRUSpec(name, H, NH, c, min_rad, max_rad, resets, gate_init, *options)
+    return _anatomy.assemble(
+        spec, init, project, update, scan=scan, shapes=shapes, extra=int(resets)
     )
-    return dataclasses.replace(cell, scan=scan)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from .. import _cell, _checks
+from .. import _checks
 from .._cell import Array, Cell, MatmulSplit
-from . import _blocks
+from . import _anatomy, _blocks
 
 
 class SimpleRNNParams(NamedTuple):
@@ -32,17 +31,37 @@ class SimpleRNNGates(NamedTuple):
     """A simple RNN has no gates: its gates are an empty NamedTuple."""
 
 
-def simple_rnn_update(
-    activation: Callable[[Array], Array],
-    params: SimpleRNNParams,
-    h: Array,
-    x_proj: Array,
-    h_proj: Array,
+class SimpleRNNSpec(NamedTuple):
+    """The static flags of a simple RNN (:func:`simple_rnn`)."""
+
+    name: str
+    hidden_size: int
+    activation: Callable[[Array], Array]
+    kernel_init: Callable
+    recurrent_init: Callable
+    bias_init: Callable
+    param_dtype: Any
+    dtype: Any
+
+
+def init(spec: SimpleRNNSpec, key: Array, input_size: int) -> SimpleRNNParams:
+    """``w_x``, ``w_h``, ``b`` by their initializers."""
+    H, dtype = spec.hidden_size, spec.param_dtype
+    kx, kh, kb = jax.random.split(key, 3)
+    return SimpleRNNParams(
+        w_x=_blocks.init_param(spec.kernel_init, kx, (input_size, H), dtype),
+        w_h=_blocks.init_param(spec.recurrent_init, kh, (H, H), dtype),
+        b=_blocks.init_param(spec.bias_init, kb, (H,), dtype),
+    )
+
+
+def pointwise(
+    spec: SimpleRNNSpec, params: SimpleRNNParams, h: Array, x_proj: Array, h_proj: Array
 ) -> tuple[Array, Array, SimpleRNNGates]:
-    """One simple RNN step after the recurrent matmul. See :func:`simple_rnn`."""
+    """One simple RNN step after the recurrent matmul, ``h' = act(x V + b + h W)``."""
     del params
     with jax.named_scope("gatedcells.simple_rnn"):
-        h = activation(x_proj.astype(h.dtype) + h_proj.astype(h.dtype))
+        h = spec.activation(x_proj.astype(h.dtype) + h_proj.astype(h.dtype))
     return h, h, SimpleRNNGates()
 
 
@@ -93,38 +112,10 @@ def simple_rnn(
       Difficult", IEEE TNN 1994.
     """
     H = _checks.check_positive_int("hidden_size", hidden_size)
-    _checks.check_factory_args(
-        functions={"activation": activation, "kernel_init": kernel_init,
-                   "recurrent_init": recurrent_init, "bias_init": bias_init},
-        dtypes={"param_dtype": param_dtype, "dtype": dtype},
-    )  # fmt: skip
-
-    def init(key: Array, input_size: int) -> SimpleRNNParams:
-        kx, kh, kb = jax.random.split(key, 3)
-        return SimpleRNNParams(
-            w_x=_blocks.init_param(kernel_init, kx, (input_size, H), param_dtype),
-            w_h=_blocks.init_param(recurrent_init, kh, (H, H), param_dtype),
-            b=_blocks.init_param(bias_init, kb, (H,), param_dtype),
-        )
-
-    def input_size(params: SimpleRNNParams) -> int:
-        shapes = {"w_x": (None, H), "w_h": (H, H), "b": (H,)}
-        return _checks.check_param_shapes(f"simple_rnn({H})", params, shapes)
-
-    split = MatmulSplit(
-        hidden=lambda h: h,
-        pointwise=functools.partial(simple_rnn_update, activation),
-        dtype=dtype,
-        additive=True,
-    )
-    act = getattr(activation, "__name__", "?")
-    return Cell(
-        init_fn=init,
-        carry_fn=_blocks.zeros_carry(H, param_dtype),
-        project=functools.partial(_blocks.project_affine, dtype=dtype),
-        update=_cell.split_update(split),
-        check_params=input_size,
-        output_size=H,
-        name=f"simple_rnn({H})" if activation is jnp.tanh else f"simple_rnn({H}, {act})",
-        split=split,
-    )
+    _checks.check_factory_args(functions={"activation": activation})
+    act = "" if activation is jnp.tanh else f", {getattr(activation, '__name__', '?')}"
+    inits = _blocks.checked_inits(kernel_init, recurrent_init, bias_init, param_dtype, dtype)
+    spec = SimpleRNNSpec(f"simple_rnn({H}{act})", H, activation, *inits)
+    split = MatmulSplit(_anatomy.itself, _anatomy.Bound(pointwise, spec), dtype, additive=True)
+    shapes = {"w_x": (None, H), "w_h": (H, H), "b": (H,)}
+    return _anatomy.assemble(spec, init, _blocks.project, split=split, shapes=shapes)

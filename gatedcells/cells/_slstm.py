@@ -3,16 +3,15 @@ stabiliser, and memory mixing through block-diagonal (per-head) recurrent weight
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from .. import _cell, _checks
+from .. import _checks
 from .._cell import Array, Cell, MatmulSplit
-from . import _blocks
+from . import _anatomy, _blocks
 
 _IFZO = ("i", "f", "z", "o")
 FORGET_GATES = ("sigmoid", "exp")
@@ -68,18 +67,57 @@ class SLSTMGates(NamedTuple):
     m: Array
 
 
-def slstm_update(
-    forget_gate: str, params: SLSTMParams, carry: SLSTMCarry, x_proj: Array, h_proj: Array
+class SLSTMSpec(NamedTuple):
+    """The static flags of an sLSTM (:func:`slstm`); ``forget_bias`` a number or
+    ``"powerlaw"``."""
+
+    name: str
+    hidden_size: int
+    num_heads: int
+    forget_gate: str
+    forget_bias: float | str
+    kernel_init: Callable
+    recurrent_init: Callable
+    bias_init: Callable
+    param_dtype: Any
+    dtype: Any
+
+
+def init(spec: SLSTMSpec, key: Array, input_size: int) -> SLSTMParams:
+    """Blocks ``(i, f, z, o)``; ``w_h`` one ``[D, 4D]`` block per head, each by blocks; the
+    forget block's bias at ``forget_bias`` (or the xlstm package's power law)."""
+    H, NH, dtype = spec.hidden_size, spec.num_heads, spec.param_dtype
+    D = H // NH
+    kx, kh, kb = jax.random.split(key, 3)
+    heads = jax.random.split(kh, NH)
+    if isinstance(spec.forget_bias, str):  # "powerlaw"
+        b = _blocks.gate_biases(spec.bias_init, kb, H, _IFZO, {}, dtype)
+        b = _blocks.set_block(b, 1, H, powerlaw_forget_bias(D, NH))
+    else:
+        b = _blocks.gate_biases(spec.bias_init, kb, H, _IFZO, {"f": spec.forget_bias}, dtype)
+    w_h = [_blocks.init_blocks(spec.recurrent_init, k, D, D, 4, dtype) for k in heads]
+    w_x = _blocks.init_blocks(spec.kernel_init, kx, input_size, H, 4, dtype)
+    return SLSTMParams(w_x=w_x, w_h=jnp.stack(w_h), b=b)
+
+
+def carry(spec: SLSTMSpec, batch_shape: tuple[int, ...], dtype: Any = None) -> SLSTMCarry:
+    """The zero :class:`SLSTMCarry` (``n = 0``: an empty memory)."""
+    zeros = _anatomy.Zeros(spec.hidden_size, spec.param_dtype)(batch_shape, dtype)
+    return SLSTMCarry(zeros, zeros, zeros, zeros)
+
+
+def pointwise(
+    spec: SLSTMSpec, params: SLSTMParams, carry: SLSTMCarry, x_proj: Array, h_proj: Array
 ) -> tuple[SLSTMCarry, Array, SLSTMGates]:
     """One sLSTM step after the recurrent matmul. See :func:`slstm`."""
     del params  # the bias is in x_proj
     with jax.named_scope("gatedcells.slstm"):
         dtype = carry.h.dtype
-        wide = dtype if jnp.finfo(dtype).bits >= 32 else jnp.float32  # float32 at least
+        wide = _blocks.wide(dtype)
         pre = (x_proj.astype(dtype) + h_proj.astype(dtype)).astype(wide)
         g = _blocks.split(pre, _IFZO)
         c, n, m = (a.astype(wide) for a in carry[:3])
-        log_f = g["f"] if forget_gate == "exp" else jax.nn.log_sigmoid(g["f"])
+        log_f = g["f"] if spec.forget_gate == "exp" else jax.nn.log_sigmoid(g["f"])
         log_f_m = log_f + m
         # an empty memory (n = 0) takes the input's scale, as the xlstm package does
         m = jnp.where(n == 0, g["i"], jnp.maximum(log_f_m, g["i"]))
@@ -202,52 +240,16 @@ def slstm(
         forget_bias = "powerlaw" if forget_gate == "sigmoid" else 0.0
     if isinstance(forget_bias, str):
         _checks.check_choice("forget_bias", forget_bias, ("powerlaw",))
-    _checks.check_factory_args(
-        numbers={} if isinstance(forget_bias, str) else {"forget_bias": forget_bias},
-        functions={"kernel_init": kernel_init, "recurrent_init": recurrent_init,
-                   "bias_init": bias_init},
-        dtypes={"param_dtype": param_dtype, "dtype": dtype},
-    )  # fmt: skip
-    D = H // NH
-
-    def init(key: Array, input_size: int) -> SLSTMParams:
-        kx, kh, kb = jax.random.split(key, 3)
-        heads = jax.random.split(kh, NH)
-        if isinstance(forget_bias, str):  # "powerlaw"
-            b = _blocks.gate_biases(bias_init, kb, H, _IFZO, {}, param_dtype)
-            b = _blocks.set_block(b, 1, H, powerlaw_forget_bias(D, NH))
-        else:
-            b = _blocks.gate_biases(bias_init, kb, H, _IFZO, {"f": forget_bias}, param_dtype)
-        return SLSTMParams(
-            w_x=_blocks.init_blocks(kernel_init, kx, input_size, H, 4, param_dtype),
-            w_h=jnp.stack([_blocks.init_blocks(recurrent_init, k, D, D, 4, param_dtype)
-                           for k in heads]),
-            b=b,
-        )  # fmt: skip
-
+    else:
+        _checks.check_factory_args(numbers={"forget_bias": forget_bias})
+        forget_bias = float(forget_bias)
+    inits = _blocks.checked_inits(kernel_init, recurrent_init, bias_init, param_dtype, dtype)
     flags = {"num_heads": NH} if NH > 1 else {}
     flags.update({"forget_gate": forget_gate} if forget_gate != "sigmoid" else {})
     name = _blocks.describe("slstm", H, flags)
-    shapes = {"w_x": (None, 4 * H), "w_h": (NH, D, 4 * D), "b": (4 * H,)}
-
-    split = MatmulSplit(
-        hidden=lambda carry: carry.h,
-        pointwise=functools.partial(slstm_update, forget_gate),
-        dtype=dtype,
-        additive=True,
-    )
-
-    def carry_fn(batch_shape: tuple[int, ...], dtype: Any = None) -> SLSTMCarry:
-        zeros = _blocks.zeros_carry(H, param_dtype)(batch_shape, dtype)
-        return SLSTMCarry(zeros, zeros, zeros, zeros)
-
-    return Cell(
-        init_fn=init,
-        carry_fn=carry_fn,
-        project=functools.partial(_blocks.project_affine, dtype=dtype),
-        update=_cell.split_update(split),
-        check_params=lambda params: _blocks.check_fields(name, params, shapes),
-        output_size=H,
-        name=name,
-        split=split,
+    spec = SLSTMSpec(name, H, NH, forget_gate, forget_bias, *inits)
+    split = MatmulSplit(_anatomy.hidden, _anatomy.Bound(pointwise, spec), dtype, additive=True)
+    shapes = {"w_x": (None, 4 * H), "w_h": (NH, H // NH, 4 * H // NH), "b": (4 * H,)}
+    return _anatomy.assemble(
+        spec, init, _blocks.project, split=split, shapes=shapes, carry=_anatomy.Bound(carry, spec)
     )

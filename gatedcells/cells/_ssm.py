@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -14,7 +12,7 @@ import jax.numpy as jnp
 from .. import _cell, _checks
 from .._cell import Array, Cell
 from ..sequence import _linear
-from . import _blocks, _lru
+from . import _anatomy, _blocks, _diagonal
 
 
 class SSMParams(NamedTuple):
@@ -48,33 +46,112 @@ class SSMGates(NamedTuple):
     delta: Array
 
 
-def ssm_coefficients(params: SSMParams, x_proj: Array) -> tuple[Array, Array]:
+class SSMSpec(NamedTuple):
+    """The static flags of a selective SSM (:func:`selective_ssm`)."""
+
+    name: str
+    hidden_size: int
+    state_size: int
+    dt_rank: int
+    dt_min: float
+    dt_max: float
+    dt_init_floor: float
+    input_proj: bool
+    method: str | None
+    chunk_size: int
+    kernel_init: Callable
+    param_dtype: Any
+    dtype: Any
+
+
+def shapes(spec: SSMSpec) -> dict[str, tuple]:
+    """The shapes of :class:`SSMParams`' fields (``None``: the input size)."""
+    H, N, R = spec.hidden_size, spec.state_size, spec.dt_rank
+    fields = {"w_dbc": (H, R + 2 * N), "w_dt": (R, H), "b_dt": (H,), "a_log": (H, N), "d": (H,)}
+    return _diagonal.input_shapes(spec.input_proj, H) | fields
+
+
+def init(spec: SSMSpec, key: Array, input_size: int) -> SSMParams:
+    """Mamba's initialisation: S4D-real ``A``, ``D = 1``, :math:`\\Delta` log-uniform in
+    ``[dt_min, dt_max]`` through ``b_dt``."""
+    H, N, R, dtype = spec.hidden_size, spec.state_size, spec.dt_rank, spec.param_dtype
+    _diagonal.check_channels(spec.name, input_size, H, spec.input_proj)
+    kx, kp, kw, kd = jax.random.split(key, 4)
+    bound = R**-0.5
+    log_min, log_max = math.log(spec.dt_min), math.log(spec.dt_max)
+    dt = jnp.exp(jax.random.uniform(kd, (H,)) * (log_max - log_min) + log_min)
+    dt = jnp.maximum(dt, spec.dt_init_floor)
+    a = jnp.broadcast_to(jnp.arange(1, N + 1, dtype=jnp.float32), (H, N))
+    return SSMParams(
+        **_diagonal.input_weights(spec.kernel_init, kx, input_size, H, spec.input_proj, dtype),
+        w_dbc=_blocks.init_param(spec.kernel_init, kp, (H, R + 2 * N), dtype),
+        w_dt=jax.random.uniform(kw, (R, H), jnp.float32, -bound, bound).astype(dtype),
+        b_dt=(dt + jnp.log(-jnp.expm1(-dt))).astype(dtype),  # softplus^-1(dt)
+        a_log=jnp.log(a).astype(dtype),
+        d=jnp.ones((H,), dtype),
+    )
+
+
+def project(spec: SSMSpec, params: SSMParams, xs: Array) -> Array:
+    """``[u, Δ, B, C]`` ``[..., 2H + 2N]``: the input ``u [..., H]`` (projected with
+    ``input_proj``) and the selection read from it."""
+    u = _diagonal.project_input(params, xs, spec.dtype)
+    dbc = _cell.matmul(u, params.w_dbc, spec.dtype).astype(u.dtype)
+    delta, b, c = jnp.split(dbc, [spec.dt_rank, spec.dt_rank + spec.state_size], axis=-1)
+    return jnp.concatenate([u, step_size(spec, params, delta), b, c], axis=-1)
+
+
+def step_size(spec: SSMSpec, params: SSMParams, delta: Array) -> Array:
+    """:math:`\\Delta = \\operatorname{softplus}(\\delta W_{dt} + b_{dt})` ``[..., H]`` from the
+    low-rank :math:`\\delta = u W_\\delta` ``[..., R]``."""
+    delta = _cell.matmul(delta, params.w_dt, spec.dtype).astype(delta.dtype)
+    return jax.nn.softplus(delta + _blocks.along_last(params.b_dt, delta))
+
+
+def update(
+    spec: SSMSpec, params: SSMParams, carry: Array, x_proj: Array
+) -> tuple[Array, Array, SSMGates]:
+    """One S6 step, :math:`h' = e^{\\Delta A} h + \\Delta B u`, :math:`y = C h' + D u`;
+    ``carry [*B, H*N]`` is the state ``[*B, H, N]`` flattened."""
+    with jax.named_scope("gatedcells.selective_ssm"):
+        x_proj = x_proj.astype(_blocks.wide(carry.dtype))
+        log_a, b = coefficients(params, x_proj)
+        h = jnp.exp(log_a) * carry.reshape(b.shape).astype(b.dtype) + b
+        y = readout(params, h, x_proj)
+        gates = SSMGates(selection(params, x_proj)[1].astype(carry.dtype))
+    return h.reshape(carry.shape).astype(carry.dtype), y.astype(carry.dtype), gates
+
+
+def scan(spec, params, carry, xs, *, valid, reverse, unroll, grad, remat):
+    """The whole sequence: ``Δ, B, C`` in one projection, then the recurrence with the
+    coefficients and the read-out formed inside its loop (never all states at once)."""
+    del remat  # the recurrence holds its states at most once: nothing to recompute
+    x_proj = project(spec, params, xs).astype(_blocks.wide(carry.dtype))
+    state = carry.reshape(*carry.shape[:-1], spec.hidden_size, spec.state_size)
+    options = {"valid": valid, "reverse": reverse, "unroll": unroll, "grad": grad}
+    options |= {"method": spec.method or default_method(), "chunk_size": spec.chunk_size}
+    args = (coefficients, readout, params, x_proj, state)
+    h, ys = _linear.linear_scan_with_readout(*args, **options)
+    return h.reshape(carry.shape), ys
+
+
+def coefficients(params: SSMParams, x_proj: Array) -> tuple[Array, Array]:
     """``(log a, b)`` ``[..., H, N]`` of :math:`h_t = e^{\\Delta_t A} h_{t-1} + \\Delta_t B_t
     u_t` from the projection ``[..., 2H + 2N]`` (``u, Δ, B, C``). See :func:`selective_ssm`."""
-    u, delta, b, _ = _split(params, x_proj)
+    u, delta, b, _ = selection(params, x_proj)
     a = -jnp.exp(params.a_log.astype(x_proj.dtype))  # [H, N]
     a = a.reshape((1,) * (delta.ndim - 1) + a.shape)
     return delta[..., None] * a, (delta * u)[..., None] * b[..., None, :]
 
 
-def ssm_readout(params: SSMParams, h: Array, x_proj: Array) -> Array:
+def readout(params: SSMParams, h: Array, x_proj: Array) -> Array:
     """:math:`y_t = C_t h_t + D \\odot u_t`, ``[..., H]``, from ``h [..., H, N]``."""
-    u, _, _, c = _split(params, x_proj)
+    u, _, _, c = selection(params, x_proj)
     return jnp.einsum("...hn,...n->...h", h, c) + _blocks.along_last(params.d, u) * u
 
 
-def ssm_update(params: SSMParams, carry: Array, x_proj: Array) -> tuple[Array, Array, SSMGates]:
-    """One S6 step; ``carry [*B, H*N]`` is the state ``[*B, H, N]`` flattened."""
-    with jax.named_scope("gatedcells.selective_ssm"):
-        x_proj = x_proj.astype(_lru.wide(carry.dtype))
-        log_a, b = ssm_coefficients(params, x_proj)
-        h = jnp.exp(log_a) * carry.reshape(b.shape).astype(b.dtype) + b
-        y = ssm_readout(params, h, x_proj)
-        gates = SSMGates(_split(params, x_proj)[1].astype(carry.dtype))
-    return h.reshape(carry.shape).astype(carry.dtype), y.astype(carry.dtype), gates
-
-
-def _split(params: SSMParams, x_proj: Array) -> tuple[Array, Array, Array, Array]:
+def selection(params: SSMParams, x_proj: Array) -> tuple[Array, Array, Array, Array]:
+    """``(u, Δ, B, C)`` of the projection ``[..., 2H + 2N]``."""
     H, N = params.a_log.shape
     return tuple(jnp.split(x_proj, [H, 2 * H, 2 * H + N], axis=-1))
 
@@ -181,67 +258,18 @@ def selective_ssm(
     H = _checks.check_positive_int("hidden_size", hidden_size)
     N = _checks.check_positive_int("state_size", state_size)
     R = math.ceil(H / 16) if dt_rank is None else _checks.check_positive_int("dt_rank", dt_rank)
-    _checks.check_factory_args(
-        numbers={"dt_min": dt_min, "dt_max": dt_max, "dt_init_floor": dt_init_floor},
-        functions={"kernel_init": kernel_init},
-        dtypes={"param_dtype": param_dtype, "dtype": dtype},
-    )
+    numbers = {"dt_min": dt_min, "dt_max": dt_max, "dt_init_floor": dt_init_floor}
+    _checks.check_factory_args(numbers=numbers)
+    options = (input_proj, method, chunk_size, kernel_init, param_dtype, dtype)
+    options = _diagonal.checked_options(*options)
     if not 0 < dt_min < dt_max or dt_init_floor <= 0:
         raise ValueError(
             f"need 0 < dt_min < dt_max and dt_init_floor > 0, got {dt_min=}, {dt_max=}, "
             f"{dt_init_floor=}"
         )
-    _checks.check_flag("input_proj", input_proj)
-    method = None if method is None else _linear.check_method(method)
-    chunk_size = _linear.check_chunk_size(chunk_size)
-
-    def init(key: Array, input_size: int) -> SSMParams:
-        _lru.check_channels(name, input_size, H, input_proj)
-        kx, kp, kw, kd = jax.random.split(key, 4)
-        bound = R**-0.5
-        dt = jnp.exp(jax.random.uniform(kd, (H,)) * (math.log(dt_max) - math.log(dt_min))
-                     + math.log(dt_min))  # fmt: skip
-        dt = jnp.maximum(dt, dt_init_floor)
-        a = jnp.broadcast_to(jnp.arange(1, N + 1, dtype=jnp.float32), (H, N))
-        return SSMParams(
-            **_lru.input_weights(kernel_init, kx, input_size, H, input_proj, param_dtype),
-            w_dbc=_blocks.init_param(kernel_init, kp, (H, R + 2 * N), param_dtype),
-            w_dt=jax.random.uniform(kw, (R, H), jnp.float32, -bound, bound).astype(param_dtype),
-            b_dt=(dt + jnp.log(-jnp.expm1(-dt))).astype(param_dtype),  # softplus^-1(dt)
-            a_log=jnp.log(a).astype(param_dtype),
-            d=jnp.ones((H,), param_dtype),
-        )
-
-    shapes = {"w_dbc": (H, R + 2 * N), "w_dt": (R, H), "b_dt": (H,), "a_log": (H, N), "d": (H,)}
     flags = {"state_size": N} if N != 16 else {}
     flags |= {"dt_rank": R} if dt_rank is not None else {}
     flags |= {"input_proj": True} if input_proj else {}
     name = _blocks.describe("selective_ssm", H, flags)
-
-    def project(params: SSMParams, xs: Array) -> Array:
-        u = _lru.project_input(params, xs, dtype)
-        dbc = _cell.matmul(u, params.w_dbc, dtype).astype(u.dtype)
-        delta, b, c = jnp.split(dbc, [R, R + N], axis=-1)
-        delta = _cell.matmul(delta, params.w_dt, dtype).astype(u.dtype)
-        delta = jax.nn.softplus(delta + _blocks.along_last(params.b_dt, delta))
-        return jnp.concatenate([u, delta, b, c], axis=-1)
-
-    def scan(params, carry, xs, *, valid, reverse, unroll, grad, **_):
-        x_proj = project(params, xs).astype(_lru.wide(carry.dtype))
-        h, ys = _linear.fused_scan(
-            ssm_coefficients, ssm_readout, params, x_proj, carry.reshape(*carry.shape[:-1], H, N),
-            valid=valid, reverse=reverse, method=method or default_method(), unroll=unroll,
-            grad=grad, chunk_size=chunk_size,
-        )  # fmt: skip
-        return h.reshape(carry.shape), ys
-
-    cell = Cell(
-        init_fn=init,
-        carry_fn=_blocks.zeros_carry(H * N, param_dtype),
-        project=project,
-        update=ssm_update,
-        check_params=functools.partial(_lru.check_params, name, shapes, H, input_proj),
-        output_size=H,
-        name=name,
-    )
-    return dataclasses.replace(cell, scan=scan)
+    spec = SSMSpec(name, H, N, R, dt_min, dt_max, dt_init_floor, *options)
+    return _anatomy.assemble(spec, init, project, update, scan=scan, carry=H * N, shapes=shapes)

@@ -85,7 +85,8 @@ def resettable(cell: Cell) -> Cell:
         feature_ndim=cell.feature_ndim,
     )
 
-    def scan(params, carry, xs, *, valid, reverse, **options):
+    def scan(params, carry, xs, *, valid, reverse, unroll, grad, remat):
+        options = {"unroll": unroll, "grad": grad, "remat": remat}
         if reverse:  # read backwards, a segment ends where the next one starts
             flags = xs[1:, ..., -1]
             if valid is not None:
@@ -199,7 +200,8 @@ def learned_initial_carry(
         new, y, gates = cell.update(params.cell, start(params, carry), x_proj)
         return LearnedCarry(new, jnp.ones_like(carry.started)), y, gates
 
-    def scan(params, carry, xs, *, valid, **options):
+    def scan(params, carry, xs, *, valid, reverse, unroll, grad, remat):
+        options = {"reverse": reverse, "unroll": unroll, "grad": grad, "remat": remat}
         new, ys = unroll_time_major(
             cell, params.cell, start(params, carry), xs, valid=valid, **options
         )

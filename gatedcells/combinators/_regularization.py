@@ -105,7 +105,8 @@ def recurrent_dropout(
         cell, update=_cell.split_update(masked), split=masked, scan=None
     )
 
-    def scan(params, carry, xs, **options):
+    def scan(params, carry, xs, *, valid, reverse, unroll, grad, remat):
+        options = dict(valid=valid, reverse=reverse, unroll=unroll, grad=grad, remat=remat)
         h = inner.hidden(carry)
         mask = _keep_mask(key, rate, h.shape, h.dtype)
         new, ys = unroll_time_major(masked_cell, params, _MaskedCarry(carry, mask), xs, **options)
@@ -186,7 +187,8 @@ def weight_drop(
         drop(params)
         return cell.check_params(params)
 
-    def scan(params, carry, xs, **options):
+    def scan(params, carry, xs, *, valid, reverse, unroll, grad, remat):
+        options = dict(valid=valid, reverse=reverse, unroll=unroll, grad=grad, remat=remat)
         return unroll_time_major(cell, drop(params), carry, xs, **options)
 
     return dataclasses.replace(

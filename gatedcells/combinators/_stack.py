@@ -88,7 +88,8 @@ def stack(*cells: Cell) -> Cell:
             all_gates.append(g)
         return tuple(new_carry), y, tuple(all_gates)
 
-    def scan(params, carry, xs, *, reverse, **options):
+    def scan(params, carry, xs, *, valid, reverse, unroll, grad, remat):
+        options = {"valid": valid, "unroll": unroll, "grad": grad, "remat": remat}
         new_carry = []
         for k, cell in enumerate(cells):
             c, xs = unroll_time_major(cell, params[k], carry[k], xs, reverse=reverse, **options)
@@ -188,7 +189,8 @@ def bidirectional(
             "use gatedcells.unroll"
         )
 
-    def scan(params, carry, xs, *, reverse, **options):
+    def scan(params, carry, xs, *, valid, reverse, unroll, grad, remat):
+        options = {"valid": valid, "unroll": unroll, "grad": grad, "remat": remat}
         cf, yf = unroll_time_major(forward, params[0], carry[0], xs, reverse=reverse, **options)
         cb, yb = unroll_time_major(
             backward, params[1], carry[1], xs, reverse=not reverse, **options

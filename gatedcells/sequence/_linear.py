@@ -26,8 +26,8 @@ from .. import _checks
 from .._cell import Array
 from . import _time_shards as shards
 from ._linear_scan import CHUNK_SIZE as CHUNK_SIZE
-from ._linear_scan import fused_scan as fused_scan
 from ._linear_scan import linear_scan as linear_scan
+from ._linear_scan import linear_scan_with_readout as linear_scan_with_readout
 
 METHODS = ("sequential", "associative", "chunked")
 

@@ -1,7 +1,7 @@
 """The time-major engines of the diagonal linear recurrence, without argument checks.
 
 :func:`linear_scan` runs ``h_t = a_t h_{t-1} + b_t`` over prepared coefficients,
-:func:`fused_scan` forms them (and the outputs) inside the loop. Both run the local paths of
+:func:`linear_scan_with_readout` forms them (and the outputs) inside the loop. Both run the local paths of
 :mod:`._linear_paths`, or, with the time axis sharded over a mesh axis (``axis_name``, or a
 cell traced by ``gatedcells.unroll(..., axis_name=...)``), the sequence-parallel form of
 :mod:`._time_shards`.
@@ -81,7 +81,7 @@ def linear_scan(
     return h_last.astype(dtype), hs.astype(dtype)
 
 
-def fused_scan(
+def linear_scan_with_readout(
     coefficients,
     readout,
     params,

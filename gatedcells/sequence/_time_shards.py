@@ -28,7 +28,7 @@ The gradient is autodiff of the same program: the local scan's adjoint recurrenc
 backwards). Reverse runs order the blocks from the last device to the first.
 
 A cell's ``scan`` reaches the recurrence through :func:`._linear.linear_scan` or
-:func:`._linear.fused_scan` without an argument for this: :func:`gatedcells.unroll` with
+:func:`._linear.linear_scan_with_readout` without an argument for this: :func:`gatedcells.unroll` with
 ``axis_name`` runs the cell inside :func:`sharded`, which those two read (:func:`claim`).
 A scan that claims none (a cell with no linear recurrence) raises: its steps would not
 see the other blocks.

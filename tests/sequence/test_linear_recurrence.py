@@ -220,7 +220,7 @@ def test_resets_with_lengths_in_both_directions():
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_fused_scan_equals_the_materialised_recurrence(method):
+def test_linear_scan_with_readout_equals_the_materialised_recurrence(method):
     """The fused form (coefficients and read-out inside the loop, as the selective SSM runs)
     against linear_scan on the formed coefficients, values and gradients, with lengths,
     resets and reverse."""
@@ -242,7 +242,7 @@ def test_fused_scan_equals_the_materialised_recurrence(method):
         return jnp.einsum("...hn,...n->...h", h, x[2])
 
     def fused(a, delta, bx, c, reverse):
-        h, ys = _linear.fused_scan(coefficients, readout, a, (delta, bx, c), h0, valid=valid,
+        h, ys = _linear.linear_scan_with_readout(coefficients, readout, a, (delta, bx, c), h0, valid=valid,
                                    resets=resets, reverse=reverse, method=method, chunk_size=3)  # fmt: skip
         return jnp.sum(jnp.sin(ys)) + jnp.sum(h**2), ys
 
