@@ -13,7 +13,7 @@ Write :math:`u_t = b_t (v_t - a_t S_{t-1} k_t)`, the correction the step writes,
 
 The second line is a unit lower-triangular system :math:`(I + A) U = \mathrm{diag}(b) V -
 \mathrm{diag}(b \gamma) K S_0^\top` with :math:`A_{tj} = b_t \Gamma_{tj} k_t \cdot k_j`
-(:math:`j < t`): solved once per chunk, in parallel, as :math:`\tilde U = (I + A)^{-1}
+(:math:`j < t`): solved once per chunk, in parallel (:func:`unit_lower_inverse`), as :math:`\tilde U = (I + A)^{-1}
 \mathrm{diag}(b) V` and :math:`W = (I + A)^{-1} \mathrm{diag}(b\gamma) K` (the UT transform;
 the WY representation of the product of the chunk's Householder-like factors), so that
 :math:`U = \tilde U - W S_0^\top`. A ``lax.scan`` then runs the state from chunk to chunk,
@@ -43,7 +43,7 @@ from ..sequence._linear import reset_flags
 from . import _delta
 
 FORMS = ("recurrent", "chunkwise")
-CHUNK_SIZE = 64  # steps per chunk (fla's default for the gated delta rule)
+CHUNK_SIZE = 16  # steps per chunk, measured on the CPU (benchmarks/delta.py); fla uses 64 on GPUs
 
 
 def chunk_terms(q, k, v, b, log_a, seg):
@@ -63,10 +63,31 @@ def chunk_terms(q, k, v, b, log_a, seg):
     eye = jnp.eye(size, dtype=b.dtype).reshape(*lead, size, size)
     A = jnp.where(eye > 0, 0.0, b[..., :, None] * Gamma * (k @ jnp.swapaxes(k, -1, -2)))
     rhs = jnp.concatenate([(b * gamma)[..., None] * k, b[..., None] * v], axis=-1)
-    solved = jax.scipy.linalg.solve_triangular(eye + A, rhs, lower=True, unit_diagonal=True)
+    solved = unit_lower_inverse(eye + A) @ rhs  # the UT transform
     W, U_tilde = solved[..., : k.shape[-1]], solved[..., k.shape[-1] :]
     P = (q @ jnp.swapaxes(k, -1, -2)) * Gamma
     return P, gamma, Gamma[..., -1, :], W, U_tilde
+
+
+def unit_lower_inverse(M: Array) -> Array:
+    """The inverse of unit lower-triangular matrices ``M [..., L, L]``, by blocks: both
+    diagonal halves at once (one batch), then :math:`X_{21} = -X_{22} M_{21} X_{11}`;
+    ``L^3/3`` multiply-adds in ``log2 L`` rounds of matmuls (a triangular solve is a loop
+    of ``L`` steps, 5-15x slower forward and backward on the CPU, as measured)."""
+    n = M.shape[-1]
+    if n == 1:
+        return jnp.ones_like(M)
+    if n & (n - 1):  # pad to a power of two with the identity: diag(M, I)^-1 = diag(M^-1, I)
+        size = 1 << n.bit_length()
+        eye = jnp.eye(size, dtype=M.dtype).reshape((1,) * (M.ndim - 2) + (size, size))
+        widths = [(0, 0)] * (M.ndim - 2) + [(0, size - n)] * 2
+        return unit_lower_inverse(jnp.pad(M, widths) + eye.at[..., :n, :n].set(0.0))[..., :n, :n]
+    h = n // 2
+    halves = unit_lower_inverse(jnp.stack([M[..., :h, :h], M[..., h:, h:]], axis=-3))
+    X11, X22 = halves[..., 0, :, :], halves[..., 1, :, :]
+    X21 = -X22 @ M[..., h:, :h] @ X11
+    top = jnp.concatenate([X11, jnp.zeros_like(X11)], axis=-1)
+    return jnp.concatenate([top, jnp.concatenate([X21, X22], axis=-1)], axis=-2)
 
 
 def chunk_step(S0, terms):
