@@ -4,7 +4,6 @@ assembled into a :class:`gatedcells.Cell` in one place (:func:`assemble`)."""
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +13,7 @@ import jax.numpy as jnp
 from .. import _checks
 from .._cell import Cell
 from . import _blocks, _delta, _delta_chunkwise
+from ._anatomy import Bound
 from ._delta_chunkwise import CHUNK_SIZE, FORMS
 
 KERNEL_INIT = jax.nn.initializers.lecun_normal()
@@ -275,16 +275,25 @@ def _pair(name: str, value: Any) -> tuple:
 
 
 def assemble(spec: _delta.DeltaSpec) -> Cell:
-    """The :class:`gatedcells.Cell` of ``spec``: the module's functions with the spec bound
-    (the one place that binds it)."""
-    stepper = Cell(
-        init_fn=functools.partial(_delta.init, spec),
-        carry_fn=functools.partial(_delta.initial_carry, spec),
-        project=functools.partial(_delta.project, spec),
-        update=functools.partial(_delta.update, spec),
-        check_params=functools.partial(_delta.check_params, spec),
+    """The :class:`gatedcells.Cell` of ``spec``: the module's functions bound to the spec by
+    value (:class:`~gatedcells.cells._anatomy.Bound`: equal flags give equal cells), the one
+    place that binds it."""
+    return dataclasses.replace(stepper(spec), scan=Bound(scan, spec))
+
+
+def stepper(spec: _delta.DeltaSpec) -> Cell:
+    """The cell of ``spec`` without its own sequence driver (the recurrent step)."""
+    return Cell(
+        init_fn=Bound(_delta.init, spec),
+        carry_fn=Bound(_delta.initial_carry, spec),
+        project=Bound(_delta.project, spec),
+        update=Bound(_delta.update, spec),
+        check_params=Bound(_delta.check_params, spec),
         output_size=spec.hidden_size,
         name=spec.name,
     )
-    scan = functools.partial(_delta_chunkwise.sequence, spec, stepper)
-    return dataclasses.replace(stepper, scan=scan)
+
+
+def scan(spec: _delta.DeltaSpec, *args, **kwargs):
+    """The family's sequence driver (:func:`._delta_chunkwise.sequence`, either form)."""
+    return _delta_chunkwise.sequence(spec, stepper(spec), *args, **kwargs)
