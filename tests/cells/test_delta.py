@@ -88,7 +88,7 @@ def built(name, **flags):
 @pytest.mark.parametrize("name", sorted(PAPER_CASES))
 def test_both_forms_equal_the_numpy_transcription_of_the_papers(name, form):
     cell, params, carry = built(name, form=form)
-    spec = cell.update.args[0]
+    spec = cell.update.spec
     flags = dict(heads=spec.heads, dk=spec.dk, dv=spec.dv, gated=spec.gated,
                  gate=spec.output_gate, top=2.0 if spec.negative_eigenvalues else 1.0)  # fmt: skip
     S0 = np.asarray(carry.S).reshape(B, spec.heads, spec.dv, spec.dk)
