@@ -15,8 +15,9 @@ memory XLA's temp size of it (``benchmarks/mlstm.py`` measures the same way: its
 mlstm.py``'s training loop: each step reads its token and the one before), the gated
 DeltaNet and the mLSTM with one head each, so both hold one ``[64, 64]`` matrix memory.
 
-``parity``: ``tasks.parity(T)``, ``training.fit_task`` with Adam, accuracy over every step
-at ``T`` and ``4T``, for ``delta_net`` with ``b`` in (0, 1) and in (0, 2).
+``parity``: ``benchmarks/xlstm.py``'s parity table (``tasks.parity(T)``, Adam, accuracy over
+every step at ``T`` and ``4T`` and at the last step) for ``delta_net`` with ``b`` in (0, 1)
+and in (0, 2).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import statistics
 import time
 
 import jax
+import xlstm
 from mlstm import ints, measure, train_mqar
 
 import gatedcells as gc
@@ -88,43 +90,14 @@ def mqar(args) -> None:
 
 
 def parity(args) -> None:
-    import optax
-
-    import gatedcells.tasks as tasks
-    from gatedcells import training
-
-    H, T = args.H, args.bits
-    cells = {
+    H = args.H
+    args.T, args.lr = args.bits, args.parity_lr  # xlstm.py's parity reads these
+    xlstm.parity(args, {
         "delta_net, b in (0, 1)": lambda: gc.delta_net(H, num_heads=args.heads),
         "delta_net, b in (0, 2)": lambda: gc.delta_net(
             H, num_heads=args.heads, negative_eigenvalues=True
         ),
-    }
-    train, long = tasks.parity(T), tasks.parity(4 * T)
-    test = {task: task.sample(jax.random.key(10_000), 1000) for task in (train, long)}
-    print(
-        f"parity(T={T}), H={H}, {args.heads} heads, {args.steps} steps of batch 64, "
-        f"adam({args.parity_lr}), seeds 0..{args.seeds - 1}: median accuracy (chance 0.5)\n"
-    )
-    print(f"| cell | params | every step, T={T} | every step, T={4 * T} | seeds (T={T}) | s |")
-    print("| --- | ---: | ---: | ---: | --- | ---: |")
-    for name, make in cells.items():
-        rows = []
-        for seed in range(args.seeds):
-            start, cell = time.perf_counter(), make()
-            params, _ = training.fit_task(cell, train, optax.adam(args.parity_lr), steps=args.steps,
-                                          key=jax.random.key(seed), progress=False)  # fmt: skip
-            scores = []
-            for task in (train, long):
-                xs, ys = test[task]
-                pred = training.task_model(cell, task).apply(params, xs)
-                scores.append(float(task.metric(pred, ys)))
-            rows.append((*scores, time.perf_counter() - start))
-        size = gc.count_params(params["cell"])
-        med = [statistics.median(col) for col in zip(*rows, strict=True)]
-        seeds = ", ".join(f"{r[0]:.3f}" for r in rows)
-        print(f"| {name} | {size} | {med[0]:.3f} | {med[1]:.3f} | {seeds} | {med[2]:.0f} |",
-              flush=True)  # fmt: skip
+    })  # fmt: skip
 
 
 def main() -> None:

@@ -75,14 +75,15 @@ def speed(args) -> None:
               f"| {1e3 * cpu:.1f} | {cpu / base[2]:.2f}x |")  # fmt: skip
 
 
-def parity(args) -> None:
+def parity(args, cells=None) -> None:
+    """The parity table of ``cells`` (name -> factory; default the sLSTM's comparison)."""
     import optax
 
     import gatedcells.tasks as tasks
     from gatedcells import training
 
     H, T = args.H, args.T
-    cells = {
+    cells = cells or {
         "slstm(heads=4)": lambda: gc.slstm(H, num_heads=4),
         "lstm": lambda: gc.lstm(H),
         "min_gru": lambda: gc.min_gru(H),

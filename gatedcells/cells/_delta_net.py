@@ -184,10 +184,9 @@ def gated_delta_net(
     other flag, both forms and the conventions are :func:`delta_net`'s; parameter count
     :func:`delta_net`'s ``+ I*NH + 2*NH``.
 
+    The arguments not listed below are :func:`delta_net`'s.
+
     Args:
-      hidden_size, num_heads, qk_dim, v_dim, negative_eigenvalues, conv_size, qk_norm,
-        output_gate, output_proj, resets, form, chunk_size, scale, norm_eps, kernel_init,
-        conv_init, param_dtype, dtype: as in :func:`delta_net`.
       a_range: ``(low, high)``, ``0 <= low < high``: the range ``A`` is drawn from.
       dt_range: ``(low, high)``, ``0 < low < high``: the range of the initial step sizes.
 
