@@ -72,10 +72,13 @@ def init_heads(
     )
 
 
-def init_recurrent(init: Callable, key: Array, hidden_size: int, num_heads: int, n: int, dtype):
-    """``w_h``: dense ``[H, n*H]`` (:func:`init_blocks`) for one head, else :func:`init_heads`."""
+def init_recurrent(
+    init: Callable, key: Array, rows: int, hidden_size: int, num_heads: int, n: int, dtype
+):
+    """``w_h``: dense ``[rows, n*H]`` (:func:`init_blocks`) for one head, else
+    :func:`init_heads` (``rows = H``)."""
     if num_heads == 1:
-        return init_blocks(init, key, hidden_size, hidden_size, n, dtype)
+        return init_blocks(init, key, rows, hidden_size, n, dtype)
     return init_heads(init, key, hidden_size, num_heads, n, dtype)
 
 

@@ -88,7 +88,7 @@ def init(spec: GRUSpec, key: Array, input_size: int) -> GRUParams:
     b_hn = _blocks.init_param(spec.bias_init, kn, (H,), dtype) if spec.reset_after else None
     return GRUParams(
         w_x=_blocks.init_blocks(spec.kernel_init, kx, input_size, H, 3, dtype),
-        w_h=_blocks.init_recurrent(spec.recurrent_init, kh, H, spec.num_heads, 3, dtype),
+        w_h=_blocks.init_recurrent(spec.recurrent_init, kh, H, H, spec.num_heads, 3, dtype),
         b=b,
         b_hn=b_hn,
         ln_x=gains,

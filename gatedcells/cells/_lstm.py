@@ -125,7 +125,7 @@ def weights(spec: Any, key: Array, input_size: int) -> dict[str, Array]:
         spec.kernel_init, stream(STREAMS["w_x"]), input_size, H, len(blocks), dtype
     )
     w_h = _blocks.init_recurrent(
-        spec.recurrent_init, stream(STREAMS["w_h"]), P or H, spec.num_heads, len(blocks), dtype
+        spec.recurrent_init, stream(STREAMS["w_h"]), P or H, H, spec.num_heads, len(blocks), dtype
     )
     if not P:
         return {"w_x": w_x, "w_h": w_h, "b": b}
