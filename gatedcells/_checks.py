@@ -30,6 +30,16 @@ def check_positive_int(name: str, value: Any) -> int:
     return int(value)
 
 
+def check_heads(num_heads: Any, hidden_size: int) -> int:
+    """``num_heads`` must be a positive int dividing ``hidden_size``; return it."""
+    NH = check_positive_int("num_heads", num_heads)
+    if hidden_size % NH:
+        raise ValueError(
+            f"num_heads={NH} must divide hidden_size={hidden_size} (each head takes H/NH)"
+        )
+    return NH
+
+
 def check_flag(name: str, value: Any) -> None:
     """``value`` must be a bool (a string such as ``"no"`` would be true)."""
     if not isinstance(value, bool | np.bool_):

@@ -73,14 +73,18 @@ AXES: dict[str, tuple[str, ...]] = {
 }
 """One logical name per axis of each params field (its docstring's shape), by field name."""
 
-OVERRIDES: dict[tuple[str, str], tuple[str, ...]] = {
+OVERRIDES: dict[tuple, tuple[str, ...]] = {
     ("SLSTMParams", "w_h"): ("heads", "head_in", "head_gates"),  # [NH, H/NH, 4H/NH]
+    # lstm(num_heads > 1), gru(num_heads > 1): block-diagonal [NH, H/NH, G*H/NH]
+    ("LSTMParams", "w_h", 3): ("heads", "head_in", "head_gates"),
+    ("GRUParams", "w_h", 3): ("heads", "head_in", "head_gates"),
     ("LSTMPParams", "w_h"): ("proj", "gates"),  # [P, 4H]
     ("RGLRUParams", "w_x"): ("embed", "hidden"),  # input projection [I, H]
     ("LRUParams", "w_x"): ("embed", "hidden"),
     ("SSMParams", "w_x"): ("embed", "hidden"),
 }
-"""Names by ``(params type, field)``, where a field's name means other axes in that type."""
+"""Names by ``(params type, field)``, where a field's name means other axes in that type,
+or by ``(params type, field, ndim)`` where it does for that number of axes."""
 
 Rules = Mapping[str, Any] | Sequence[tuple[str, Any]]
 
@@ -190,11 +194,11 @@ def _walk(tree: Any, owner: str | None, field: str | None) -> Any:
         return {k: _walk(v, owner, k if isinstance(k, str) else field) for k, v in tree.items()}
     if field is None:
         raise ValueError(f"an array of shape {jax.numpy.shape(tree)} outside a named params field")
-    names = OVERRIDES.get((owner, field), AXES.get(field))
+    ndim = len(jax.numpy.shape(tree))
+    names = OVERRIDES.get((owner, field, ndim), OVERRIDES.get((owner, field), AXES.get(field)))
     where = f"field {field!r} of {owner or 'params'}"
     if names is None:
         raise ValueError(f"no logical axis names for {where} (add it to gatedcells.sharding.AXES)")
-    ndim = len(jax.numpy.shape(tree))
     if ndim < len(names):
         raise ValueError(f"{where} has {ndim} axes, fewer than its names {names}")
     return P(*(None,) * (ndim - len(names)), *names)

@@ -100,6 +100,9 @@ CELLS.update(
     slstm_exp_heads=lambda **kw: gc.slstm(
         H, num_heads=3, forget_gate="exp", forget_bias=-1.0, bias_init=_GATES, **kw
     ),
+    # the LSTM and GRU with a block-diagonal w_h (three heads), on the fused path
+    lstm_heads=lambda **kw: gc.lstm(H, num_heads=3, **kw),
+    gru_heads=lambda **kw: gc.gru(H, num_heads=2, **kw),
     # the linear recurrences' chunked path, with resets (RG-LRU) and a state axis (S6)
     rg_lru_resets_chunked=lambda **kw: gc.rg_lru(
         H, num_heads=3, resets=True, input_proj=True, method="chunked", chunk_size=3, **kw

@@ -18,7 +18,7 @@ from gatedcells.cells import CELLS
 
 RUN = Path(__file__).with_name("sharding_run.py")
 ROOT = Path(__file__).resolve().parents[1]
-HEADS = {"slstm", "mlstm", "rg_lru"}
+HEADS = {"slstm", "mlstm", "rg_lru", "lstm", "gru", "gru_reset_before"}
 
 
 @pytest.mark.parametrize("name", sorted(CELLS))
@@ -40,6 +40,12 @@ def test_head_wise_fields_name_their_heads():
     rg = gc.rg_lru(8, num_heads=2, input_proj=True).init(jax.random.key(0), 4)
     assert gc.logical_axes(slstm).w_h == P("heads", "head_in", "head_gates")
     assert gc.logical_axes(rg).w_a[0] == "heads" and gc.logical_axes(rg).w_x == P("embed", "hidden")
+    for cell in (gc.lstm(8, num_heads=2), gc.gru(8, num_heads=4, reset_after=False)):
+        names = gc.logical_axes(cell.init(jax.random.key(0), 4))
+        assert names.w_h == P("heads", "head_in", "head_gates") and names.w_x == P("embed", "gates")
+    assert gc.logical_axes(gc.lstm(8, num_heads=1).init(jax.random.key(0), 4)).w_h == P(
+        "hidden", "gates"
+    )
 
 
 def test_wrappers_and_convolutions():

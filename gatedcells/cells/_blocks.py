@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks
-from .._cell import Array, Params, matmul
+from .._cell import Array, Params, matmul, recurrent_matmul
 
 
 def project_affine(params: Params, xs: Array, dtype: Any = None) -> Array:
@@ -35,8 +35,9 @@ def normalized_projection(params: Params, xs: Array, eps: float, dtype: Any = No
 
 def matmul_like(v: Array, w: Array, dtype: Any = None) -> Array:
     """``v @ w`` computed in ``dtype`` (default: ``w``'s), returned in ``v``'s dtype: a
-    recurrent matmul inside a step, whose carry keeps its own dtype."""
-    return matmul(v, w, dtype).astype(v.dtype)
+    recurrent matmul inside a step, whose carry keeps its own dtype. A block-diagonal ``w
+    [NH, H/NH, G*H/NH]`` gives gate-major columns (:func:`~gatedcells._cell.recurrent_matmul`)."""
+    return recurrent_matmul(v, w, dtype).astype(v.dtype)
 
 
 def along_last(v: Array, like: Array) -> Array:
@@ -58,6 +59,33 @@ def init_blocks(init: Callable, key: Array, rows: int, hidden_size: int, n: int,
     keys = jax.random.split(key, n)
     blocks = [init_param(init, k, (rows, hidden_size), dtype) for k in keys]
     return jnp.concatenate(blocks, axis=-1)
+
+
+def init_heads(
+    init: Callable, key: Array, hidden_size: int, num_heads: int, n: int, dtype
+) -> Array:
+    """A block-diagonal ``w_h [NH, H/NH, n*H/NH]``: per head, :func:`init_blocks` of ``n``
+    gate blocks ``[H/NH, H/NH]``, head ``k`` from ``jax.random.split(key, NH)[k]``."""
+    D = hidden_size // num_heads
+    return jnp.stack(
+        [init_blocks(init, k, D, D, n, dtype) for k in jax.random.split(key, num_heads)]
+    )
+
+
+def init_recurrent(
+    init: Callable, key: Array, rows: int, hidden_size: int, num_heads: int, n: int, dtype
+):
+    """``w_h``: dense ``[rows, n*H]`` (:func:`init_blocks`) for one head, else
+    :func:`init_heads` (``rows = H``)."""
+    if num_heads == 1:
+        return init_blocks(init, key, rows, hidden_size, n, dtype)
+    return init_heads(init, key, hidden_size, num_heads, n, dtype)
+
+
+def recurrent_shape(hidden_size: int, num_heads: int, n: int) -> tuple[int, ...]:
+    """The shape of :func:`init_recurrent`'s ``w_h``: ``(H, n*H)``, or ``(NH, H/NH, n*H/NH)``."""
+    H, NH = hidden_size, num_heads
+    return (H, n * H) if NH == 1 else (NH, H // NH, n * H // NH)
 
 
 def init_param(init: Callable, key: Array, shape: tuple[int, ...], dtype) -> Array:

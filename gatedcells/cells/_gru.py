@@ -22,7 +22,8 @@ class GRUParams(NamedTuple):
 
     Attributes:
       w_x: input kernel ``[I, 3H]``.
-      w_h: recurrent kernel ``[H, 3H]``.
+      w_h: recurrent kernel ``[H, 3H]``; with ``num_heads=NH > 1`` block-diagonal,
+        ``[NH, H/NH, 3H/NH]`` (the sLSTM's layout, :class:`~gatedcells.MatmulSplit`).
       b: bias ``[3H]``: PyTorch's ``b_ir + b_hr``, ``b_iz + b_hz`` and ``b_in``; the update
         block starts at ``update_bias``.
       b_hn: ``[H]``, the recurrent bias of the candidate, inside the reset product
@@ -53,6 +54,7 @@ class GRUSpec(NamedTuple):
 
     name: str
     hidden_size: int
+    num_heads: int  # 1: a dense w_h
     reset_after: bool
     layer_norm_eps: float | None  # None: no layer normalisation
     update_bias: float
@@ -67,7 +69,8 @@ class GRUSpec(NamedTuple):
 def shapes(spec: GRUSpec) -> dict[str, tuple]:
     """The shapes of :class:`GRUParams`' fields this GRU has (``None``: the input size)."""
     H = spec.hidden_size
-    fields = {"w_x": (None, 3 * H), "w_h": (H, 3 * H), "b": (3 * H,)}
+    w_h = _blocks.recurrent_shape(H, spec.num_heads, 3)
+    fields = {"w_x": (None, 3 * H), "w_h": w_h, "b": (3 * H,)}
     fields |= {"b_hn": (H,)} if spec.reset_after else {}
     return fields | (
         {"ln_x": (3 * H,), "ln_h": (3 * H,)} if spec.layer_norm_eps is not None else {}
@@ -85,7 +88,7 @@ def init(spec: GRUSpec, key: Array, input_size: int) -> GRUParams:
     b_hn = _blocks.init_param(spec.bias_init, kn, (H,), dtype) if spec.reset_after else None
     return GRUParams(
         w_x=_blocks.init_blocks(spec.kernel_init, kx, input_size, H, 3, dtype),
-        w_h=_blocks.init_blocks(spec.recurrent_init, kh, H, H, 3, dtype),
+        w_h=_blocks.init_recurrent(spec.recurrent_init, kh, H, H, spec.num_heads, 3, dtype),
         b=b,
         b_hn=b_hn,
         ln_x=gains,
@@ -130,11 +133,12 @@ def reset_before(
     params: Any, h: Array, x_proj: Array, recurrent: Callable[[Array, Array], Array]
 ) -> tuple[Array, Array, GRUGates]:
     """Cho et al.'s (2014) step, the reset applied to ``h`` before its product with ``U_n``;
-    ``recurrent(v, w)`` is the product (a matmul, or a convolution), in ``v``'s dtype."""
+    ``recurrent(v, w)`` is the product (a matmul, or a convolution), in ``v``'s dtype; the
+    columns of ``w_h`` (of each head's block, block-diagonal) are ``(r, z, n)`` blocks."""
     with jax.named_scope("gatedcells.gru"):
-        H = h.shape[-1]
+        D = params.w_h.shape[-2]  # H, or H/NH per head
         x = _blocks.split(x_proj.astype(h.dtype), RZN)
-        w_rz, w_n = params.w_h[..., : 2 * H], params.w_h[..., 2 * H :]
+        w_rz, w_n = params.w_h[..., : 2 * D], params.w_h[..., 2 * D :]
         hh = _blocks.split(recurrent(h, w_rz), ("r", "z"))
         r = jax.nn.sigmoid(x["r"] + hh["r"])
         z = jax.nn.sigmoid(x["z"] + hh["z"])
@@ -151,6 +155,7 @@ def gru(
     chrono: float | None = None,
     layer_norm: bool = False,
     layer_norm_eps: float = 1e-5,
+    num_heads: int = 1,
     kernel_init: Callable = jax.nn.initializers.lecun_normal(),
     recurrent_init: Callable = jax.nn.initializers.orthogonal(),
     bias_init: Callable = jax.nn.initializers.zeros,
@@ -188,6 +193,11 @@ def gru(
     Parameter count: ``3*(I*H + H*H + H)``, 3x a simple RNN's, plus ``H`` for ``b_hn`` with
     ``reset_after=True``, plus ``6H`` for the gains with ``layer_norm=True``.
 
+    With ``num_heads=NH``, ``w_h`` is block-diagonal, as the sLSTM's: head ``n``'s slice of
+    ``h`` meets only its own block (``3H*H/NH`` weights), in both forms, and tensor
+    parallelism over heads needs no per-step exchange (layer norm excepted: it reads all
+    ``3H`` entries).
+
     Args:
       hidden_size: size ``H`` of the hidden state.
       reset_after: the PyTorch/cuDNN form (``True``) or Cho et al.'s (``False``).
@@ -196,6 +206,8 @@ def gru(
         ``update_bias``), or ``None``.
       layer_norm: layer-normalise the pre-activations (Ba et al. 2016).
       layer_norm_eps: the :math:`\epsilon` of the layer norms.
+      num_heads: number ``NH`` of heads of a block-diagonal ``w_h [NH, H/NH, 3H/NH]``; it
+        must divide ``H``. Heads take contiguous slices of ``h`` and of each gate's block.
       kernel_init: initializer of each ``[I, H]`` block of ``w_x`` (default LeCun normal).
       recurrent_init: initializer of each ``[H, H]`` block of ``w_h`` (default orthogonal).
       bias_init: initializer of ``b`` (before the offset) and of ``b_hn`` (default zeros).
@@ -207,7 +219,7 @@ def gru(
       :class:`GRUGates`.
 
     Raises:
-      ValueError: a non-positive ``hidden_size``, ``layer_norm`` with ``reset_after=False``,
+      ValueError: a non-positive ``hidden_size``, ``num_heads`` not dividing it, ``layer_norm`` with ``reset_after=False``,
         or ``chrono`` not above 2.
 
     Examples:
@@ -229,6 +241,7 @@ def gru(
       Tallec & Ollivier, "Can Recurrent Neural Networks Warp Time?", ICLR 2018.
     """
     H = _checks.check_positive_int("hidden_size", hidden_size)
+    NH = _checks.check_heads(num_heads, H)
     _checks.check_flag("reset_after", reset_after)
     _checks.check_flag("layer_norm", layer_norm)
     _checks.check_factory_args(numbers={"update_bias": update_bias})
@@ -237,9 +250,10 @@ def gru(
     if layer_norm and not reset_after:
         raise ValueError("layer_norm=True needs reset_after=True (the PyTorch/cuDNN form)")
     name = f"gru({H}" + ("" if reset_after else ", reset_after=False")
+    name += f", num_heads={NH}" if NH > 1 else ""
     name += ", layer_norm=True)" if layer_norm else ")"
     eps = layer_norm_eps if layer_norm else None
-    spec = GRUSpec(name, H, reset_after, eps, float(update_bias), chrono, *inits)
+    spec = GRUSpec(name, H, NH, reset_after, eps, float(update_bias), chrono, *inits)
     split = None
     if reset_after:
         split = MatmulSplit(_anatomy.itself, _anatomy.Bound(pointwise, spec), dtype=dtype)

@@ -32,7 +32,7 @@ class LSTMParams(NamedTuple):
 
     Attributes:
       w_x: input kernel ``[I, G*H]``.
-      w_h: recurrent kernel ``[H, G*H]``.
+      w_h: recurrent kernel ``[H, G*H]``, block-diagonal ``[NH, H/NH, G*H/NH]`` with heads.
       b: bias ``[G*H]`` (PyTorch's ``b_ih + b_hh``); the forget block starts at
         ``forget_bias``.
     """
@@ -96,6 +96,7 @@ class LSTMSpec(NamedTuple):
 
     name: str
     hidden_size: int
+    num_heads: int  # 1: a dense w_h
     step: LSTMStep
     proj_size: int | None
     forget_bias: float
@@ -123,8 +124,8 @@ def weights(spec: Any, key: Array, input_size: int) -> dict[str, Array]:
     w_x = _blocks.init_blocks(
         spec.kernel_init, stream(STREAMS["w_x"]), input_size, H, len(blocks), dtype
     )
-    w_h = _blocks.init_blocks(
-        spec.recurrent_init, stream(STREAMS["w_h"]), P or H, H, len(blocks), dtype
+    w_h = _blocks.init_recurrent(
+        spec.recurrent_init, stream(STREAMS["w_h"]), P or H, H, spec.num_heads, len(blocks), dtype
     )
     if not P:
         return {"w_x": w_x, "w_h": w_h, "b": b}
@@ -135,7 +136,8 @@ def weights(spec: Any, key: Array, input_size: int) -> dict[str, Array]:
 def shapes(spec: Any) -> dict[str, tuple]:
     """The shapes of :func:`weights`' fields (``None``: the input size)."""
     H, G, P = spec.hidden_size, len(spec.step.blocks), spec.proj_size
-    fields = {"w_x": (None, G * H), "w_h": (P or H, G * H), "b": (G * H,)}
+    w_h = (P, G * H) if P else _blocks.recurrent_shape(H, spec.num_heads, G)
+    fields = {"w_x": (None, G * H), "w_h": w_h, "b": (G * H,)}
     return fields | ({"w_r": (H, P)} if P else {})
 
 
@@ -217,17 +219,13 @@ def check_chrono(chrono: float | None, blocks: tuple[str, ...]) -> None:
         raise ValueError("chrono initialises the forget-gate bias: it needs a learned forget gate")
 
 
-def check_proj_size(proj_size: int | None, hidden_size: int) -> None:
-    """``proj_size`` is ``None`` or an int in ``[1, H)``."""
-    if proj_size is not None and (
-        isinstance(proj_size, bool)
-        or not isinstance(proj_size, int)
-        or not 0 < proj_size < hidden_size
-    ):
-        raise ValueError(
-            f"proj_size must be None or an int in [1, hidden_size) = [1, {hidden_size}), "
-            f"got {proj_size!r}"
-        )
+def check_proj_size(proj_size: int | None, hidden_size: int, num_heads: int = 1) -> None:
+    """``proj_size`` is ``None`` or an int in ``[1, H)``, and ``None`` with ``num_heads > 1``."""
+    P, H = proj_size, hidden_size
+    if P is not None and (isinstance(P, bool) or not isinstance(P, int) or not 0 < P < H):
+        raise ValueError(f"proj_size must be None or an int in [1, {H}), got {P!r}")
+    if P is not None and num_heads > 1:
+        raise ValueError("proj_size must be None with num_heads > 1 (it mixes the heads)")
 
 
 def lstm(
@@ -239,6 +237,7 @@ def lstm(
     fixed_gates: Mapping[str, float] | None = None,
     output_activation: Callable[[Array], Array] = jnp.tanh,
     proj_size: int | None = None,
+    num_heads: int = 1,
     kernel_init: Callable = jax.nn.initializers.lecun_normal(),
     recurrent_init: Callable = jax.nn.initializers.orthogonal(),
     bias_init: Callable = jax.nn.initializers.zeros,
@@ -277,7 +276,7 @@ def lstm(
 
     Parameter count, with ``G`` learned blocks: ``G*(I*H + H*H + H)`` (4x a simple RNN's;
     3x without the forget gate; one block less per clamped gate), and with ``proj_size=P``
-    ``G*(I*H + P*H + H) + H*P``.
+    ``G*(I*H + P*H + H) + H*P``; ``num_heads=NH`` divides the ``H*H`` of each block by ``NH``.
 
     Args:
       hidden_size: size ``H`` of ``c`` (and of ``h`` without a projection).
@@ -289,6 +288,8 @@ def lstm(
       fixed_gates: ``{"i" | "f" | "o": value in [0, 1]}`` gates clamped to constants.
       output_activation: :math:`\phi`, ``jnp.tanh`` or ``jax.nn.identity`` (``h = o*c``).
       proj_size: size ``P < H`` of the projected output, or ``None``.
+      num_heads: ``NH`` heads of a block-diagonal ``w_h [NH, H/NH, G*H/NH]`` (the sLSTM's:
+        head ``n``'s slice of ``h`` meets only its own block); it must divide ``H``.
       kernel_init: initializer of each ``[I, H]`` block of ``w_x`` (default LeCun normal), and
         of ``w_r``.
       recurrent_init: initializer of each block of ``w_h`` (default orthogonal).
@@ -305,9 +306,9 @@ def lstm(
       :class:`~gatedcells.MatmulSplit` form, except with a projection (a second matmul).
 
     Raises:
-      ValueError: an unknown gate name in ``fixed_gates`` (or ``"f"`` without a forget
-        gate), a value outside ``[0, 1]``, ``chrono`` without a forget gate or not above 2, a
-        ``proj_size`` not in ``[1, H)``, or a non-positive ``hidden_size``.
+      ValueError: an unknown gate in ``fixed_gates`` (or ``"f"`` without a forget gate), a
+        value outside ``[0, 1]``, ``chrono`` without a forget gate or not above 2, ``proj_size``
+        not in ``[1, H)`` or with heads, ``hidden_size`` < 1, ``num_heads`` not dividing it.
       TypeError: a flag of the wrong type (``forget_bias`` not a number, an activation or
         initializer not a function, a dtype not floating, ``forget_gate`` not a bool).
 
@@ -341,13 +342,14 @@ def lstm(
     fixed = clamped_gates(fixed_gates, forget_gate)
     blocks = tuple(name for name in IFGO if name not in fixed)
     check_chrono(chrono, blocks)
-    check_proj_size(proj_size, H)
+    NH = _checks.check_heads(num_heads, H)
+    check_proj_size(proj_size, H, NH)
     flags = {"forget_gate": forget_gate, "output_activation": output_activation}
-    flags |= {"fixed_gates": dict(fixed_gates or {}), "proj_size": proj_size}
-    plain = {"forget_gate": True, "output_activation": jnp.tanh, "fixed_gates": {}}
+    flags |= {"fixed_gates": dict(fixed_gates or {}), "proj_size": proj_size, "num_heads": NH}
+    plain = {"forget_gate": True, "output_activation": jnp.tanh, "fixed_gates": {}, "num_heads": 1}
     name = _blocks.describe("lstm", H, {k: v for k, v in flags.items() if v != plain.get(k)})
     step = LSTMStep(blocks, tuple(fixed.items()), output_activation)
-    spec = LSTMSpec(name, H, step, proj_size, float(forget_bias), chrono, *inits)
+    spec = LSTMSpec(name, H, NH, step, proj_size, float(forget_bias), chrono, *inits)
     split, update = None, lstmp_update
     if not proj_size:
         pointwise = _anatomy.Bound(lstm_update, step)

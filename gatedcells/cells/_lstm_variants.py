@@ -146,6 +146,7 @@ class LSTMVariantSpec(NamedTuple):
 
     name: str
     hidden_size: int
+    num_heads: int  # always 1: the variants' w_h is dense
     step: LSTMVariantStep
     proj_size: int | None
     forget_bias: float
@@ -322,7 +323,7 @@ def lstm_variant(
     step = _lstm_flags.step_from_flags(H, flags, chrono, layer_norm_eps, proj_size)
     name = _lstm_flags.describe(H, variant, flags, proj_size)
     spec = LSTMVariantSpec(
-        name, H, step, proj_size, float(forget_bias), chrono, *inits, peephole_init
+        name, H, 1, step, proj_size, float(forget_bias), chrono, *inits, peephole_init
     )
     split, update = None, recur  # a second matmul in the step (FGR, projection): no split
     if not (step.fed_back or proj_size):

@@ -89,15 +89,14 @@ def init(spec: SLSTMSpec, key: Array, input_size: int) -> SLSTMParams:
     H, NH, dtype = spec.hidden_size, spec.num_heads, spec.param_dtype
     D = H // NH
     kx, kh, kb = jax.random.split(key, 3)
-    heads = jax.random.split(kh, NH)
     if isinstance(spec.forget_bias, str):  # "powerlaw"
         b = _blocks.gate_biases(spec.bias_init, kb, H, _IFZO, {}, dtype)
         b = _blocks.set_block(b, 1, H, powerlaw_forget_bias(D, NH))
     else:
         b = _blocks.gate_biases(spec.bias_init, kb, H, _IFZO, {"f": spec.forget_bias}, dtype)
-    w_h = [_blocks.init_blocks(spec.recurrent_init, k, D, D, 4, dtype) for k in heads]
+    w_h = _blocks.init_heads(spec.recurrent_init, kh, H, NH, 4, dtype)
     w_x = _blocks.init_blocks(spec.kernel_init, kx, input_size, H, 4, dtype)
-    return SLSTMParams(w_x=w_x, w_h=jnp.stack(w_h), b=b)
+    return SLSTMParams(w_x=w_x, w_h=w_h, b=b)
 
 
 def carry(spec: SLSTMSpec, batch_shape: tuple[int, ...], dtype: Any = None) -> SLSTMCarry:
@@ -232,9 +231,7 @@ def slstm(
       The xlstm package (NX-AI, Apache-2.0), ``xlstm/blocks/slstm/src/vanilla/slstm.py``.
     """
     H = _checks.check_positive_int("hidden_size", hidden_size)
-    NH = _checks.check_positive_int("num_heads", num_heads)
-    if H % NH:
-        raise ValueError(f"num_heads={NH} must divide hidden_size={H} (each head takes H/NH)")
+    NH = _checks.check_heads(num_heads, H)
     _checks.check_choice("forget_gate", forget_gate, FORGET_GATES)
     if forget_bias is None:
         forget_bias = "powerlaw" if forget_gate == "sigmoid" else 0.0

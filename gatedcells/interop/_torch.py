@@ -78,8 +78,8 @@ def to_torch(params: Any, module):
       ``module``, now holding ``params``.
 
     Raises:
-      ValueError: params of another architecture or size, or non-zero biases for a module
-        built with ``bias=False``.
+      ValueError: params of another architecture or size, of a cell with ``num_heads > 1``
+        (a block-diagonal ``w_h``), or non-zero biases for a module built with ``bias=False``.
 
     Examples:
       .. code-block:: python
@@ -89,6 +89,10 @@ def to_torch(params: Any, module):
     """
     import torch
 
+    if any(np.ndim(w) == 3 for w in _recurrent_kernels(params)):
+        raise ValueError(
+            "params have num_heads > 1 (a block-diagonal w_h): PyTorch has no such cell"
+        )
     if isinstance(module, torch.nn.RNNBase):
         mode, n, bidi = module.mode, module.num_layers, module.bidirectional
         cell = _torch_cell(
@@ -114,6 +118,13 @@ def to_torch(params: Any, module):
     new = {k: torch.tensor(np.array(v), dtype=current[k].dtype) for k, v in arrays.items()}
     module.load_state_dict(new, strict=True)
     return module
+
+
+def _recurrent_kernels(params: Any) -> list:
+    """Every ``w_h`` of ``params``: one cell's, or its layers' and directions'."""
+    if hasattr(params, "w_h"):
+        return [params.w_h]
+    return [w for p in params for w in _recurrent_kernels(p)] if isinstance(params, tuple) else []
 
 
 def _torch_cell_mode(module) -> str:

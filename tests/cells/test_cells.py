@@ -165,7 +165,7 @@ def test_plain_lstm_params_hold_exactly_w_x_w_h_b():
     # the research flags are lstm_variant's
     flags = set(inspect.signature(gc.lstm).parameters) - {"hidden_size"}
     assert flags == {"forget_gate", "forget_bias", "chrono", "fixed_gates", "output_activation",
-                     "proj_size", "kernel_init", "recurrent_init", "bias_init", "param_dtype",
+                     "proj_size", "num_heads", "kernel_init", "recurrent_init", "bias_init", "param_dtype",
                      "dtype"}  # fmt: skip
     assert gc.lstm(H, proj_size=2, output_activation=jax.nn.identity).name == (
         "lstm(5, output_activation=identity, proj_size=2)"
