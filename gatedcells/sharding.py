@@ -64,6 +64,11 @@ AXES: dict[str, tuple[str, ...]] = {
     "w_dt": ("dt_rank", "hidden"),  # [R, H]
     "b_dt": ("hidden",),
     "a_log": ("hidden", "state"),  # [H, N]
+    # the delta rule (DeltaNet, Gated DeltaNet): the heads live inside the fused projection
+    "conv": ("conv_window", "qkv"),  # short causal convolution: [K, 2Q + V]
+    "A_log": ("heads",),  # [NH]
+    "dt_bias": ("heads",),
+    "norm": ("head_value",),  # per-head RMSNorm scale, shared by the heads: [DV]
     # a learned initial carry (LearnedCarryParams.carry): the carry, or one [H] per leaf
     "carry": ("hidden",),
     "c": ("hidden",),
@@ -82,6 +87,7 @@ OVERRIDES: dict[tuple, tuple[str, ...]] = {
     ("RGLRUParams", "w_x"): ("embed", "hidden"),  # input projection [I, H]
     ("LRUParams", "w_x"): ("embed", "hidden"),
     ("SSMParams", "w_x"): ("embed", "hidden"),
+    ("DeltaParams", "w_x"): ("embed", "projections"),  # [I, 2Q + V + NH (+ NH) (+ V)]
 }
 """Names by ``(params type, field)``, where a field's name means other axes in that type,
 or by ``(params type, field, ndim)`` where it does for that number of axes."""
@@ -185,9 +191,11 @@ def _axes(axes) -> tuple[str, ...]:
 def _walk(tree: Any, owner: str | None, field: str | None) -> Any:
     if tree is None:
         return None
-    if isinstance(tree, tuple) and hasattr(tree, "_fields"):  # a NamedTuple: its fields
-        name = type(tree).__name__
-        return type(tree)(*(_walk(v, name, f) for f, v in zip(tree._fields, tree, strict=True)))
+    if hasattr(tree, "_fields") and hasattr(tree, "_replace"):  # named params: their fields
+        name = type(tree).__name__  # (a NamedTuple, or LSTMVariantParams)
+        return tree._replace(
+            **{f: _walk(v, name, f) for f, v in zip(tree._fields, tree, strict=True)}
+        )
     if isinstance(tree, (tuple, list)):
         return type(tree)(_walk(v, owner, field) for v in tree)
     if isinstance(tree, Mapping):
