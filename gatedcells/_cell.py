@@ -220,14 +220,17 @@ class Cell:
         return f"Cell({self.name})"
 
     def __getattr__(self, name: str):
-        if name in ("num_feature_axes", "initialize_carry"):  # asked by flax's RNN of a cell
-            raise AttributeError(
-                f"{self!r} is not a Flax module (it has no {name!r}): wrap it, "
-                f"flax.linen.RNN(gatedcells.linen.Cell(cell)) or "
-                f"nnx.RNN(gatedcells.nnx.Cell(cell, in_features, rngs=rngs)), or use "
-                f"gatedcells.linen.RNN / gatedcells.nnx.RNN"
-            )
+        advice = FOREIGN_ATTRIBUTES.get(name)  # a library took the cell for one of its own
+        if advice is not None:
+            raise AttributeError(advice.format(cell=self, name=name))
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+# Attributes that other libraries ask of their own cells, each with a message template
+# (``{cell}``, ``{name}``) saying how to run a gatedcells cell there instead. The contract
+# knows no library: the code that adapts to one registers its attributes (Flax's in
+# ``sequence/_flax_options.py``).
+FOREIGN_ATTRIBUTES: dict[str, str] = {}
 
 
 # The contract's types are documented, shown in signatures and linked as ``gatedcells.X``,

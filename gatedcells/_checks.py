@@ -217,11 +217,14 @@ def check_fits_in_memory(name: str, shapes: Any) -> None:
         )
 
 
-def check_cell(name: str, cell: Any) -> Any:
-    """``cell`` must be a :class:`gatedcells.Cell` (duck-typed; the message names it)."""
+def check_cell(name: str, cell: Any, advice: str = "") -> Any:
+    """``cell`` must be a :class:`gatedcells.Cell` (duck-typed). The message names it, what it
+    got (its type for a long repr, a module's) and ends with ``advice`` (an adapter's, e.g.
+    ``": run Flax's cells with flax.nnx.RNN"``)."""
     if not all(hasattr(cell, a) for a in ("init_fn", "carry_fn", "project", "update", "step")):
+        got = repr(cell) if "\n" not in repr(cell) else type(cell).__name__
         raise TypeError(
-            f"{name} must be a gatedcells.Cell (e.g. gatedcells.lstm(128)), got {cell!r}"
+            f"{name} must be a gatedcells.Cell (e.g. gatedcells.lstm(128)), got {got}{advice}"
         )
     return cell
 
@@ -277,7 +280,7 @@ def _describe(tree) -> str:  # the shapes of a pytree's leaves
     return str(jax.tree.map(lambda a: tuple(getattr(a, "shape", ())), tree))
 
 
-def _frame(feature_ndim: int, input_size: int) -> tuple[str, str]:
+def describe_frame(feature_ndim: int, input_size: int) -> tuple[str, str]:
     """A step's trailing axes as the legend writes them, and what they must hold."""
     if feature_ndim == 1:
         return "I", f"I={input_size}"
@@ -294,55 +297,26 @@ def check_step_input(cell: Any, params: Any, carry: Any, x: Any) -> Any:
     x = check_float_array("x", x)
     nf = getattr(cell, "feature_ndim", 1)
     if x.ndim < nf or x.shape[-1] != input_size:
-        frame, sizes = _frame(nf, input_size)
+        frame, sizes = describe_frame(nf, input_size)
         raise ValueError(f"x must have shape [*B, {frame}] with {sizes}, got shape {x.shape}")
     return check_carry(cell, carry, x.shape[:-1])
 
 
-def check_sequence(
-    cell: Any, params: Any, xs: Any, carry: Any, time_major: bool = False
-) -> tuple[Array, Any, tuple[int, ...]]:
-    """Trace-time checks of ``(cell, params, xs, carry)`` for a sequence driver.
-
-    ``xs`` is ``[*B, T, I]`` (``[T, *B, I]`` when ``time_major``), or ``[*B, T, *S, I]``
-    (``[T, *B, *S, I]``) for a cell with ``feature_ndim = 1 + len(S)``. Returns ``(xs,
-    carry, batch_shape)``, ``batch_shape = B`` (the axes ``lengths`` cover), with
-    ``carry=None`` replaced by the cell's zeros for steps ``[*B, *S, I]``.
-    """
-    check_cell("cell", cell)
-    input_size = cell.check_params(params)
-    xs = check_float_array("xs", xs)
-    check_flag("time_major", time_major)
-    nf = getattr(cell, "feature_ndim", 1)
-    frame, sizes = _frame(nf, input_size)
-    layout = f"[T, *B, {frame}]" if time_major else f"[*B, T, {frame}]"
-    if xs.ndim < nf + 1 or xs.shape[-1] != input_size:
-        raise ValueError(
-            f"xs must have shape {layout} with {sizes} (the params' input size), "
-            f"got shape {tuple(xs.shape)}"
-        )
-    lead = xs.ndim - nf  # T and *B
-    batch_shape = tuple(xs.shape[1:lead] if time_major else xs.shape[: lead - 1])
-    carry_shape = batch_shape + tuple(xs.shape[lead:-1])  # (*B, *S)
-    if carry is None:
-        carry = cell.initial_carry(carry_shape)
-    else:
-        carry = check_carry(cell, carry, carry_shape)
-    return xs, carry, batch_shape
-
-
 def check_lengths(
-    lengths: Any, steps: int, batch_shape: tuple[int, ...], name: str = "lengths"
+    lengths: Any, steps: Any, name: str = "lengths", batch_shape: tuple[int, ...] | None = None
 ) -> Array:
-    """``lengths`` must be integer ``[*B]`` with concrete values in ``[0, T]``; return it.
+    """``lengths`` must be integer (``[*B]`` when ``batch_shape`` is given) with concrete values
+    in ``[0, T]``; return it as an array.
 
-    Traced values (under ``jax.jit``) cannot be checked here: see ``unroll``'s docstring.
+    Traced values (under ``jax.jit``) pass: :func:`gatedcells.check_lengths` stages their
+    check (see ``unroll``'s docstring). The bound ``T`` waits for the call when ``steps`` is
+    a symbolic dimension (``jax.export``).
     """
     if not hasattr(lengths, "dtype"):
         lengths = np.asarray(lengths)
     if not jnp.issubdtype(lengths.dtype, jnp.integer):
         raise TypeError(f"{name} must have an integer dtype, got {lengths.dtype}")
-    if tuple(lengths.shape) != tuple(batch_shape):
+    if batch_shape is not None and tuple(lengths.shape) != tuple(batch_shape):
         raise ValueError(
             f"{name} must have shape [*B]={tuple(batch_shape)} (the batch shape of xs), "
             f"got shape {tuple(lengths.shape)}"
@@ -350,9 +324,11 @@ def check_lengths(
     if not isinstance(lengths, jax.core.Tracer) and np.size(lengths):
         concrete = np.asarray(lengths)
         low, high = int(concrete.min()), int(concrete.max())
-        # a symbolic T (jax.export) is known at the call only: the upper bound waits for it
         if low < 0 or (not jax.export.is_symbolic_dim(steps) and high > steps):
-            raise ValueError(
-                f"{name} must lie in [0, T] = [0, {steps}], got values from {low} to {high}"
-            )
+            raise ValueError(lengths_out_of_range(name, steps).format(low=low, high=high))
     return lengths
+
+
+def lengths_out_of_range(name: str, steps: Any) -> str:
+    """The message for ``lengths`` outside ``[0, T]``, with ``{low}`` and ``{high}`` to fill."""
+    return f"{name} must lie in [0, T] = [0, {steps}], got values from {{low}} to {{high}}"

@@ -11,6 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import checkify
 
+from . import _checks
+
 
 def check_finite(tree: Any, name: str = "xs") -> Any:
     r"""Check that every floating leaf of ``tree`` is finite (no NaN, no Inf); return ``tree``.
@@ -112,19 +114,9 @@ def check_lengths(lengths: Any, steps: int, name: str = "lengths") -> Any:
       >>> err.get()
       'lengths must lie in [0, T] = [0, 5], got values from 3 to 7...'
     """
-    if not hasattr(lengths, "dtype"):
-        lengths = np.asarray(lengths)
-    if not jnp.issubdtype(lengths.dtype, jnp.integer):
-        raise TypeError(f"{name} must have an integer dtype, got {lengths.dtype}")
-    if not np.size(lengths):
-        return lengths
-    message = f"{name} must lie in [0, T] = [0, {steps}], got values from {{low}} to {{high}}"
-    if isinstance(lengths, jax.core.Tracer):
+    lengths = _checks.check_lengths(lengths, steps, name)  # dtype, and concrete values
+    if isinstance(lengths, jax.core.Tracer) and np.size(lengths):
         low, high = jnp.min(lengths), jnp.max(lengths)
+        message = _checks.lengths_out_of_range(name, steps)
         checkify.check((low >= 0) & (high <= steps), message, low=low, high=high)
-        return lengths
-    low, high = int(np.min(lengths)), int(np.max(lengths))
-    # a symbolic T (jax.export) is known at the call only: the upper bound waits for it
-    if low < 0 or (not jax.export.is_symbolic_dim(steps) and high > steps):
-        raise ValueError(message.format(low=low, high=high))
     return lengths

@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "gatedcells"
 ALLOWED = {
     "_cell": {"_checks"},
     "_checks": set(),
-    "_values": set(),
+    "_values": {"_checks"},
     "sharding": set(),
     "sequence": {"_cell", "_checks"},
     "tasks": {"_cell", "_checks"},

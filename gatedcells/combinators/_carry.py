@@ -71,14 +71,14 @@ def resettable(cell: Cell) -> Cell:
         x_proj = cell.project(params, xs[..., :-1])
         return jnp.concatenate([x_proj, xs[..., -1:].astype(x_proj.dtype)], axis=-1)
 
-    def trace(params, carry, x_proj: Array):
+    def update(params, carry, x_proj: Array):
         return cell.update(params, reset(carry, x_proj[..., -1:]), x_proj[..., :-1])
 
     stepped = Cell(
         init_fn=lambda key, input_size: cell.init(key, input_size - 1),
         carry_fn=cell.initial_carry,
         project=project,
-        update=trace,
+        update=update,
         check_params=lambda params: cell.check_params(params) + 1,
         output_size=cell.output_size,
         name=f"resettable({cell.name})",
@@ -173,7 +173,7 @@ def learned_initial_carry(
         started_dtype = jax.tree.leaves(inner)[0].dtype
         return LearnedCarry(inner, jnp.zeros((*tuple(batch_shape), 1), started_dtype))
 
-    def input_size(params) -> int:
+    def check_params(params) -> int:
         if not isinstance(params, LearnedCarryParams):
             raise ValueError(
                 f"params of {name} must be LearnedCarryParams(cell, carry), got "
@@ -196,7 +196,7 @@ def learned_initial_carry(
 
         return jax.tree.map(pick, carry.carry, params.carry)
 
-    def trace(params, carry, x_proj):
+    def update(params, carry, x_proj):
         new, y, gates = cell.update(params.cell, start(params, carry), x_proj)
         return LearnedCarry(new, jnp.ones_like(carry.started)), y, gates
 
@@ -217,8 +217,8 @@ def learned_initial_carry(
         init_fn=init_params,
         carry_fn=initial_carry,
         project=lambda params, xs: cell.project(params.cell, xs),
-        update=trace,
-        check_params=input_size,
+        update=update,
+        check_params=check_params,
         output_size=cell.output_size,
         name=name,
         scan=scan,

@@ -183,7 +183,7 @@ def weight_drop(
             )
         return params._replace(w_h=w_h * _keep_mask(key, rate, w_h.shape, w_h.dtype))
 
-    def input_size(params) -> int:
+    def check_params(params) -> int:
         drop(params)
         return cell.check_params(params)
 
@@ -194,7 +194,7 @@ def weight_drop(
     return dataclasses.replace(
         cell,
         update=lambda params, carry, x_proj: cell.update(drop(params), carry, x_proj),
-        check_params=input_size,
+        check_params=check_params,
         name=f"weight_drop({cell.name}, {rate})",
         split=None,
         scan=scan,
@@ -255,7 +255,6 @@ def zoneout(
       "Zoneout: Regularizing RNNs by Randomly Preserving Hidden Activations", ICLR 2017.
     """
     _checks.check_cell("cell", cell)
-    _checks.check_cell("cell", cell)
     _check_key("zoneout", key, deterministic)
     shape = jax.eval_shape(lambda: cell.initial_carry(()))
     if not (hasattr(shape, "shape") or hasattr(shape, "h")):
@@ -302,16 +301,16 @@ def zoneout(
     if cell.split is not None and deterministic:
         inner = cell.split
 
-        def update(params, carry, x_proj, h_proj):
+        def pointwise(params, carry, x_proj, h_proj):
             new, _, gates = inner.pointwise(params, carry.carry, x_proj, h_proj)
             return (*zone(carry, new), gates)
 
-        fused = inner._replace(hidden=lambda carry: inner.hidden(carry.carry), pointwise=update)
-        trace = _cell.split_update(fused)
+        split = inner._replace(hidden=lambda carry: inner.hidden(carry.carry), pointwise=pointwise)
+        update = _cell.split_update(split)
     else:
-        fused = None
+        split = None
 
-        def trace(params, carry, x_proj):
+        def update(params, carry, x_proj):
             new, _, gates = cell.update(params, carry.carry, x_proj)
             return (*zone(carry, new), gates)
 
@@ -319,8 +318,8 @@ def zoneout(
     return dataclasses.replace(
         cell,
         carry_fn=initial_carry,
-        update=trace,
+        update=update,
         name=f"zoneout({cell.name}, {jax.tree.unflatten(structure, rates)}, {mode})",
-        split=fused,
+        split=split,
         scan=None,
     )

@@ -58,7 +58,7 @@ def stack(*cells: Cell) -> Cell:
     def initial_carry(batch_shape: tuple[int, ...] = (), dtype=None) -> tuple:
         return tuple(cell.initial_carry(batch_shape, dtype) for cell in cells)
 
-    def input_size(params) -> int:
+    def check_params(params) -> int:
         if not isinstance(params, tuple | list) or len(params) != len(cells):
             raise ValueError(
                 f"params of a stack of {len(cells)} layers must be a tuple of {len(cells)} "
@@ -79,7 +79,7 @@ def stack(*cells: Cell) -> Cell:
     def project(params, xs: Array) -> Array:
         return cells[0].project(params[0], xs)
 
-    def trace(params, carry, x_proj: Array):
+    def update(params, carry, x_proj: Array):
         new_carry, all_gates, y = [], [], None
         for k, cell in enumerate(cells):
             x_proj_k = x_proj if k == 0 else cell.project(params[k], y)
@@ -100,8 +100,8 @@ def stack(*cells: Cell) -> Cell:
         init_fn=init,
         carry_fn=initial_carry,
         project=project,
-        update=trace,
-        check_params=input_size,
+        update=update,
+        check_params=check_params,
         output_size=cells[-1].output_size,
         name="stack(" + ", ".join(c.name for c in cells) + ")",
         scan=scan,
@@ -172,7 +172,7 @@ def bidirectional(
     def initial_carry(batch_shape: tuple[int, ...] = (), dtype=None) -> tuple:
         return forward.initial_carry(batch_shape, dtype), backward.initial_carry(batch_shape, dtype)
 
-    def input_size(params) -> int:
+    def check_params(params) -> int:
         if not isinstance(params, tuple | list) or len(params) != 2:
             raise ValueError(
                 "params of a bidirectional layer must be a pair (forward's, backward's), got "
@@ -203,7 +203,7 @@ def bidirectional(
         carry_fn=initial_carry,
         project=not_steppable,
         update=not_steppable,
-        check_params=input_size,
+        check_params=check_params,
         output_size=out.shape[-1],
         name=name,
         scan=scan,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -9,8 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from .._cell import Array, Carry, Cell, Params
-from .._checks import check_sequence
-from ._trace import batch_major_fn
+from ..sequence._layout import check_sequence, from_time_major, to_time_major
 
 
 class GradientFlow(NamedTuple):
@@ -95,7 +95,8 @@ def gradient_flow(
       >>> rnn.shape, bool(rnn[0] < 1e-4 * rnn[-1]), bool(lstm[0] > 0.1 * lstm[-1])
       ((30,), True, True)
     """
-    xs, carry, batch_shape = check_sequence(cell, params, xs, carry)
+    xs, carry, layout = check_sequence(cell, params, xs, carry)
+    batch_shape = layout.batch_shape
     if loss is None and cell.feature_ndim > 1:
         raise ValueError(
             f"loss=None (the Jacobian's norm) needs a cell with vector outputs; {cell.name} "
@@ -103,9 +104,7 @@ def gradient_flow(
         )
     leaves, treedef = jax.tree.flatten(carry)
     floating = [jnp.issubdtype(leaf.dtype, jnp.floating) for leaf in leaves]
-    time_axis = -1 - cell.feature_ndim  # -2, or before the frame's axes
-    steps = xs.shape[time_axis]
-    xs_tm = jnp.moveaxis(xs, time_axis, 0)  # [T, *B, I]
+    steps, xs_tm = layout.steps, to_time_major(xs, layout)  # [T, *B, I]
     deltas = [
         jnp.zeros((steps, *leaf.shape), leaf.dtype) for leaf, fl in _pairs(leaves, floating) if fl
     ]
@@ -154,7 +153,7 @@ def gradient_flow(
     zeros = jnp.zeros((steps, *batch_shape), jnp.float32)
     per_leaf = [next(squares) if fl else zeros for _, fl in _pairs(leaves, floating)]
     total = sum(per_leaf, zeros)
-    batch_major = batch_major_fn(len(batch_shape))
+    batch_major = functools.partial(from_time_major, layout=layout)
     return GradientFlow(
         carry=batch_major(jnp.sqrt(total)),
         parts=jax.tree.unflatten(treedef, [batch_major(jnp.sqrt(s)) for s in per_leaf]),

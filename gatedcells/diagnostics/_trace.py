@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from .._cell import Array, Carry, Cell, Gates, Params
-from .._checks import check_sequence
 from ..sequence import mask_inputs, mask_step, valid_mask
+from ..sequence._layout import check_sequence, from_time_major, to_time_major
+from ..sequence._masks import broadcast_valid
 
 
 class GateTrace(NamedTuple):
@@ -80,15 +82,12 @@ def gate_trace(
       >>> bool(jnp.allclose(tr.ys, gc.unroll(cell, params, jnp.zeros((2, 6, 3)))[1]))
       True
     """
-    xs, carry, batch_shape = check_sequence(cell, params, xs, carry)
-    time = len(batch_shape)  # [*B, T, I], or [*B, T, *S, I] for a convolutional cell
-    steps = xs.shape[time]
+    xs, carry, layout = check_sequence(cell, params, xs, carry)
+    steps, batch_shape = layout.steps, layout.batch_shape
     valid = None if lengths is None else valid_mask(lengths, steps, batch_shape)
-    x_proj = cell.project(params, mask_inputs(valid, jnp.moveaxis(xs, time, 0)))  # [T, *B, G*H]
-    flags = None  # [T, *B, *S]: one per carry position (frames: S too), as unroll masks
-    if valid is not None:
-        flags = jnp.broadcast_to(valid.reshape(valid.shape + (1,) * (xs.ndim - 1 - valid.ndim)),
-                                 x_proj.shape[:-1])  # fmt: skip
+    xs = mask_inputs(valid, to_time_major(xs, layout))  # [T, *B, *S, I]
+    flags = broadcast_valid(valid, xs.shape)  # one per carry position, as unroll masks
+    x_proj = cell.project(params, xs)  # [T, *B, *S, G*H]
 
     def body(carry, inputs):
         x_proj_t, valid_t = inputs
@@ -99,7 +98,7 @@ def gate_trace(
         return new_carry, (gates, new_carry, y)
 
     _, (gates, carries, ys) = jax.lax.scan(body, carry, (x_proj, flags), reverse=reverse)
-    batch_major = batch_major_fn(len(batch_shape))
+    batch_major = functools.partial(from_time_major, layout=layout)
     if valid is None:
         valid = jnp.ones((steps, *batch_shape), bool)
     return GateTrace(
@@ -108,8 +107,3 @@ def gate_trace(
         ys=batch_major(ys),
         valid=batch_major(valid),
     )
-
-
-def batch_major_fn(batch_ndim: int):
-    """``[T, *B, ...] -> [*B, T, ...]`` for leaves with ``batch_ndim`` batch axes."""
-    return lambda leaf: jnp.moveaxis(leaf, 0, batch_ndim)

@@ -95,10 +95,10 @@ def to_torch(params: Any, module):
         )
     if isinstance(module, torch.nn.RNNBase):
         mode, n, bidi = module.mode, module.num_layers, module.bidirectional
+        proj_size = getattr(module, "proj_size", 0)
         cell = _torch_cell(
-            mode, module.hidden_size, num_layers=n, bidirectional=bidi,
-            proj_size=getattr(module, "proj_size", 0),
-        )  # fmt: skip
+            mode, module.hidden_size, num_layers=n, bidirectional=bidi, proj_size=proj_size
+        )
         cell.check_params(params)
         layers = (params,) if n == 1 else tuple(params)
         arrays = {}

@@ -128,10 +128,10 @@ def from_torch_state_dict(
     hidden, proj_size = _check_shapes(arrays, layers, mode, proj)
     params = [tuple(_layer_from_torch(arrays, s, mode) for s in layer) for layer in layers]
     params = [p if len(p) == 2 else p[0] for p in params]
+    bidi = len(layers[0]) == 2
     cell = _torch_cell(
-        mode, hidden, num_layers=len(layers), bidirectional=len(layers[0]) == 2,
-        proj_size=proj_size,
-    )  # fmt: skip
+        mode, hidden, num_layers=len(layers), bidirectional=bidi, proj_size=proj_size
+    )
     return cell, params[0] if len(params) == 1 else tuple(params)
 
 
@@ -144,10 +144,8 @@ def _layers(arrays: Mapping[str, Any], num_layers: int | None, bidirectional: bo
     n = max(int(m[1]) for m in found) + 1
     reverse = sorted((int(m[1]), m[0]) for m in found if m[2])
     bidi = bool(reverse)
-    _given_matches(
-        "bidirectional", bidirectional, bidi,
-        f"they include {reverse[0][1]!r}" if bidi else "no 'weight_ih_l0_reverse'",
-    )  # fmt: skip
+    evidence = f"they include {reverse[0][1]!r}" if bidi else "no 'weight_ih_l0_reverse'"
+    _given_matches("bidirectional", bidirectional, bidi, evidence)
     said = "weight_ih_l0 only" if n == 1 else f"weight_ih_l0 to weight_ih_l{n - 1}"
     layers = [[f"_l{k}", f"_l{k}_reverse"][: 1 + bidi] for k in range(num_layers or n)]
     if num_layers is not None and num_layers < n:

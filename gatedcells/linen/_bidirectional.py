@@ -9,7 +9,9 @@ import flax.linen as nn
 
 from .._cell import Array, Carry, Cell
 from ..combinators import bidirectional
-from ._rnn import Merge, _pick, no_step, run
+from ..sequence import _flax_options as options
+from ..sequence._flax_options import Merge, no_step, pick
+from ._rnn import cell_params
 
 
 class Bidirectional(nn.Module):
@@ -82,18 +84,20 @@ class Bidirectional(nn.Module):
         ``flax.linen.Bidirectional``.
         """
         del init_key, reverse, keep_order
-        carry, ys = run(
-            self,
-            self.as_cell(),
+        cell = self.as_cell()
+        params, xs = cell_params(self, cell, xs, "xs")
+        carry, ys = options.run(
+            cell,
+            params,
             xs,
             initial_carry,
             seq_lengths,
-            time_major=_pick(time_major, self.time_major),
+            time_major=pick(time_major, self.time_major),
             reverse=False,
             keep_order=True,
-            unroll_steps=self.unroll,
+            unroll=self.unroll,
         )
-        return (carry, ys) if _pick(return_carry, self.return_carry) else ys
+        return (carry, ys) if pick(return_carry, self.return_carry) else ys
 
     @nn.nowrap
     def step(self, x: Array, carry: Any = None, **kwargs: Any) -> NoReturn:
@@ -128,10 +132,11 @@ def _one_of(name: str, value: Any, alias: str, other: Any, default: Any = None) 
 
 def _cell_of(name: str, value: Any) -> Cell:
     """A gatedcells cell from a cell, an RNN of one, or Flax's ``nn.RNN(gl.Cell(cell))``."""
-    for candidate in (value, getattr(value, "cell", None),
-                      getattr(getattr(value, "cell", None), "cell", None)):  # fmt: skip
+    candidate = value
+    for _ in range(3):  # a cell, an RNN of one, or flax's RNN of a gatedcells.linen.Cell
         if isinstance(candidate, Cell):
             return candidate
+        candidate = getattr(candidate, "cell", None)
     inner = type(getattr(value, "cell", value)).__name__
     raise TypeError(
         f"{name} must be a gatedcells cell or an RNN of one, got {type(value).__name__}"

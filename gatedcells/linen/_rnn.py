@@ -6,63 +6,19 @@ from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
-import jax.numpy as jnp
-from flax.linen.recurrent import flip_sequences
 
 from .. import _checks
-from .._cell import Array, Carry, Cell
-from ..sequence import unroll, valid_mask
+from .._cell import Array, Carry, Cell, Params
+from ..sequence import _flax_options as options
+from ..sequence._flax_options import pick
 
-Merge = str | Callable[[Array, Array], Array]
 
-
-def run(
-    module: nn.Module,
-    cell: Cell,
-    xs: Array,
-    initial_carry: Carry | None,
-    seq_lengths: Array | None,
-    *,
-    time_major: bool,
-    reverse: bool,
-    keep_order: bool,
-    unroll_steps: int | bool | None,
-) -> tuple[Carry, Array]:
-    """Fetch ``cell``'s params once as ``module``'s param ``"cell"`` and unroll it."""
+def cell_params(module: nn.Module, cell: Cell, x: Array, name: str) -> tuple[Params, Array]:
+    """``cell``'s params, fetched once as ``module``'s param ``"cell"`` for inputs like ``x``
+    (called ``name`` in the messages), and ``x``, checked."""
     _checks.check_cell("cell", cell)
-    xs = _checks.check_float_array("xs", xs)
-    check_seq_lengths(seq_lengths, xs, time_major, cell.feature_ndim)
-    params = module.param("cell", cell.init, xs.shape[-1])
-    carry, ys = unroll(
-        cell,
-        params,
-        xs,
-        initial_carry,
-        lengths=seq_lengths,
-        reverse=reverse,
-        time_major=time_major,
-        unroll=unroll_steps,
-    )
-    if reverse and not keep_order:  # flax's order: outputs in processing order
-        lengths = None if seq_lengths is None else jnp.asarray(seq_lengths, jnp.int32)
-        batch_dims = ys.ndim - 1 - cell.feature_ndim  # [*B, T, *S, O]
-        ys = flip_sequences(ys, lengths, num_batch_dims=batch_dims, time_major=time_major)
-    return _checks.like_carry(initial_carry, carry), ys
-
-
-def check_seq_lengths(
-    seq_lengths: Array | None, xs: Array, time_major: bool, feature_ndim: int = 1
-) -> None:
-    """``unroll``'s checks of ``lengths``, with messages that say ``seq_lengths``."""
-    lead = xs.ndim - feature_ndim  # T and *B
-    if seq_lengths is not None and lead >= 1:
-        steps = xs.shape[0] if time_major else xs.shape[lead - 1]
-        batch_shape = tuple(xs.shape[1:lead] if time_major else xs.shape[: lead - 1])
-        valid_mask(seq_lengths, steps, batch_shape, name="seq_lengths")
-
-
-def _pick(override: Any, default: Any) -> Any:
-    return default if override is None else override
+    x = _checks.check_float_array(name, x)
+    return module.param("cell", cell.init, x.shape[-1]), x
 
 
 class RNN(nn.Module):
@@ -159,18 +115,20 @@ class RNN(nn.Module):
             ``lengths``).
         """
         del init_key
-        carry, ys = run(
-            self,
-            self._cell(deterministic),
+        cell = self._cell(deterministic)
+        params, xs = cell_params(self, cell, xs, "xs")
+        carry, ys = options.run(
+            cell,
+            params,
             xs,
             initial_carry,
             seq_lengths,
-            time_major=_pick(time_major, self.time_major),
-            reverse=_pick(reverse, self.reverse),
-            keep_order=_pick(keep_order, self.keep_order),
-            unroll_steps=self.unroll,
+            time_major=pick(time_major, self.time_major),
+            reverse=pick(reverse, self.reverse),
+            keep_order=pick(keep_order, self.keep_order),
+            unroll=self.unroll,
         )
-        return (carry, ys) if _pick(return_carry, self.return_carry) else ys
+        return (carry, ys) if pick(return_carry, self.return_carry) else ys
 
     @nn.compact
     def step(
@@ -204,12 +162,8 @@ class RNN(nn.Module):
           True
         """
         cell = self._cell(deterministic)
-        _checks.check_cell("cell", cell)
-        x = _checks.check_float_array("x", x)
-        params = self.param("cell", cell.init, x.shape[-1])
-        if carry is None:
-            carry = cell.initial_carry(x.shape[:-1])
-        return cell.step(params, carry, x)
+        params, x = cell_params(self, cell, x, "x")
+        return options.step(cell, params, x, carry)
 
     @nn.nowrap
     def initial_carry(self, batch_shape: tuple[int, ...] = (), dtype: Any = None) -> Carry:
@@ -233,11 +187,3 @@ class RNN(nn.Module):
     def as_cell(self) -> Cell:
         """The cell whose params are ``variables["params"]["cell"]``: ``self.cell``."""
         return self.cell
-
-
-def no_step(layer: str) -> TypeError:
-    """The refusal of a bidirectional layer's ``step``."""
-    return TypeError(
-        f"{layer}.step: a bidirectional layer cannot stream (its backward direction reads "
-        "the sequence from its end); call it on whole sequences, or stream an RNN layer"
-    )

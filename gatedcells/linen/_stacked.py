@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax.linen as nn
-import jax.numpy as jnp
 
 from .. import _checks
 from .._cell import Array, Cell
 from ..combinators import bidirectional, stack
-from ..sequence import unroll
-from ._rnn import Merge, check_seq_lengths, no_step
+from ..sequence import _flax_options as options
+from ..sequence._flax_options import Merge, no_step
+from ._rnn import cell_params
 
 
 class StackedRNN(nn.Module):
@@ -98,34 +98,21 @@ class StackedRNN(nn.Module):
             neither as an attribute nor at call time while ``dropout > 0``; and as
             :func:`gatedcells.unroll`.
         """
-        drop = self._dropping(deterministic)
         layers = self._layers()
-        xs = _checks.check_float_array("xs", xs)
-        feature_ndim = max(layer.feature_ndim for layer in layers)  # frames: 1 + S
-        time_axis = -1 - feature_ndim
-        check_seq_lengths(seq_lengths, xs, self.time_major, feature_ndim)
-        params = self.param("cell", stack(*layers).init, xs.shape[-1])
-        if initial_carry is None:
-            initial_carry = (None,) * len(layers)
-        _check_carries(initial_carry, len(layers), "initial_carry")
-        if not self.time_major:  # one transpose in, one out; the layers run time-major
-            xs = jnp.moveaxis(xs, time_axis, 0)
-        carries = []
-        for k, layer in enumerate(layers):
-            carry, xs = unroll(
-                layer,
-                params[k],
-                xs,
-                initial_carry[k],
-                lengths=seq_lengths,
-                time_major=True,
-                unroll=self.unroll,
-            )
-            carries.append(_checks.like_carry(initial_carry[k], carry))
-            if drop and k < len(layers) - 1:
-                xs = nn.Dropout(self.dropout, name=f"dropout_{k}")(xs, deterministic=False)
-        ys = xs if self.time_major else jnp.moveaxis(xs, 0, time_axis)
-        return (tuple(carries), ys) if self.return_carry else ys
+        stacked = stack(*layers)
+        params, xs = cell_params(self, stacked, xs, "xs")
+        carry, ys = options.run_layers(
+            stacked,
+            layers,
+            params,
+            xs,
+            initial_carry,
+            seq_lengths,
+            time_major=self.time_major,
+            unroll=self.unroll,
+            between=self._between(deterministic),
+        )
+        return (carry, ys) if self.return_carry else ys
 
     @nn.compact
     def step(
@@ -163,19 +150,9 @@ class StackedRNN(nn.Module):
         if self.bidirectional:
             raise no_step("StackedRNN(bidirectional=True)")
         layers = self._layers()
-        x = _checks.check_float_array("x", x)
-        params = self.param("cell", stack(*layers).init, x.shape[-1])
-        if carry is None:
-            carry = self.initial_carry(x.shape[:-1])
-        _check_carries(carry, len(layers), "carry")
-        drop = self._dropping(deterministic)
-        carries = []
-        for k, layer in enumerate(layers):
-            new, x = layer.step(params[k], carry[k], x)
-            carries.append(new)
-            if drop and k < len(layers) - 1:
-                x = nn.Dropout(self.dropout, name=f"dropout_{k}")(x, deterministic=False)
-        return tuple(carries), x
+        stacked = stack(*layers)
+        params, x = cell_params(self, stacked, x, "x")
+        return options.step_layers(stacked, layers, params, x, carry, self._between(deterministic))
 
     @nn.nowrap
     def initial_carry(self, batch_shape: tuple[int, ...] = (), dtype: Any = None) -> tuple:
@@ -183,12 +160,13 @@ class StackedRNN(nn.Module):
         variables: ``model.initial_carry((B,))``)."""
         return self.as_cell().initial_carry(batch_shape, dtype)
 
-    def _dropping(self, deterministic: bool | None) -> bool:
+    def _between(self, deterministic: bool | None) -> Callable[[int, Array], Array]:
+        """Dropout on the outputs of layer ``k`` (``"dropout"`` RNG stream), or nothing."""
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout!r}")
-        return self.dropout > 0 and not nn.merge_param(
-            "deterministic", self.deterministic, deterministic
-        )
+        if self.dropout == 0 or nn.merge_param("deterministic", self.deterministic, deterministic):
+            return lambda k, ys: ys
+        return lambda k, ys: nn.Dropout(self.dropout, name=f"dropout_{k}")(ys, deterministic=False)
 
     @nn.nowrap
     def _layers(self) -> tuple[Cell, ...]:
@@ -217,11 +195,3 @@ class StackedRNN(nn.Module):
     def as_cell(self) -> Cell:
         """The :func:`gatedcells.stack` of the layers (bidirectional ones if so)."""
         return stack(*self._layers())
-
-
-def _check_carries(carry: object, n: int, name: str) -> None:
-    if not isinstance(carry, tuple) or len(carry) != n:
-        raise ValueError(
-            f"{name} must be a tuple of {n} carries (one per layer), got "
-            + (f"{len(carry)}" if isinstance(carry, tuple | list) else type(carry).__name__)
-        )

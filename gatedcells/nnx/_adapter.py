@@ -58,7 +58,7 @@ class Cell(nnx.RNNCellBase):
         rngs: nnx.Rngs,
         param_metadata: Metadata | None = None,
     ):
-        self.cell = _params.check_cell(cell)
+        self.cell = _checks.check_cell("cell", cell, _params.flax_advice(cell))
         self.in_features = _checks.check_positive_int("in_features", in_features)
         params = cell.init(_params.init_key(rngs), self.in_features)
         _params.attach(self, params, metadata=param_metadata)

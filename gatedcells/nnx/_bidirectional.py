@@ -9,43 +9,43 @@ from flax import nnx
 from .. import _checks
 from .._cell import Array, Carry, Cell, Params
 from ..combinators import bidirectional
+from ..sequence import _flax_options as options
+from ..sequence._flax_options import Merge, no_step, pick
 from . import _params
 from ._params import Metadata
-from ._rnn import Merge, Rngs, _pick, no_step, run
+from ._rnn import Rngs
 from ._signature import InitSignature
 
 
 class Bidirectional(nnx.Module):
     r"""A bidirectional layer: ``forward`` reads the sequence forwards, ``backward`` backwards.
 
-        The module form of :func:`gatedcells.bidirectional`: both directions read the same
-        input, each sequence within its own ``seq_lengths``; their outputs, aligned with the input
-        steps, are merged (concatenated by default: ``[*B, T, O_f + O_b]``). The params are
-        ``layer.forward.w_x``, ``layer.backward.w_x``, ...; :meth:`params` is the pair
-        ``(forward's, backward's)``, ``as_cell().init``'s pytree.
+    The module form of :func:`gatedcells.bidirectional`: both directions read the same
+    input, each sequence within its own ``seq_lengths``; their outputs, aligned with the input
+    steps, are merged (concatenated by default: ``[*B, T, O_f + O_b]``). The params are
+    ``layer.forward.w_x``, ``layer.backward.w_x``, ...; :meth:`params` is the pair
+    ``(forward's, backward's)``, ``as_cell().init``'s pytree.
 
-        To pair two RNN layers as Flax does, use ``flax.nnx.Bidirectional(forward_rnn,
-        backward_rnn)``: it runs two :class:`RNN` layers unchanged.
+    To pair two RNN layers as Flax does, use ``flax.nnx.Bidirectional(forward_rnn,
+    backward_rnn)``: it runs two :class:`RNN` layers unchanged.
 
-        Args:
-          forward: the forward cell.
-          in_features: ``I``, the size of the inputs.
-          rngs: an ``nnx.Rngs``; the params come from its ``params`` stream.
-          backward: the backward cell (default: ``forward``'s architecture, own params).
-          merge: ``"concat"``, ``"sum"``, ``"mean"``, or ``(y_fwd, y_bwd) -> y``.
-          time_major: inputs and outputs ``[T, *B, ...]``.
-          return_carry: return ``((carry_fwd, carry_bwd), ys)`` instead of ``ys``.
-          unroll: time steps per loop iteration of the scans (``None``: per backend).
-          param_metadata: ``nnx.Param`` metadata per field name.
+    Args:
+      forward: the forward cell.
+      in_features: ``I``, the size of the inputs.
+      rngs: an ``nnx.Rngs``; the params come from its ``params`` stream.
+      backward: the backward cell (default: ``forward``'s architecture, own params).
+      merge: ``"concat"``, ``"sum"``, ``"mean"``, or ``(y_fwd, y_bwd) -> y``.
+      time_major: inputs and outputs ``[T, *B, ...]``.
+      return_carry: return ``((carry_fwd, carry_bwd), ys)`` instead of ``ys``.
+      unroll: time steps per loop iteration of the scans (``None``: per backend).
+      param_metadata: ``nnx.Param`` metadata per field name.
 
-        Examples:
-          >>> import jax.numpy as jnp, gatedcells as gc, gatedcells.nnx as gnnx
-          >>> from typing import Any, NoReturn
-
-    from flax import nnx
-          >>> layer = gnnx.Bidirectional(gc.gru(8), 3, rngs=nnx.Rngs(0))
-          >>> layer(jnp.ones((2, 5, 3)), seq_lengths=jnp.array([5, 2])).shape
-          (2, 5, 16)
+    Examples:
+      >>> import jax.numpy as jnp, gatedcells as gc, gatedcells.nnx as gnnx
+      >>> from flax import nnx
+      >>> layer = gnnx.Bidirectional(gc.gru(8), 3, rngs=nnx.Rngs(0))
+      >>> layer(jnp.ones((2, 5, 3)), seq_lengths=jnp.array([5, 2])).shape
+      (2, 5, 16)
     """
 
     __signature__ = InitSignature()  # the __init__'s, not NNX's metaclass's
@@ -70,7 +70,9 @@ class Bidirectional(nnx.Module):
                 "flax.nnx.Bidirectional(forward_rnn, backward_rnn), which runs "
                 "gatedcells.nnx.RNN layers unchanged"
             )
-        self.cell = bidirectional(_params.check_cell(forward), backward, merge=merge)
+        self.cell = bidirectional(
+            _checks.check_cell("cell", forward, _params.flax_advice(forward)), backward, merge=merge
+        )
         self.in_features = _checks.check_positive_int("in_features", in_features)
         _checks.check_flag("time_major", time_major)
         _checks.check_flag("return_carry", return_carry)
@@ -97,18 +99,18 @@ class Bidirectional(nnx.Module):
         ``flax.nnx.Bidirectional``.
         """
         del rngs, reverse, keep_order
-        carry, ys = run(
+        carry, ys = options.run(
             self.cell,
             self.params(),
             xs,
             initial_carry,
             seq_lengths,
-            time_major=_pick(time_major, self.time_major),
+            time_major=pick(time_major, self.time_major),
             reverse=False,
             keep_order=True,
-            unroll_steps=self.unroll,
+            unroll=self.unroll,
         )
-        return (carry, ys) if _pick(return_carry, self.return_carry) else ys
+        return (carry, ys) if pick(return_carry, self.return_carry) else ys
 
     def step(self, x: Array, carry: Any = None, **kwargs: Any) -> NoReturn:
         """Refused: a bidirectional layer cannot stream (its backward direction reads the

@@ -170,11 +170,7 @@ def init_key(rngs: Any) -> Array:
     raise TypeError(f"rngs must be an nnx.Rngs (e.g. nnx.Rngs(0)), got {rngs!r}")
 
 
-def check_cell(cell: Any) -> Cell:
-    """``cell`` must be a gatedcells cell; an NNX cell gets a message saying what to write."""
-    if isinstance(cell, nnx.Module):
-        raise TypeError(
-            f"cell must be a gatedcells.Cell (e.g. gatedcells.lstm(128)), got the NNX module "
-            f"{type(cell).__name__}: run Flax's cells with flax.nnx.RNN"
-        )
-    return _checks.check_cell("cell", cell)
+def flax_advice(value: Any) -> str:
+    """What to write instead of an NNX module where a gatedcells cell was expected (the end
+    of ``check_cell``'s message)."""
+    return ": run Flax's cells with flax.nnx.RNN" if isinstance(value, nnx.Module) else ""

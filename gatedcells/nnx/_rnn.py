@@ -5,78 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import jax.numpy as jnp
 from flax import nnx
-from flax.nnx.nn.recurrent import flip_sequences
 
 from .. import _checks
 from .._cell import Array, Carry, Cell, Params
-from ..sequence import unroll, valid_mask
+from ..sequence import _flax_options as options
+from ..sequence._flax_options import pick
 from . import _params
 from ._params import Metadata
 from ._signature import InitSignature
 
-Merge = str | Callable[[Array, Array], Array]
 Rngs = nnx.Rngs | nnx.RngStream | Array | None
-
-
-def run(
-    cell: Cell,
-    params: Params,
-    xs: Array,
-    initial_carry: Carry | None,
-    seq_lengths: Array | None,
-    *,
-    time_major: bool,
-    reverse: bool,
-    keep_order: bool,
-    unroll_steps: int | bool | None,
-) -> tuple[Carry, Array]:
-    """``gc.unroll`` with ``nnx.RNN``'s options; the carry in the containers given."""
-    xs = _checks.check_float_array("xs", xs)
-    check_seq_lengths(seq_lengths, xs, time_major, cell.feature_ndim)
-    carry, ys = unroll(
-        cell,
-        params,
-        xs,
-        initial_carry,
-        lengths=seq_lengths,
-        reverse=reverse,
-        time_major=time_major,
-        unroll=unroll_steps,
-    )
-    if reverse and not keep_order:  # flax's order: outputs in processing order
-        lengths = None if seq_lengths is None else jnp.asarray(seq_lengths, jnp.int32)
-        batch_dims = ys.ndim - 1 - cell.feature_ndim  # [*B, T, *S, O]
-        ys = flip_sequences(ys, lengths, num_batch_dims=batch_dims, time_major=time_major)
-    return _checks.like_carry(initial_carry, carry), ys
-
-
-def step_cell(cell: Cell, params: Params, x: Array, carry: Carry | None) -> tuple[Carry, Array]:
-    """``cell.step`` from ``carry`` (zeros if None), for the layers' ``step``."""
-    x = _checks.check_float_array("x", x)
-    if carry is None:
-        carry = cell.initial_carry(x.shape[:-1])
-    return cell.step(params, carry, x)
-
-
-def no_step(layer: str) -> TypeError:
-    """The refusal of a bidirectional layer's ``step``."""
-    return TypeError(
-        f"{layer}.step: a bidirectional layer cannot stream (its backward direction reads "
-        "the sequence from its end); call it on whole sequences, or stream an RNN layer"
-    )
-
-
-def check_seq_lengths(
-    seq_lengths: Array | None, xs: Array, time_major: bool, feature_ndim: int = 1
-) -> None:
-    """``unroll``'s checks of ``lengths``, with messages that say ``seq_lengths``."""
-    lead = xs.ndim - feature_ndim  # T and *B
-    if seq_lengths is not None and lead >= 1:
-        steps = xs.shape[0] if time_major else xs.shape[lead - 1]
-        batch_shape = tuple(xs.shape[1:lead] if time_major else xs.shape[: lead - 1])
-        valid_mask(seq_lengths, steps, batch_shape, name="seq_lengths")
 
 
 def dropout_key(rngs: Rngs, what: str) -> Array:
@@ -92,10 +31,6 @@ def dropout_key(rngs: Rngs, what: str) -> Array:
         )
     _checks.check_key("rngs", rngs)
     return rngs
-
-
-def _pick(override: Any, default: Any) -> Any:
-    return default if override is None else override
 
 
 class RNN(nnx.Module):
@@ -158,10 +93,12 @@ class RNN(nnx.Module):
         deterministic: bool = False,
         param_metadata: Metadata | None = None,
     ):
-        self.cell = _params.check_cell(cell)
+        self.cell = _checks.check_cell("cell", cell, _params.flax_advice(cell))
         self.in_features = _checks.check_positive_int("in_features", in_features)
-        for name, flag in [("time_major", time_major), ("reverse", reverse),
-                           ("keep_order", keep_order), ("return_carry", return_carry)]:  # fmt: skip
+        flags = dict(
+            time_major=time_major, reverse=reverse, keep_order=keep_order, return_carry=return_carry
+        )
+        for name, flag in flags.items():
             _checks.check_flag(name, flag)
         _checks.check_unroll(unroll)
         self.time_major, self.reverse, self.keep_order = time_major, reverse, keep_order
@@ -203,18 +140,18 @@ class RNN(nnx.Module):
           TypeError, ValueError: as :func:`gatedcells.unroll` (``seq_lengths`` is its
             ``lengths``); a regulariser in training mode without ``rngs``.
         """
-        carry, ys = run(
+        carry, ys = options.run(
             self._cell(rngs, deterministic),
             self.params(),
             xs,
             initial_carry,
             seq_lengths,
-            time_major=_pick(time_major, self.time_major),
-            reverse=_pick(reverse, self.reverse),
-            keep_order=_pick(keep_order, self.keep_order),
-            unroll_steps=self.unroll,
+            time_major=pick(time_major, self.time_major),
+            reverse=pick(reverse, self.reverse),
+            keep_order=pick(keep_order, self.keep_order),
+            unroll=self.unroll,
         )
-        return (carry, ys) if _pick(return_carry, self.return_carry) else ys
+        return (carry, ys) if pick(return_carry, self.return_carry) else ys
 
     def initial_carry(self, batch_shape: tuple[int, ...] = (), dtype: Any = None) -> Carry:
         """The zero carry a stream starts from: ``cell.initial_carry(batch_shape, dtype)``.
@@ -258,13 +195,13 @@ class RNN(nnx.Module):
           >>> bool(jnp.allclose(y, layer(xs)[:, -1], atol=1e-6))
           True
         """
-        return step_cell(self._cell(rngs, deterministic), self.params(), x, carry)
+        return options.step(self._cell(rngs, deterministic), self.params(), x, carry)
 
     def _cell(self, rngs: Rngs, deterministic: bool | None) -> Cell:
         """The cell with the regulariser applied (a fresh key), or the cell itself."""
         if self.regularizer is None:
             return self.cell
-        off = _pick(deterministic, self.deterministic)
+        off = pick(deterministic, self.deterministic)
         key = None if off else dropout_key(rngs, "RNN(regularizer=...)")
         return self.regularizer(self.cell, key=key, deterministic=off)
 

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 from flax import nnx
 
 from .. import _checks
 from .._cell import Array, Cell, Params
 from ..combinators import bidirectional, stack
-from ..sequence import unroll
+from ..sequence import _flax_options as options
+from ..sequence._flax_options import Merge, no_step, pick
 from . import _params
 from ._params import Metadata
-from ._rnn import Merge, Rngs, check_seq_lengths, dropout_key, no_step
+from ._rnn import Rngs, dropout_key
 from ._signature import InitSignature
 
 
@@ -131,35 +131,18 @@ class StackedRNN(nnx.Module):
           ValueError: an ``initial_carry`` that is not one carry per layer, dropout in
             training mode without ``rngs``, and as :func:`gatedcells.unroll`.
         """
-        layers, params = self.layer_cells, self.params()
-        time_major = self.time_major if time_major is None else time_major
-        xs = _checks.check_float_array("xs", xs)
-        feature_ndim = max(layer.feature_ndim for layer in layers)  # frames: 1 + S
-        time_axis = -1 - feature_ndim
-        check_seq_lengths(seq_lengths, xs, time_major, feature_ndim)
-        if initial_carry is None:
-            initial_carry = (None,) * len(layers)
-        _check_carries(initial_carry, len(layers), "initial_carry")
-        key = self._dropout_key(rngs, deterministic)
-        if not time_major:  # one transpose in, one out; the layers run time-major
-            xs = jnp.moveaxis(xs, time_axis, 0)
-        carries = []
-        for k, layer in enumerate(layers):
-            carry, xs = unroll(
-                layer,
-                params[k],
-                xs,
-                initial_carry[k],
-                lengths=seq_lengths,
-                time_major=True,
-                unroll=self.unroll,
-            )
-            carries.append(_checks.like_carry(initial_carry[k], carry))
-            if key is not None and k < len(layers) - 1:
-                xs = self.dropout(xs, deterministic=False, rngs=jax.random.fold_in(key, k))
-        ys = xs if time_major else jnp.moveaxis(xs, 0, time_axis)
-        return_carry = self.return_carry if return_carry is None else return_carry
-        return (tuple(carries), ys) if return_carry else ys
+        carry, ys = options.run_layers(
+            self.cell,
+            self.layer_cells,
+            self.params(),
+            xs,
+            initial_carry,
+            seq_lengths,
+            time_major=pick(time_major, self.time_major),
+            unroll=self.unroll,
+            between=self._between(rngs, deterministic),
+        )
+        return (carry, ys) if pick(return_carry, self.return_carry) else ys
 
     def initial_carry(self, batch_shape: tuple[int, ...] = (), dtype: Any = None) -> tuple:
         """The zero carry a stream starts from: a tuple of one carry per layer."""
@@ -205,28 +188,16 @@ class StackedRNN(nnx.Module):
         """
         if self.bidirectional:
             raise no_step("StackedRNN(bidirectional=True)")
-        layers, params = self.layer_cells, self.params()
-        x = _checks.check_float_array("x", x)
-        if carry is None:
-            carry = self.initial_carry(x.shape[:-1])
-        _check_carries(carry, len(layers), "carry")
-        key = self._dropout_key(rngs, deterministic)
-        carries = []
-        for k, layer in enumerate(layers):
-            new, x = layer.step(params[k], carry[k], x)
-            carries.append(new)
-            if key is not None and k < len(layers) - 1:
-                x = self.dropout(x, deterministic=False, rngs=jax.random.fold_in(key, k))
-        return tuple(carries), x
+        between = self._between(rngs, deterministic)
+        return options.step_layers(self.cell, self.layer_cells, self.params(), x, carry, between)
 
-    def _dropout_key(self, rngs: Rngs, deterministic: bool | None) -> Array | None:
-        """A dropout key for this call, or None when no dropout applies."""
-        off = self.dropout.rate == 0 or (
-            deterministic if deterministic is not None else self.dropout.deterministic
-        )
+    def _between(self, rngs: Rngs, deterministic: bool | None) -> Callable[[int, Array], Array]:
+        """Dropout on the outputs of layer ``k`` (a key from ``rngs`` per call), or nothing."""
+        off = self.dropout.rate == 0 or pick(deterministic, self.dropout.deterministic)
         if off or len(self.layer_cells) == 1:
-            return None
-        return dropout_key(rngs, "StackedRNN(dropout>0)")
+            return lambda k, ys: ys
+        key = dropout_key(rngs, "StackedRNN(dropout>0)")
+        return lambda k, ys: self.dropout(ys, deterministic=False, rngs=jax.random.fold_in(key, k))
 
     def params(self) -> Params:
         """The tuple of the layers' params, ``as_cell().init``'s pytree."""
@@ -235,14 +206,6 @@ class StackedRNN(nnx.Module):
     def as_cell(self) -> Cell:
         """The :func:`gatedcells.stack` of the layers (bidirectional ones if so)."""
         return self.cell
-
-
-def _check_carries(carry: object, n: int, name: str) -> None:
-    if not isinstance(carry, tuple | list) or len(carry) != n:
-        raise ValueError(
-            f"{name} must be a tuple of {n} carries (one per layer), got "
-            + (f"{len(carry)}" if isinstance(carry, tuple | list) else type(carry).__name__)
-        )
 
 
 def _layers(
@@ -256,7 +219,7 @@ def _layers(
                 "is in_features here, num_layers in gatedcells.linen.StackedRNN)"
             )
         n = _checks.check_positive_int("num_layers", num_layers)
-        cells = (_params.check_cell(cells),) * n
+        cells = (_checks.check_cell("cell", cells, _params.flax_advice(cells)),) * n
     else:
         cells = tuple(cells) if isinstance(cells, Sequence) else ()
         if not cells or not all(isinstance(c, Cell) for c in cells):

@@ -36,6 +36,16 @@ def valid_mask(
 ) -> Array:
     """``[T, *B]`` booleans ``t < lengths``, after checking ``lengths`` (called ``name`` in
     the messages: Flax modules call it ``seq_lengths``)."""
-    lengths = _checks.check_lengths(lengths, steps, batch_shape, name)
+    lengths = _checks.check_lengths(lengths, steps, name, batch_shape)
     t = jnp.arange(steps).reshape((steps,) + (1,) * len(batch_shape))
     return t < jnp.asarray(lengths).astype(t.dtype)[None]
+
+
+def broadcast_valid(valid: Array | None, shape: tuple[int, ...]) -> Array | None:
+    """``valid [T, *B]`` as one flag per carry position of inputs ``[T, *B, *S, I]`` of
+    ``shape``: ``[T, *B, *S]``, so that a driver masks a ``[*B, *S, H]`` carry (frames) as
+    it masks ``[*B, H]``."""
+    if valid is None:
+        return None
+    ones = (1,) * (len(shape) - 1 - valid.ndim)
+    return jnp.broadcast_to(valid.reshape(valid.shape + ones), shape[:-1])

@@ -6,8 +6,8 @@ import jax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from .. import _checks
 from .._cell import Array, Carry, Cell, Params
+from ._layout import check_sequence
 from ._unroll import unroll as unroll_
 
 
@@ -75,7 +75,8 @@ def sharded_unroll(
             raise ValueError(
                 f"{name} must be one of the mesh's axes {mesh.axis_names}, got {axis!r}"
             )
-    xs, carry, batch_shape = _checks.check_sequence(cell, params, xs, carry, time_major)
+    xs, carry, layout = check_sequence(cell, params, xs, carry, time_major)
+    batch_shape = layout.batch_shape
     time, batch = (0, 1) if time_major else (len(batch_shape), 0)
     _divides(mesh, axis_name, xs.shape[time], "T (xs's time axis)")
     spec = [None] * xs.ndim

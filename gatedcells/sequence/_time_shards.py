@@ -115,15 +115,16 @@ def check_axis_name(axis_name) -> str | None:
 
 
 def valid_mask(
-    lengths, steps: int, batch_shape: tuple[int, ...], axis_name: str | None
-) -> Array | None:
+    lengths, steps: int, batch_shape: tuple[int, ...], axis_name: str | None,
+    name: str = "lengths",
+) -> Array | None:  # fmt: skip
     """``[T_local, *B]`` booleans ``t < lengths`` for this device's block of ``steps`` steps,
     ``t`` counted over the whole sequence (``lengths`` checked against ``D * steps``);
     ``None`` without ``lengths``, :func:`._masks.valid_mask` without ``axis_name``."""
     if lengths is None or axis_name is None:
-        return None if lengths is None else masks.valid_mask(lengths, steps, batch_shape)
+        return None if lengths is None else masks.valid_mask(lengths, steps, batch_shape, name)
     size = jax.lax.axis_size(axis_name)
-    lengths = _checks.check_lengths(lengths, size * steps, batch_shape)
+    lengths = _checks.check_lengths(lengths, size * steps, name, batch_shape)
     t = jnp.arange(steps) + jax.lax.axis_index(axis_name) * steps
     t = t.reshape((steps,) + (1,) * len(batch_shape))
     return t < jnp.asarray(lengths).astype(t.dtype)[None]

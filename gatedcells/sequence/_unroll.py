@@ -12,7 +12,8 @@ from .._cell import Array, Carry, Cell, Params
 from . import _time_shards as shards
 from ._dims import chunk_layout, padded, require_known
 from ._fused import fused_scan
-from ._masks import mask_inputs, mask_step
+from ._layout import check_sequence, from_time_major, to_time_major
+from ._masks import broadcast_valid, mask_inputs, mask_step
 from ._vma import match_vma
 
 GRADS = ("auto", "autodiff")
@@ -119,21 +120,53 @@ def unroll(
       >>> ys.shape, bool((ys[1, 2:] == 0).all()), bool((h[2] == 0).all())
       ((3, 6, 4), True, True)
     """
-    xs, carry, batch_shape = _checks.check_sequence(cell, params, xs, carry, time_major)
+    return named_unroll(
+        "lengths",
+        cell,
+        params,
+        xs,
+        carry,
+        lengths=lengths,
+        reverse=reverse,
+        time_major=time_major,
+        unroll=unroll,
+        grad=grad,
+        remat=remat,
+        axis_name=axis_name,
+    )
+
+
+def named_unroll(
+    lengths_name: str,
+    cell: Cell,
+    params: Params,
+    xs: Array,
+    carry: Carry | None,
+    *,
+    lengths: Array | None,
+    reverse: bool,
+    time_major: bool,
+    unroll: int | bool | None,
+    grad: str = "auto",
+    remat: bool | int = False,
+    axis_name: str | None = None,
+) -> tuple[Carry, Array]:
+    """:func:`unroll`, whose messages call ``lengths`` ``lengths_name`` (Flax's modules say
+    ``seq_lengths``): every argument checked once."""
+    xs, carry, layout = check_sequence(cell, params, xs, carry, time_major)
     _checks.check_flag("reverse", reverse)
     _checks.check_unroll(unroll)
     _checks.check_choice("grad", grad, GRADS)
     _checks.check_remat(remat)
     axis_name = shards.check_axis_name(axis_name)
-    time = 0 if time_major else len(batch_shape)  # before the cell's feature axes
-    steps = xs.shape[time]
-    valid = shards.valid_mask(lengths, steps, batch_shape, axis_name)
-    xs = jnp.moveaxis(xs, time, 0)
+    steps, batch_shape = layout.steps, layout.batch_shape
+    valid = shards.valid_mask(lengths, steps, batch_shape, axis_name, lengths_name)
+    xs = to_time_major(xs, layout)
     carry, ys = unroll_time_major(
         cell, params, carry, xs, valid=valid, reverse=reverse, unroll=unroll, grad=grad,
         remat=remat, axis_name=axis_name,
     )  # fmt: skip
-    return carry, jnp.moveaxis(ys, 0, time)
+    return carry, from_time_major(ys, layout)
 
 
 def unroll_time_major(
@@ -168,9 +201,7 @@ def unroll_time_major(
     """
     if unroll is None:
         unroll = default_unroll()
-    if valid is not None:  # a flag per carry position: [T, *B, *S] for frames [T, *B, *S, I]
-        ones = (1,) * (xs.ndim - 1 - valid.ndim)
-        valid = jnp.broadcast_to(valid.reshape(valid.shape + ones), xs.shape[:-1])
+    valid = broadcast_valid(valid, xs.shape)  # [T, *B, *S] for frames [T, *B, *S, I]
     xs = mask_inputs(valid, xs)  # padding reaches no value and no gradient
     carry = match_vma(carry, xs, params)  # inside shard_map: as varying as what reaches it
     axis_name = axis_name or shards.current()

@@ -159,9 +159,13 @@ def fit_task(
     check_positive_int("batch_size", batch_size)
     check_positive_int("eval_size", eval_size)
     check_task(task)
-    described = {"cell": cell.name if isinstance(cell, Cell) else repr(cell), "task": task.name,
-                 "batch_size": int(batch_size), "eval_size": int(eval_size),
-                 "clip_norm": None if clip_norm is None else float(clip_norm)}  # fmt: skip
+    described = {
+        "cell": cell.name if isinstance(cell, Cell) else repr(cell),
+        "task": task.name,
+        "batch_size": int(batch_size),
+        "eval_size": int(eval_size),
+        "clip_norm": None if clip_norm is None else float(clip_norm),
+    }
     k_init, k_eval, k_run = jax.random.split(key, 3)
     model = task_model(cell, task)
 
