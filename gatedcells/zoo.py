@@ -28,13 +28,13 @@ def variants(hidden_size: int) -> dict[str, Cell]:
     layer-normalised LSTM and LSTMP (``P = H/2``); the GRU in both forms and
     layer-normalised; MGU, MUT1-3, IndRNN, minGRU, minLSTM; the xLSTM's sLSTM and mLSTM; the
     gated linear recurrences RG-LRU, LRU and the selective SSM (each projecting its input);
-    and the simple RNN as the baseline without gates.
+    DeltaNet and Gated DeltaNet; and the simple RNN as the baseline without gates.
 
     Examples:
       >>> from gatedcells import zoo
       >>> cells = zoo.variants(8)
       >>> len(cells), cells["lstm_cifg"].name
-      (30, "lstm_variant(8, variant='cifg')")
+      (32, "lstm_variant(8, variant='cifg')")
     """
     return {name: make(hidden_size) for name, make in CELLS.items()}
 

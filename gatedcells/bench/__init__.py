@@ -273,10 +273,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     shapes, cells = args.shapes.split(","), args.cells.split(",")
     systems = args.systems.split(",") if args.systems else list(SYSTEMS)
-    if "torch" in systems:
-        code = _torch_first(list(sys.argv[1:] if argv is None else argv))
-        if code is not None:
-            return code
     for name, values, known in (
         ("shape", shapes, SHAPES),
         ("cell", cells, CELLS),
@@ -287,6 +283,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown {name} {bad[0]!r}; choose from {list(known)}")
     if args.rounds < 1:
         parser.error(f"--rounds must be a positive integer, got {args.rounds}")
+    if "torch" in systems:
+        code = _torch_first(list(sys.argv[1:] if argv is None else argv))
+        if code is not None:
+            return code
     _, missing = available(systems)
     for name in missing:
         print(f"skipping {name}: {missing_reason(name)}", file=sys.stderr)

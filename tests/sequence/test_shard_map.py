@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 from registry import NAMES
 
+# one worker runs the module: its subprocess fixture once, no worker waiting on another
+pytestmark = pytest.mark.xdist_group("test_shard_map")
+
 RUN = Path(__file__).with_name("shard_map_run.py")
 # bfloat16 matmuls; the mLSTM's exponential gates (gate_init normal(0.5), gradients up to
 # 1e2) round differently at another batch shape on ONE device too: one device over the

@@ -14,6 +14,9 @@ import pytest
 
 import gatedcells as gc
 
+# one worker runs the module: its subprocess fixture once, no worker waiting on another
+pytestmark = pytest.mark.xdist_group("test_time_shards")
+
 RUN = Path(__file__).with_name("time_shards_run.py")
 ROOT = Path(__file__).resolve().parents[2]
 # Relative to each array's largest value. The sequential path runs each block's steps as

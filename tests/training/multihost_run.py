@@ -11,23 +11,26 @@ import json
 import sys
 
 import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
 
-if sys.argv[1] != "single":  # before any other use of jax, as JAX documents
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(
-        coordinator_address=f"localhost:{sys.argv[2]}", num_processes=2,
-        process_id=int(sys.argv[1]),
-    )  # fmt: skip
+import gatedcells as gc
+from gatedcells.training import fit
 
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
 
-import gatedcells as gc  # noqa: E402
-from gatedcells.training import fit  # noqa: E402
+def start(argv: list[str]) -> None:
+    """Join the two-process job (before any other use of jax, as JAX documents); importing
+    this file (pytest's doctest collection does) starts nothing."""
+    if argv[1] != "single":
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        jax.distributed.initialize(
+            coordinator_address=f"localhost:{argv[2]}", num_processes=2, process_id=int(argv[1])
+        )
 
 
 def main() -> None:
+    start(sys.argv)
     cell = gc.lstm(8)
     params = cell.init(jax.random.key(0), 2)
 

@@ -8,6 +8,9 @@ import pytest
 
 import gatedcells
 
+# one worker runs the module: its subprocess fixture once, no worker waiting on another
+pytestmark = pytest.mark.xdist_group("test_multidevice")
+
 RUN = Path(__file__).with_name("multidevice_run.py")
 
 

@@ -11,6 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# one worker runs the module: its subprocess fixture once, no worker waiting on another
+pytestmark = pytest.mark.xdist_group("test_multihost")
+
 RUN = Path(__file__).with_name("multihost_run.py")
 ROOT = Path(__file__).resolve().parents[2]
 
