@@ -249,22 +249,44 @@ def _spec(factory: str, hidden_size: int, flags: dict[str, Any], gated: bool) ->
             raise ValueError(
                 f"{name} must be (low, high) with {low:g} <= low < high, got {ranges[name]!r}"
             )
-    defaults = {"num_heads": 1, "negative_eigenvalues": False, "conv_size": 4, "qk_norm": True,
-                "output_gate": gated, "output_proj": True, "resets": False, "form": "chunkwise"}  # fmt: skip
+    defaults = {
+        "num_heads": 1,
+        "negative_eigenvalues": False,
+        "conv_size": 4,
+        "qk_norm": True,
+        "output_gate": gated,
+        "output_proj": True,
+        "resets": False,
+        "form": "chunkwise",
+    }
     shown = {k: flags[k] for k, v in defaults.items() if flags[k] != v}
     shown |= {"qk_dim": Q} if Q != H else {}
     shown |= {"v_dim": V} if V != H else {}
     shown |= {"chunk_size": L} if L != CHUNK_SIZE else {}
     return _delta.DeltaSpec(
-        name=_blocks.describe(factory, H, shown), hidden_size=H, heads=NH, dk=Q // NH,
-        dv=V // NH, gated=gated, negative_eigenvalues=flags["negative_eigenvalues"],
-        conv_size=K, qk_norm=flags["qk_norm"], output_gate=flags["output_gate"],
-        output_proj=flags["output_proj"], resets=flags["resets"], form=flags["form"],
-        chunk_size=L, scale=float(scale), norm_eps=float(flags["norm_eps"]),
-        a_range=ranges.get("a_range"), dt_range=ranges.get("dt_range"),
-        kernel_init=flags["kernel_init"], conv_init=flags["conv_init"],
-        param_dtype=flags["param_dtype"], dtype=flags["dtype"],
-    )  # fmt: skip
+        name=_blocks.describe(factory, H, shown),
+        hidden_size=H,
+        heads=NH,
+        dk=Q // NH,
+        dv=V // NH,
+        gated=gated,
+        negative_eigenvalues=flags["negative_eigenvalues"],
+        conv_size=K,
+        qk_norm=flags["qk_norm"],
+        output_gate=flags["output_gate"],
+        output_proj=flags["output_proj"],
+        resets=flags["resets"],
+        form=flags["form"],
+        chunk_size=L,
+        scale=float(scale),
+        norm_eps=float(flags["norm_eps"]),
+        a_range=ranges.get("a_range"),
+        dt_range=ranges.get("dt_range"),
+        kernel_init=flags["kernel_init"],
+        conv_init=flags["conv_init"],
+        param_dtype=flags["param_dtype"],
+        dtype=flags["dtype"],
+    )
 
 
 def _pair(name: str, value: Any) -> tuple:

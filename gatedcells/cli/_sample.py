@@ -38,15 +38,29 @@ def add_sample(sub) -> None:
         epilog="example: gatedcells sample --run runs/shakespeare --prompt ROMEO: --top-k 10",
     )
     add = sample.add_argument
-    add("--run", required=True, dest="run_dir", metavar="DIR",
-        help="the folder of a 'gatedcells train --task text' run (its --out)")  # fmt: skip
+    add(
+        "--run",
+        required=True,
+        dest="run_dir",
+        metavar="DIR",
+        help="the folder of a 'gatedcells train --task text' run (its --out)",
+    )
     add("--prompt", default="\n", help="the text fed first (default: a newline)")
     add("--length", type=positive, default=500, help="characters to draw (default: %(default)s)")
-    add("--temperature", type=positive_float, default=1.0,
+    add(
+        "--temperature",
+        type=positive_float,
+        default=1.0,
         help="divides the logits: below 1 more conservative, above 1 more varied "
-             "(default: %(default)s)")  # fmt: skip
-    add("--top-k", type=int, default=0, metavar="K",
-        help="draw among the K likeliest characters only; 0 for all (default: 0)")  # fmt: skip
+        "(default: %(default)s)",
+    )
+    add(
+        "--top-k",
+        type=int,
+        default=0,
+        metavar="K",
+        help="draw among the K likeliest characters only; 0 for all (default: 0)",
+    )
     add("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     sample.set_defaults(run=_sample)
 
@@ -122,8 +136,13 @@ def load_run(run: str):
     flags = DEFAULTS | config
     try:
         vocab = tasks.text_vocabulary(flags["path"])
-        cell = make_cell(flags["cell"], flags["hidden"], forget_bias=flags["forget_bias"],
-                         update_bias=flags["update_bias"], layers=flags["layers"])  # fmt: skip
+        cell = make_cell(
+            flags["cell"],
+            flags["hidden"],
+            forget_bias=flags["forget_bias"],
+            update_bias=flags["update_bias"],
+            layers=flags["layers"],
+        )
     except (OSError, ValueError, KeyError) as err:
         raise UsageError(f"{PROG}: --run {run}: cannot rebuild its model: {err}") from None
     like = _like(cell, len(vocab))

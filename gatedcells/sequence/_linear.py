@@ -206,9 +206,16 @@ def linear_recurrence(
         resets = resets if time_major else jnp.moveaxis(resets, -1, 0)
         resets = reset_flags(resets, valid, reverse, axis_name)
     h, hs = linear_scan(
-        log_a, b, h0, valid=valid, reverse=reverse, method=method, resets=resets,
-        chunk_size=chunk_size, axis_name=axis_name,
-    )  # fmt: skip
+        log_a,
+        b,
+        h0,
+        valid=valid,
+        reverse=reverse,
+        method=method,
+        resets=resets,
+        chunk_size=chunk_size,
+        axis_name=axis_name,
+    )
     return h, (hs if time_major else jnp.moveaxis(hs, 0, time))
 
 

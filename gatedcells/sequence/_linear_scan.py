@@ -144,8 +144,9 @@ def linear_scan_with_readout(
     if axis_name is None:
         h, ys = run(inputs, h0.astype(wide))
     else:
-        h, ys = shards.fused(run, masked_coefficients, method, params, inputs, h0.astype(wide),
-                             axis_name, reverse)  # fmt: skip
+        h, ys = shards.fused(
+            run, masked_coefficients, method, params, inputs, h0.astype(wide), axis_name, reverse
+        )
     if reverse:
         ys = ys[::-1]
     return h.astype(dtype), ys.astype(dtype)

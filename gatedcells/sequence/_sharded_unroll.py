@@ -90,9 +90,17 @@ def sharded_unroll(
 
     def run(params, xs, carry, lengths):
         return unroll_(
-            cell, params, xs, carry, lengths=lengths, reverse=reverse, time_major=time_major,
-            unroll=unroll, grad=grad, axis_name=axis_name,
-        )  # fmt: skip
+            cell,
+            params,
+            xs,
+            carry,
+            lengths=lengths,
+            reverse=reverse,
+            time_major=time_major,
+            unroll=unroll,
+            grad=grad,
+            axis_name=axis_name,
+        )
 
     in_specs = (P(), P(*spec), along_batch, None if lengths is None else along_batch)
     out_specs = (along_batch, P(*spec))  # one spec for every leaf of the carry

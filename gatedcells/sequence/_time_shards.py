@@ -115,9 +115,12 @@ def check_axis_name(axis_name) -> str | None:
 
 
 def valid_mask(
-    lengths, steps: int, batch_shape: tuple[int, ...], axis_name: str | None,
+    lengths,
+    steps: int,
+    batch_shape: tuple[int, ...],
+    axis_name: str | None,
     name: str = "lengths",
-) -> Array | None:  # fmt: skip
+) -> Array | None:
     """``[T_local, *B]`` booleans ``t < lengths`` for this device's block of ``steps`` steps,
     ``t`` counted over the whole sequence (``lengths`` checked against ``D * steps``);
     ``None`` without ``lengths``, :func:`._masks.valid_mask` without ``axis_name``."""

@@ -163,9 +163,17 @@ def named_unroll(
     valid = shards.valid_mask(lengths, steps, batch_shape, axis_name, lengths_name)
     xs = to_time_major(xs, layout)
     carry, ys = unroll_time_major(
-        cell, params, carry, xs, valid=valid, reverse=reverse, unroll=unroll, grad=grad,
-        remat=remat, axis_name=axis_name,
-    )  # fmt: skip
+        cell,
+        params,
+        carry,
+        xs,
+        valid=valid,
+        reverse=reverse,
+        unroll=unroll,
+        grad=grad,
+        remat=remat,
+        axis_name=axis_name,
+    )
     return carry, from_time_major(ys, layout)
 
 
@@ -210,9 +218,15 @@ def unroll_time_major(
             raise ValueError(shards.refusal(cell.name))
         with shards.sharded(axis_name, cell.name):
             return cell.scan(
-                params, carry, xs, valid=valid, reverse=reverse, unroll=unroll, grad=grad,
+                params,
+                carry,
+                xs,
+                valid=valid,
+                reverse=reverse,
+                unroll=unroll,
+                grad=grad,
                 remat=remat,
-            )  # fmt: skip
+            )
     if cell.scan is not None:
         return cell.scan(
             params, carry, xs, valid=valid, reverse=reverse, unroll=unroll, grad=grad, remat=remat
