@@ -85,18 +85,45 @@ def run_script(tmp_path_factory, worker_id):
     return run
 
 
+# The registry suites: their tests of a FULL_ONLY entry run in `make test` only.
+REGISTRY_SUITES = {
+    "tests/test_contract.py",
+    "tests/test_streaming.py",
+    "tests/test_robustness.py",
+    "tests/test_export.py",
+    "tests/test_bad_input.py",
+    "tests/sequence/test_padding.py",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's, which turns the xdist_group marks into groups
 def pytest_collection_modifyitems(config, items):
-    """The tests of one registry cell (contract, padding, robustness, bad input: ``name``
-    parametrised) run on one xdist worker (``--dist loadgroup``), so that the cell, its
-    inputs and its compiled programs (``registry.build``, ``test_contract.case``) are made
-    once in the session, not once per worker."""
-    from registry import NAMES
+    """Groups and tiers, decided here for the whole suite (docs/development.md).
+
+    The tests of one registry cell (``name`` parametrised) run on one xdist worker
+    (``--dist loadgroup``), so the cell, its inputs and its compiled programs
+    (``registry.build``, ``test_contract.case``) are made once in the session.
+
+    ``slow`` (left out by ``make test-fast``) is added to: the documentation executed (the
+    package's doctests, the code blocks of docs/ and of the README: the notebooks and the
+    site build are marked where they are defined); the tests that read a fresh interpreter
+    with other devices (the ``run_script`` fixture); the registry suites of the entries in
+    ``registry.FULL_ONLY``."""
+    from registry import FULL_ONLY, NAMES
 
     names = set(NAMES)
     for item in items:
+        path = item.nodeid.split("::")[0]
         name = getattr(item, "callspec", None) and item.callspec.params.get("name")
         if isinstance(name, str) and name in names:
             item.add_marker(pytest.mark.xdist_group(name))
+            if name in FULL_ONLY and path in REGISTRY_SUITES:
+                item.add_marker(pytest.mark.slow)
+        documentation = type(item).__name__ == "DoctestItem" or item.nodeid.startswith(
+            ("tests/test_docs.py::test_docs_example", "tests/test_readme.py::test_readme_block")
+        )
+        if documentation or "run_script" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
 
 
 # Each compiled program holds about three memory maps (its code and data) for as long as a

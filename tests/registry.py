@@ -122,6 +122,24 @@ CELLS.update(
 )
 NAMES = sorted(CELLS)
 
+# Entries whose registry suites (contract, padding, robustness, export, streaming, bad
+# input) run in `make test` only: each differs from a representative that the fast tier
+# keeps by a flag whose equations are checked by hand in its own tests (tests/cells:
+# test_variants sweeps Greff's grid and the mutants, test_delta the recurrent form against
+# the chunkwise one), while the suites' plumbing (unroll, layout, masks, adapters) is the
+# representative's: lstm_vanilla for the variant step, mut1 for the mutants, delta_net and
+# gated_delta_net_resets for the delta rule.
+FULL_ONLY = {
+    "lstm1997",
+    *(f"lstm_{v}" for v in ("cifg", "janet", "nfg", "niaf", "nig", "noaf", "nog", "np")),
+    "lstm_simple_regime",
+    "mut2",
+    "mut3",
+    "delta_net_recurrent_gate",
+    "gated_delta_net_resets_recurrent",
+}
+assert FULL_ONLY <= set(NAMES), FULL_ONLY - set(NAMES)
+
 # No param_dtype to rebuild with: zoneout's step counter stays float32 (exact to 2**24
 # steps); the bfloat16-compute LSTM is its own bfloat16 case.
 NO_REBUILD = {"zoneout_recurrent_dropout_lstm", "lstm_bf16_compute"}

@@ -5,9 +5,12 @@ import subprocess
 import sys
 import typing
 
+import pytest
+
 import gatedcells as gc
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_import_needs_only_jax():
     code = (
         "import sys, gatedcells; "

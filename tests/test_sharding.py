@@ -82,6 +82,7 @@ def test_errors_name_the_argument():
     assert "w_x" in sharding.AXES
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_fsdp_by_tp_on_8_devices_equals_one_device():
     """sLSTM, mLSTM and RG-LRU layers, params sharded by the rules on a 2 x 4 mesh (the
     batch over "fsdp"): the loss and every gradient equal one device's."""

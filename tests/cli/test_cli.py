@@ -15,6 +15,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 KEY = jax.random.key(0)
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_train_end_to_end(tmp_path):
     out = tmp_path / "run"
     argv = [

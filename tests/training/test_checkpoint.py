@@ -65,6 +65,7 @@ def kill_at_random(out, rng, *extra):
     return proc.returncode
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_killed_at_any_moment_resumes_bit_identical(tmp_path):
     seed = random.randrange(2**32)
     rng = random.Random(seed)
