@@ -303,11 +303,8 @@ def conv_gru(
       reset_after: PyTorch's form (``True``) or Ballas et al.'s (``False``).
       update_bias: added to the update-gate bias at init, visible in ``params.b``.
       strides, padding: as :func:`conv_lstm`'s.
-      kernel_init: initializer of each ``[*K, I, H]`` block of ``w_x`` (LeCun normal).
-      recurrent_init: initializer of each ``[*K, H, H]`` block of ``w_h`` (orthogonal).
-      bias_init: initializer of ``b`` (before the offset) and of ``b_hn`` (zeros).
-      param_dtype: dtype of the params and of the default carry.
-      dtype: compute dtype of the convolutions (``None``: the params' dtype).
+      kernel_init, recurrent_init, bias_init, param_dtype, dtype: as :func:`conv_lstm`'s
+        (``bias_init`` also initialises ``b_hn``).
 
     Returns:
       A :class:`gatedcells.Cell` with :class:`ConvGRUParams`, carry ``h [*B, *S, H]``, gates

@@ -229,19 +229,16 @@ def gru(
       layer_norm_eps: the :math:`\epsilon` of the layer norms.
       num_heads: number ``NH`` of heads of a block-diagonal ``w_h [NH, H/NH, 3H/NH]``; it
         must divide ``H``. Heads take contiguous slices of ``h`` and of each gate's block.
-      kernel_init: initializer of each ``[I, H]`` block of ``w_x`` (default LeCun normal).
-      recurrent_init: initializer of each ``[H, H]`` block of ``w_h`` (default orthogonal).
-      bias_init: initializer of ``b`` (before the offset) and of ``b_hn`` (default zeros).
-      param_dtype: dtype of the params and of the default carry.
-      dtype: compute dtype of the matmuls (``None``: the params' dtype).
+      kernel_init, recurrent_init, bias_init, param_dtype, dtype: as :func:`gatedcells.lstm`'s
+        (``bias_init`` also initialises ``b_hn``).
 
     Returns:
       A :class:`gatedcells.Cell` with :class:`GRUParams` (:class:`GRULayerNormParams` with
       layer norm), carry ``h [*B, H]`` and gates :class:`GRUGates`.
 
     Raises:
-      ValueError: a non-positive ``hidden_size``, ``num_heads`` not dividing it, ``layer_norm`` with ``reset_after=False``,
-        or ``chrono`` not above 2.
+      ValueError: a non-positive ``hidden_size``, ``num_heads`` not dividing it,
+        ``layer_norm`` with ``reset_after=False``, or ``chrono`` not above 2.
 
     Examples:
       >>> import jax, jax.numpy as jnp, gatedcells as gc
