@@ -49,9 +49,8 @@ from .._cell import Array, Cell
 from . import _anatomy, _blocks, _gru, _lstm
 from ._convolution import Conv, ConvCheck, convolve_like, factory_args, input_half, kernel_blocks
 from ._gru import RZN, GRUGates
-from ._lstm import LSTMCarry, LSTMGates, LSTMStep, lstm_update
+from ._lstm import IFGO, LSTMCarry, LSTMGates, LSTMStep, lstm_update  # IFGO: not Flax's i, g, f, o
 
-IFGO = ("i", "f", "g", "o")  # PyTorch's order (Flax's ConvLSTMCell uses i, g, f, o)
 _LSTM = LSTMStep(IFGO, (), jnp.tanh)  # the plain LSTM's pointwise step, shared with gc.lstm
 
 

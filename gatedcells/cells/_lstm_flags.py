@@ -130,13 +130,17 @@ class LSTMVariantStep(NamedTuple):
     fed_back: tuple[str, ...]  # full gate recurrence: the gates fed back
 
 
-def resolve(variant: str | None, given: dict[str, Any]) -> dict[str, Any]:
+def resolve(
+    hidden_size: int, variant: str | None, given: dict[str, Any], proj_size: int | None
+) -> tuple[dict[str, Any], str]:
     """The flags of ``variant`` (its table entry over the plain LSTM's) with the flags given
-    (not ``None``) over them: a flag given must agree with the entry; ``fixed_gates`` merge."""
+    (not ``None``) over them: a flag given must agree with the entry; ``fixed_gates`` merge.
+    And the cell's name, ``lstm_variant(H, variant=..., the flags that change it)``."""
     if variant is not None and variant not in LSTM_VARIANTS:
         raise ValueError(f"variant must be one of {sorted(LSTM_VARIANTS)} or None, got {variant!r}")
     entry = LSTM_VARIANTS.get(variant, {})
-    flags = {**_PLAIN, **entry}
+    implied = {**_PLAIN, **entry}
+    flags = dict(implied)
     for key, value in given.items():
         if value is None:
             continue
@@ -153,7 +157,10 @@ def resolve(variant: str | None, given: dict[str, Any]) -> dict[str, Any]:
                 f"{key}={value!r} contradicts variant={variant!r}, which sets {key}={entry[key]!r}"
             )
         flags[key] = value
-    return flags
+    shown = {"variant": variant} if variant else {}
+    shown |= {k: v for k, v in flags.items() if v is not implied[k] and v != implied[k]}
+    shown |= {"proj_size": proj_size} if proj_size else {}
+    return flags, _blocks.describe("lstm_variant", hidden_size, shown)
 
 
 def step_from_flags(
@@ -193,12 +200,3 @@ def step_from_flags(
         layer_norm_eps=float(eps) if flags["layer_norm"] else None,
         fed_back=gates if flags["full_gate_recurrence"] else (),
     )
-
-
-def describe(hidden_size: int, variant: str | None, flags: dict, proj_size: int | None) -> str:
-    """The cell's name: ``lstm_variant(H, variant=..., the flags that change it)``."""
-    implied = {**_PLAIN, **LSTM_VARIANTS.get(variant, {})}
-    shown = {"variant": variant} if variant else {}
-    shown |= {k: v for k, v in flags.items() if v is not implied[k] and v != implied[k]}
-    shown |= {"proj_size": proj_size} if proj_size else {}
-    return _blocks.describe("lstm_variant", hidden_size, shown)

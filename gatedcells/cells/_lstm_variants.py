@@ -274,12 +274,11 @@ def lstm_variant(
     given |= {"cifg_shift": cifg_shift, "candidate_activation": candidate_activation}
     given |= {"output_activation": output_activation, "fixed_gates": fixed_gates}
     given |= {"full_gate_recurrence": full_gate_recurrence, "layer_norm": layer_norm}
-    flags = _lstm_flags.resolve(variant, given)
+    flags, name = _lstm_flags.resolve(H, variant, given, proj_size)
     _checks.check_factory_args(numbers={"forget_bias": forget_bias})
     inits = _blocks.checked_inits(kernel_init, recurrent_init, bias_init, param_dtype, dtype)
     _checks.check_factory_args(functions={"peephole_init": peephole_init})
     step = _lstm_flags.step_from_flags(H, flags, chrono, layer_norm_eps, proj_size)
-    name = _lstm_flags.describe(H, variant, flags, proj_size)
     spec = LSTMSpec(name, H, 1, step, proj_size, float(forget_bias), chrono, *inits, peephole_init)
     split, update = None, recur  # a second matmul in the step (FGR, projection): no split
     if not (step.fed_back or proj_size):
