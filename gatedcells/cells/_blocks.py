@@ -45,14 +45,17 @@ def split(z: Array, names: tuple[str, ...]) -> dict[str, Array]:
     return dict(zip(names, jnp.split(z, len(names), axis=-1), strict=True))
 
 
-def init_blocks(init: Callable, key: Array, rows: int, hidden_size: int, n: int, dtype) -> Array:
-    """``n`` independently initialised ``[rows, H]`` blocks concatenated to ``[rows, n*H]``.
+def init_blocks(
+    init: Callable, key: Array, rows: int, hidden_size: int, n: int, dtype, kernel_size=()
+) -> Array:
+    """``n`` independently initialised ``[*K, rows, H]`` blocks concatenated to
+    ``[*K, rows, n*H]`` (``K = kernel_size``: a convolution's kernel; none for a matmul).
 
     Per-block initialisation keeps e.g. an orthogonal recurrent kernel orthogonal within each
     gate, as separate per-gate matrices would be.
     """
     keys = jax.random.split(key, n)
-    blocks = [init_param(init, k, (rows, hidden_size), dtype) for k in keys]
+    blocks = [init_param(init, k, (*kernel_size, rows, hidden_size), dtype) for k in keys]
     return jnp.concatenate(blocks, axis=-1)
 
 

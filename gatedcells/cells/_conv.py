@@ -47,7 +47,7 @@ import jax.numpy as jnp
 from .. import _checks
 from .._cell import Array, Cell
 from . import _anatomy, _blocks, _gru, _lstm
-from ._convolution import Conv, ConvCheck, convolve_like, factory_args, input_half, kernel_blocks
+from ._convolution import Conv, ConvCheck, convolve_like, factory_args, input_half
 from ._gru import RZN, GRUGates
 from ._lstm import IFGO, LSTMCarry, LSTMGates, LSTMStep, lstm_update  # IFGO: not Flax's i, g, f, o
 
@@ -108,8 +108,8 @@ def lstm_init(spec: ConvSpec, key: Array, input_size: int) -> ConvLSTMParams:
     H, K, dtype = spec.hidden_size, spec.conv.kernel_size, spec.param_dtype
     kx, kh, kb = jax.random.split(key, 3)
     return ConvLSTMParams(
-        w_x=kernel_blocks(spec.kernel_init, kx, K, input_size, H, 4, dtype),
-        w_h=kernel_blocks(spec.recurrent_init, kh, K, H, H, 4, dtype),
+        w_x=_blocks.init_blocks(spec.kernel_init, kx, input_size, H, 4, dtype, K),
+        w_h=_blocks.init_blocks(spec.recurrent_init, kh, H, H, 4, dtype, K),
         b=_blocks.gate_biases(spec.bias_init, kb, H, IFGO, {"f": spec.gate_bias}, dtype),
     )
 
@@ -121,8 +121,8 @@ def gru_init(spec: ConvSpec, key: Array, input_size: int) -> ConvGRUParams:
     kx, kh, kb, kn = jax.random.split(key, 4)
     b_hn = _blocks.init_param(spec.bias_init, kn, (H,), dtype) if spec.reset_after else None
     return ConvGRUParams(
-        w_x=kernel_blocks(spec.kernel_init, kx, K, input_size, H, 3, dtype),
-        w_h=kernel_blocks(spec.recurrent_init, kh, K, H, H, 3, dtype),
+        w_x=_blocks.init_blocks(spec.kernel_init, kx, input_size, H, 3, dtype, K),
+        w_h=_blocks.init_blocks(spec.recurrent_init, kh, H, H, 3, dtype, K),
         b=_blocks.gate_biases(spec.bias_init, kb, H, RZN, {"z": spec.gate_bias}, dtype),
         b_hn=b_hn,
     )

@@ -37,9 +37,13 @@ class GRUParams(NamedTuple):
 
 
 class GRULayerNormParams(NamedTuple):
-    """Weights of a layer-normalised GRU (``gru(H, layer_norm=True)``): :class:`GRUParams`'
-    fields, then the layer norm's gains ``ln_x``, ``ln_h [3H]`` of the input and recurrent
-    pre-activations."""
+    """Weights of a layer-normalised GRU (``gru(H, layer_norm=True)``, Ba et al. 2016).
+
+    Attributes:
+      w_x, w_h, b, b_hn: as :class:`GRUParams`' (``b_hn [H]`` always: layer norm needs
+        ``reset_after=True``).
+      ln_x, ln_h: layer-norm gains ``[3H]`` of the input and recurrent pre-activations.
+    """
 
     w_x: Array
     w_h: Array
@@ -50,8 +54,8 @@ class GRULayerNormParams(NamedTuple):
 
 
 def _gru_params(cls, w_x, w_h, b, b_hn=None, ln_x=None, ln_h=None):
-    """``GRUParams(w_x, w_h, b, b_hn)``. Until 0.x ``GRUParams`` also held ``ln_x, ln_h``
-    (``None`` without layer norm): params pickled then load, with gains as
+    """``GRUParams(w_x, w_h, b, b_hn)``. Until main at 367b98d ``GRUParams`` also held
+    ``ln_x, ln_h`` (``None`` without layer norm): params pickled then load, with gains as
     :class:`GRULayerNormParams` (``tests/fixtures/params_main_264b4fd.pkl``)."""
     if ln_x is None and ln_h is None:
         return _new_gru_params(cls, w_x, w_h, b, b_hn)
