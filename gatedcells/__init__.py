@@ -27,6 +27,7 @@ from .cells import DeltaGates as DeltaGates
 from .cells import DeltaParams as DeltaParams
 from .cells import FullGateCarry as FullGateCarry
 from .cells import GRUGates as GRUGates
+from .cells import GRULayerNormParams as GRULayerNormParams
 from .cells import GRUParams as GRUParams
 from .cells import IndRNNGates as IndRNNGates
 from .cells import IndRNNParams as IndRNNParams
@@ -125,6 +126,7 @@ __all__ = [
     "GREFF_VARIANTS",
     "GRUGates",
     "GRUParams",
+    "GRULayerNormParams",
     "IndRNNGates",
     "IndRNNParams",
     "LSTMCarry",

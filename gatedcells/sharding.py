@@ -83,6 +83,7 @@ OVERRIDES: dict[tuple, tuple[str, ...]] = {
     # lstm(num_heads > 1), gru(num_heads > 1): block-diagonal [NH, H/NH, G*H/NH]
     ("LSTMParams", "w_h", 3): ("heads", "head_in", "head_gates"),
     ("GRUParams", "w_h", 3): ("heads", "head_in", "head_gates"),
+    ("GRULayerNormParams", "w_h", 3): ("heads", "head_in", "head_gates"),
     ("LSTMPParams", "w_h"): ("proj", "gates"),  # [P, 4H]
     ("RGLRUParams", "w_x"): ("embed", "hidden"),  # input projection [I, H]
     ("LRUParams", "w_x"): ("embed", "hidden"),

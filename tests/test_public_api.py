@@ -25,7 +25,7 @@ def test_exported_names():
     assert set(gc.__all__) == {
         "Cell", "MatmulSplit", "GRADS",
         # the types of the cell's fields
-        "InitFn", "CarryFn", "ProjectFn", "UpdateFn", "CheckParamsFn", "ScanFn", "GRUGates", "GRUParams", "LSTMCarry", "LSTMGates", "LSTMParams",
+        "InitFn", "CarryFn", "ProjectFn", "UpdateFn", "CheckParamsFn", "ScanFn", "GRUGates", "GRUParams", "GRULayerNormParams", "LSTMCarry", "LSTMGates", "LSTMParams",
         "SimpleRNNGates", "SimpleRNNParams", "bidirectional", "count_params", "gru", "lstm",
         "simple_rnn", "stack", "unroll", "default_unroll",
         # the variant zoo

@@ -10,6 +10,7 @@ from ._delta import DeltaParams as DeltaParams
 from ._delta_net import delta_net as delta_net
 from ._delta_net import gated_delta_net as gated_delta_net
 from ._gru import GRUGates as GRUGates
+from ._gru import GRULayerNormParams as GRULayerNormParams
 from ._gru import GRUParams as GRUParams
 from ._gru import gru as gru
 from ._indrnn import IndRNNGates as IndRNNGates

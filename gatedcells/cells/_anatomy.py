@@ -1,12 +1,7 @@
-"""The one assembler of the cell families (DESIGN section 6).
-
-A family's module holds its NamedTuples, a frozen spec of the factory's resolved flags, and
-module-level ``init(spec, key, I)``, ``project(spec, params, xs)``, ``update(spec, params,
-carry, x_proj)`` (and ``scan``); its factory checks the flags, builds the spec and calls
-:func:`assemble`. Each function is bound to the spec by :class:`Bound`, a value rather than a
-closure, so two calls of a factory with the same flags give equal, hashable cells (and
-``jax.jit(..., static_argnums=...)`` reuses its trace across them).
-"""
+"""The one assembler of the cell families (DESIGN section 6). It binds a family's
+module-level functions to its spec by :class:`Bound`, a value rather than a closure, so two
+calls of a factory with the same flags give equal, hashable cells (and
+``jax.jit(..., static_argnums=...)`` reuses its trace across them)."""
 
 from __future__ import annotations
 
@@ -16,8 +11,8 @@ from typing import Any
 
 import jax.numpy as jnp
 
+from .. import _checks
 from .._cell import Array, Cell, MatmulSplit, split_update
-from ._blocks import check_fields
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +52,10 @@ class CheckFields:
     extra: int = 0
 
     def __call__(self, params: Any) -> int:
-        size = check_fields(self.name, params, dict(self.shapes))
+        shapes = dict(self.shapes)
+        size = _checks.check_param_shapes(self.name, params, shapes)
+        extra = tuple(f for f in getattr(params, "_fields", ()) if f not in shapes)
+        _checks.check_absent(self.name, params, extra)
         return (self.channels if size is None else size) + self.extra
 
 

@@ -1,6 +1,5 @@
 """Plumbing shared by the dense cell families: projections, gate blocks, initialisation, layer
-normalisation, names, the params check. Never equations: each cell's step is written in its
-own module."""
+normalisation, names. Never equations: each cell's step is written in its own module."""
 
 from __future__ import annotations
 
@@ -14,15 +13,11 @@ from .. import _checks
 from .._cell import Array, Params, matmul, recurrent_matmul
 
 
-def project_affine(params: Params, xs: Array, dtype: Any = None) -> Array:
-    """``xs @ w_x + b``: the input projection of every fused-gate cell, ``[..., G*H]``."""
-    out = matmul(xs, params.w_x, dtype)
-    return out + along_last(params.b, out)
-
-
 def project(spec: Any, params: Params, xs: Array) -> Array:
-    """``xs @ w_x + b`` computed in ``spec.dtype``: a family's ``project`` (:func:`project_affine`)."""
-    return project_affine(params, xs, spec.dtype)
+    """``xs @ w_x + b`` computed in ``spec.dtype``: the input projection of every fused-gate
+    cell, ``[..., G*H]``."""
+    out = matmul(xs, params.w_x, spec.dtype)
+    return out + along_last(params.b, out)
 
 
 def normalized_projection(params: Params, xs: Array, eps: float, dtype: Any = None) -> Array:
@@ -50,14 +45,17 @@ def split(z: Array, names: tuple[str, ...]) -> dict[str, Array]:
     return dict(zip(names, jnp.split(z, len(names), axis=-1), strict=True))
 
 
-def init_blocks(init: Callable, key: Array, rows: int, hidden_size: int, n: int, dtype) -> Array:
-    """``n`` independently initialised ``[rows, H]`` blocks concatenated to ``[rows, n*H]``.
+def init_blocks(
+    init: Callable, key: Array, rows: int, hidden_size: int, n: int, dtype, kernel_size=()
+) -> Array:
+    """``n`` independently initialised ``[*K, rows, H]`` blocks concatenated to
+    ``[*K, rows, n*H]`` (``K = kernel_size``: a convolution's kernel; none for a matmul).
 
     Per-block initialisation keeps e.g. an orthogonal recurrent kernel orthogonal within each
     gate, as separate per-gate matrices would be.
     """
     keys = jax.random.split(key, n)
-    blocks = [init_param(init, k, (rows, hidden_size), dtype) for k in keys]
+    blocks = [init_param(init, k, (*kernel_size, rows, hidden_size), dtype) for k in keys]
     return jnp.concatenate(blocks, axis=-1)
 
 
@@ -165,11 +163,3 @@ def chrono_bias(key: Array, size: int, t_max: float, dtype: Any) -> Array:
     """
     u = jax.random.uniform(key, (size,), jnp.float32, 1.0, t_max - 1.0)
     return jnp.log(u).astype(dtype)
-
-
-def check_fields(name: str, params: Any, shapes: dict[str, tuple]) -> int:
-    """``params`` have the fields of ``shapes`` with those shapes, and no other; return ``I``."""
-    size = _checks.check_param_shapes(name, params, shapes)
-    extra = tuple(f for f in getattr(params, "_fields", ()) if f not in shapes)
-    _checks.check_absent(name, params, extra)
-    return size

@@ -47,11 +47,10 @@ import jax.numpy as jnp
 from .. import _checks
 from .._cell import Array, Cell
 from . import _anatomy, _blocks, _gru, _lstm
-from ._convolution import Conv, ConvCheck, convolve_like, factory_args, input_half, kernel_blocks
+from ._convolution import Conv, ConvCheck, convolve_like, factory_args, input_half
 from ._gru import RZN, GRUGates
-from ._lstm import LSTMCarry, LSTMGates, LSTMStep, lstm_update
+from ._lstm import IFGO, LSTMCarry, LSTMGates, LSTMStep, lstm_update  # IFGO: not Flax's i, g, f, o
 
-IFGO = ("i", "f", "g", "o")  # PyTorch's order (Flax's ConvLSTMCell uses i, g, f, o)
 _LSTM = LSTMStep(IFGO, (), jnp.tanh)  # the plain LSTM's pointwise step, shared with gc.lstm
 
 
@@ -109,8 +108,8 @@ def lstm_init(spec: ConvSpec, key: Array, input_size: int) -> ConvLSTMParams:
     H, K, dtype = spec.hidden_size, spec.conv.kernel_size, spec.param_dtype
     kx, kh, kb = jax.random.split(key, 3)
     return ConvLSTMParams(
-        w_x=kernel_blocks(spec.kernel_init, kx, K, input_size, H, 4, dtype),
-        w_h=kernel_blocks(spec.recurrent_init, kh, K, H, H, 4, dtype),
+        w_x=_blocks.init_blocks(spec.kernel_init, kx, input_size, H, 4, dtype, K),
+        w_h=_blocks.init_blocks(spec.recurrent_init, kh, H, H, 4, dtype, K),
         b=_blocks.gate_biases(spec.bias_init, kb, H, IFGO, {"f": spec.gate_bias}, dtype),
     )
 
@@ -122,8 +121,8 @@ def gru_init(spec: ConvSpec, key: Array, input_size: int) -> ConvGRUParams:
     kx, kh, kb, kn = jax.random.split(key, 4)
     b_hn = _blocks.init_param(spec.bias_init, kn, (H,), dtype) if spec.reset_after else None
     return ConvGRUParams(
-        w_x=kernel_blocks(spec.kernel_init, kx, K, input_size, H, 3, dtype),
-        w_h=kernel_blocks(spec.recurrent_init, kh, K, H, H, 3, dtype),
+        w_x=_blocks.init_blocks(spec.kernel_init, kx, input_size, H, 3, dtype, K),
+        w_h=_blocks.init_blocks(spec.recurrent_init, kh, H, H, 3, dtype, K),
         b=_blocks.gate_biases(spec.bias_init, kb, H, RZN, {"z": spec.gate_bias}, dtype),
         b_hn=b_hn,
     )
@@ -303,11 +302,8 @@ def conv_gru(
       reset_after: PyTorch's form (``True``) or Ballas et al.'s (``False``).
       update_bias: added to the update-gate bias at init, visible in ``params.b``.
       strides, padding: as :func:`conv_lstm`'s.
-      kernel_init: initializer of each ``[*K, I, H]`` block of ``w_x`` (LeCun normal).
-      recurrent_init: initializer of each ``[*K, H, H]`` block of ``w_h`` (orthogonal).
-      bias_init: initializer of ``b`` (before the offset) and of ``b_hn`` (zeros).
-      param_dtype: dtype of the params and of the default carry.
-      dtype: compute dtype of the convolutions (``None``: the params' dtype).
+      kernel_init, recurrent_init, bias_init, param_dtype, dtype: as :func:`conv_lstm`'s
+        (``bias_init`` also initialises ``b_hn``).
 
     Returns:
       A :class:`gatedcells.Cell` with :class:`ConvGRUParams`, carry ``h [*B, *S, H]``, gates

@@ -1,15 +1,13 @@
 """The convolution of the convolutional cells and the plumbing their factories share (kernel
-size, strides and padding checked and resolved, kernels initialised, the cell built). No
+size, strides and padding checked and resolved, the cell built). No
 equations: those are in ``_conv``, and the padding rules are explained there."""
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -143,15 +141,6 @@ def resolve_padding(padding: Any, kernel_size: tuple[int, ...]) -> tuple[tuple[i
         f"padding must be 'SAME', 'VALID' (kernels of ones) or {len(kernel_size)} pairs "
         f"(low, high) with low + high = K - 1 for kernel_size {kernel_size}, got {padding!r}"
     )
-
-
-def kernel_blocks(
-    init: Callable, key: Array, kernel_size: tuple[int, ...], rows: int, H: int, n: int, dtype: Any
-) -> Array:
-    """``n`` independently initialised ``[*K, rows, H]`` blocks, fused to ``[*K, rows, n*H]``."""
-    keys = jax.random.split(key, n)
-    shape = (*kernel_size, rows, H)
-    return jnp.concatenate([_blocks.init_param(init, k, shape, dtype) for k in keys], axis=-1)
 
 
 def input_half(conv: Conv, params: Any, x: Array, dtype: Any) -> Array:

@@ -1,6 +1,6 @@
 """Plumbing of the diagonal (gated linear) recurrences, the LRU, the RG-LRU and the S6: the
 optional input projection to ``H`` channels, the float32 compute dtype, the carry of a
-complex state, the outputs of padded steps. Never equations: each cell's are its own."""
+complex state. Never equations: each cell's are its own."""
 
 from __future__ import annotations
 
@@ -72,10 +72,3 @@ def to_complex(carry: Array) -> Array:
 def to_real(x: Array) -> Array:
     """``[*B, N]`` complex -> ``[*B, 2N]``, the real then the imaginary parts."""
     return jnp.concatenate([x.real, x.imag], axis=-1)
-
-
-def mask_outputs(valid: Array | None, ys: Array) -> Array:
-    """``ys [T, *B, O]`` with zeros at the invalid steps."""
-    if valid is None:
-        return ys
-    return jnp.where(valid[..., None], ys, jnp.zeros_like(ys))

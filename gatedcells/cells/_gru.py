@@ -28,16 +28,42 @@ class GRUParams(NamedTuple):
         block starts at ``update_bias``.
       b_hn: ``[H]``, the recurrent bias of the candidate, inside the reset product
         (``reset_after=True`` only; ``None`` otherwise).
-      ln_x, ln_h: layer-norm gains ``[3H]`` of the input and recurrent pre-activations
-        (``layer_norm=True`` only; ``None`` otherwise).
     """
 
     w_x: Array
     w_h: Array
     b: Array
     b_hn: Array | None = None
-    ln_x: Array | None = None
-    ln_h: Array | None = None
+
+
+class GRULayerNormParams(NamedTuple):
+    """Weights of a layer-normalised GRU (``gru(H, layer_norm=True)``, Ba et al. 2016).
+
+    Attributes:
+      w_x, w_h, b, b_hn: as :class:`GRUParams`' (``b_hn [H]`` always: layer norm needs
+        ``reset_after=True``).
+      ln_x, ln_h: layer-norm gains ``[3H]`` of the input and recurrent pre-activations.
+    """
+
+    w_x: Array
+    w_h: Array
+    b: Array
+    b_hn: Array
+    ln_x: Array
+    ln_h: Array
+
+
+def _gru_params(cls, w_x, w_h, b, b_hn=None, ln_x=None, ln_h=None):
+    """``GRUParams(w_x, w_h, b, b_hn)``. Until main at 367b98d ``GRUParams`` also held
+    ``ln_x, ln_h`` (``None`` without layer norm): params pickled then load, with gains as
+    :class:`GRULayerNormParams` (``tests/fixtures/params_main_264b4fd.pkl``)."""
+    if ln_x is None and ln_h is None:
+        return _new_gru_params(cls, w_x, w_h, b, b_hn)
+    return GRULayerNormParams(w_x, w_h, b, b_hn, ln_x, ln_h)
+
+
+_new_gru_params = GRUParams.__new__
+GRUParams.__new__ = staticmethod(functools.wraps(_new_gru_params)(_gru_params))
 
 
 class GRUGates(NamedTuple):
@@ -72,28 +98,27 @@ def shapes(spec: GRUSpec) -> dict[str, tuple]:
     w_h = _blocks.recurrent_shape(H, spec.num_heads, 3)
     fields = {"w_x": (None, 3 * H), "w_h": w_h, "b": (3 * H,)}
     fields |= {"b_hn": (H,)} if spec.reset_after else {}
-    return fields | (
-        {"ln_x": (3 * H,), "ln_h": (3 * H,)} if spec.layer_norm_eps is not None else {}
-    )
+    gains = {"ln_x": (3 * H,), "ln_h": (3 * H,)}
+    return fields | (gains if spec.layer_norm_eps is not None else {})
 
 
-def init(spec: GRUSpec, key: Array, input_size: int) -> GRUParams:
-    """Blocks ``(r, z, n)``; the update block's bias starts at ``update_bias`` (or chrono)."""
+def init(spec: GRUSpec, key: Array, input_size: int) -> GRUParams | GRULayerNormParams:
+    """Blocks ``(r, z, n)``; the update block's bias starts at ``update_bias`` (or chrono);
+    with layer norm, gains of ones."""
     H, dtype = spec.hidden_size, spec.param_dtype
     kx, kh, kb, kn, kc = jax.random.split(key, 5)
     b = _blocks.gate_biases(spec.bias_init, kb, H, RZN, {"z": spec.update_bias}, dtype)
     if spec.chrono is not None:
         b = _blocks.set_block(b, 1, H, _blocks.chrono_bias(kc, H, spec.chrono, dtype))
-    gains = jnp.ones((3 * H,), dtype) if spec.layer_norm_eps is not None else None
-    b_hn = _blocks.init_param(spec.bias_init, kn, (H,), dtype) if spec.reset_after else None
-    return GRUParams(
+    params = GRUParams(
         w_x=_blocks.init_blocks(spec.kernel_init, kx, input_size, H, 3, dtype),
         w_h=_blocks.init_recurrent(spec.recurrent_init, kh, H, H, spec.num_heads, 3, dtype),
         b=b,
-        b_hn=b_hn,
-        ln_x=gains,
-        ln_h=gains,
+        b_hn=_blocks.init_param(spec.bias_init, kn, (H,), dtype) if spec.reset_after else None,
     )
+    if spec.layer_norm_eps is None:
+        return params
+    return GRULayerNormParams(*params, *[jnp.ones((3 * H,), dtype)] * 2)
 
 
 def project(spec: GRUSpec, params: GRUParams, xs: Array) -> Array:
@@ -208,19 +233,16 @@ def gru(
       layer_norm_eps: the :math:`\epsilon` of the layer norms.
       num_heads: number ``NH`` of heads of a block-diagonal ``w_h [NH, H/NH, 3H/NH]``; it
         must divide ``H``. Heads take contiguous slices of ``h`` and of each gate's block.
-      kernel_init: initializer of each ``[I, H]`` block of ``w_x`` (default LeCun normal).
-      recurrent_init: initializer of each ``[H, H]`` block of ``w_h`` (default orthogonal).
-      bias_init: initializer of ``b`` (before the offset) and of ``b_hn`` (default zeros).
-      param_dtype: dtype of the params and of the default carry.
-      dtype: compute dtype of the matmuls (``None``: the params' dtype).
+      kernel_init, recurrent_init, bias_init, param_dtype, dtype: as :func:`gatedcells.lstm`'s
+        (``bias_init`` also initialises ``b_hn``).
 
     Returns:
-      A :class:`gatedcells.Cell` with :class:`GRUParams`, carry ``h [*B, H]`` and gates
-      :class:`GRUGates`.
+      A :class:`gatedcells.Cell` with :class:`GRUParams` (:class:`GRULayerNormParams` with
+      layer norm), carry ``h [*B, H]`` and gates :class:`GRUGates`.
 
     Raises:
-      ValueError: a non-positive ``hidden_size``, ``num_heads`` not dividing it, ``layer_norm`` with ``reset_after=False``,
-        or ``chrono`` not above 2.
+      ValueError: a non-positive ``hidden_size``, ``num_heads`` not dividing it,
+        ``layer_norm`` with ``reset_after=False``, or ``chrono`` not above 2.
 
     Examples:
       >>> import jax, jax.numpy as jnp, gatedcells as gc

@@ -128,7 +128,8 @@ def scan(spec, params, carry, xs, *, valid, reverse, unroll, grad, remat):
     x, states = _linear.linear_scan(
         log_decay(params), bu, x0, method=method, chunk_size=spec.chunk_size, **options
     )
-    ys = _diagonal.mask_outputs(valid, readout(params, states, u))
+    ys = readout(params, states, u)
+    ys = ys if valid is None else jnp.where(valid[..., None], ys, jnp.zeros_like(ys))  # padding
     return _diagonal.to_real(x).astype(carry.dtype), ys.astype(carry.dtype)
 
 

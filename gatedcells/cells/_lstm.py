@@ -4,8 +4,6 @@ Greff et al.'s grid, ...) are :func:`gatedcells.lstm_variant`, in ``_lstm_varian
 
 from __future__ import annotations
 
-import functools
-import types
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -19,9 +17,7 @@ from . import _anatomy, _blocks
 IFGO = ("i", "f", "g", "o")  # PyTorch's block order; "g" is the candidate, not a gate
 # One PRNG stream per field, ``jax.random.fold_in(key, n)``: a field's values do not depend
 # on which other fields the cell has, so lstm and lstm_variant agree on a key.
-STREAMS = types.MappingProxyType(
-    {"w_x": 0, "w_h": 1, "b": 2, "chrono": 3, "peepholes": 4, "w_g": 5, "w_r": 6}
-)
+STREAMS = ("w_x", "w_h", "b", "chrono", "peepholes", "w_g", "w_r")
 
 
 class LSTMParams(NamedTuple):
@@ -92,7 +88,8 @@ class LSTMStep(NamedTuple):
 
 
 class LSTMSpec(NamedTuple):
-    """The static flags of an LSTM (:func:`lstm`), resolved."""
+    """The static flags of an LSTM (:func:`lstm`), resolved; :func:`gatedcells.lstm_variant`'s
+    too, with its step (``_lstm_flags.LSTMVariantStep``) and ``peephole_init``."""
 
     name: str
     hidden_size: int
@@ -106,44 +103,33 @@ class LSTMSpec(NamedTuple):
     bias_init: Callable
     param_dtype: Any
     dtype: Any
+    peephole_init: Callable | None = None
 
 
-def weights(spec: Any, key: Array, input_size: int) -> dict[str, Array]:
+def init(spec: Any, key: Array, input_size: int) -> LSTMParams | LSTMPParams:
     """``w_x``, ``w_h``, ``b`` (the forget block at ``forget_bias``, or chrono with the input
     block its negative) and, with a projection, ``w_r``; each from its stream of ``key``."""
     H, blocks, P, dtype = spec.hidden_size, spec.step.blocks, spec.proj_size, spec.param_dtype
-    stream = functools.partial(jax.random.fold_in, key)
-    b = _blocks.gate_biases(
-        spec.bias_init, stream(STREAMS["b"]), H, blocks, {"f": spec.forget_bias}, dtype
-    )
+    G, k = len(blocks), {name: jax.random.fold_in(key, n) for n, name in enumerate(STREAMS)}
+    b = _blocks.gate_biases(spec.bias_init, k["b"], H, blocks, {"f": spec.forget_bias}, dtype)
     if spec.chrono is not None:
-        b_f = _blocks.chrono_bias(stream(STREAMS["chrono"]), H, spec.chrono, dtype)
+        b_f = _blocks.chrono_bias(k["chrono"], H, spec.chrono, dtype)
         b = _blocks.set_block(b, blocks.index("f"), H, b_f)
         if "i" in blocks:
             b = _blocks.set_block(b, blocks.index("i"), H, -b_f)
-    w_x = _blocks.init_blocks(
-        spec.kernel_init, stream(STREAMS["w_x"]), input_size, H, len(blocks), dtype
-    )
-    w_h = _blocks.init_recurrent(
-        spec.recurrent_init, stream(STREAMS["w_h"]), P or H, H, spec.num_heads, len(blocks), dtype
-    )
+    w_x = _blocks.init_blocks(spec.kernel_init, k["w_x"], input_size, H, G, dtype)
+    w_h = _blocks.init_recurrent(spec.recurrent_init, k["w_h"], P or H, H, spec.num_heads, G, dtype)
     if not P:
-        return {"w_x": w_x, "w_h": w_h, "b": b}
-    w_r = _blocks.init_param(spec.kernel_init, stream(STREAMS["w_r"]), (H, P), dtype)
-    return {"w_x": w_x, "w_h": w_h, "b": b, "w_r": w_r}
+        return LSTMParams(w_x, w_h, b)
+    return LSTMPParams(w_x, w_h, b, _blocks.init_param(spec.kernel_init, k["w_r"], (H, P), dtype))
 
 
 def shapes(spec: Any) -> dict[str, tuple]:
-    """The shapes of :func:`weights`' fields (``None``: the input size)."""
+    """The shapes of :func:`init`'s fields (``None``: the input size)."""
     H, G, P = spec.hidden_size, len(spec.step.blocks), spec.proj_size
     w_h = (P, G * H) if P else _blocks.recurrent_shape(H, spec.num_heads, G)
     fields = {"w_x": (None, G * H), "w_h": w_h, "b": (G * H,)}
     return fields | ({"w_r": (H, P)} if P else {})
-
-
-def init(spec: LSTMSpec, key: Array, input_size: int) -> LSTMParams | LSTMPParams:
-    """:func:`weights` as :class:`LSTMParams` (:class:`LSTMPParams` with a projection)."""
-    return (LSTMPParams if spec.proj_size else LSTMParams)(**weights(spec, key, input_size))
 
 
 def carry(spec: Any, batch_shape: tuple[int, ...], dtype: Any = None) -> LSTMCarry:
@@ -183,12 +169,19 @@ def lstmp_update(
     spec: LSTMSpec, params: LSTMPParams, carry: LSTMCarry, x_proj: Array
 ) -> tuple[LSTMCarry, Array, LSTMGates]:
     """One LSTMP step (Sak et al. 2014): the LSTM step from the projected ``h [*B, P]``, then
-    ``h' = (o * phi(c')) W_r``. Two matmuls, so no :class:`~gatedcells.MatmulSplit`."""
+    its :func:`projection`. Two matmuls, so no :class:`~gatedcells.MatmulSplit`."""
     h_proj = _cell.matmul(carry.h, params.w_h, spec.dtype)
-    carry, y, gates = lstm_update(spec.step, params, carry, x_proj, h_proj)
+    return projection(spec, params, *lstm_update(spec.step, params, carry, x_proj, h_proj))
+
+
+def projection(
+    spec: Any, params: Any, carry: Any, y: Array, gates: LSTMGates
+) -> tuple[Any, Array, LSTMGates]:
+    """Sak et al.'s (2014) projection of a step's output, ``h' = (o * phi(c')) W_r [*B, P]``:
+    the new ``carry.h`` and the output."""
     with jax.named_scope("gatedcells.lstm_projection"):
         h = _blocks.matmul_like(y, params.w_r, spec.dtype)
-    return LSTMCarry(carry.c, h), h, gates
+    return carry._replace(h=h), h, gates
 
 
 def clamped_gates(fixed_gates: Mapping[str, float] | None, forget_gate: bool) -> dict:

@@ -1,11 +1,6 @@
-"""The flags of :func:`gatedcells.lstm_variant`: the named variants (Greff et al.'s grid,
-JANET) as plain tables, the flags given merged over them, and the result checked into the
-step's static :class:`LSTMVariantStep`; the fixed params type of the variants.
-
-A variant is nothing but flags, so ``lstm_variant(H, variant="cifg")`` and
-``lstm_variant(H, peepholes=True, cifg=True)`` are the same cell, and a sweep over the grid is
-a loop over names (``for name in GREFF_VARIANTS: lstm_variant(H, variant=name)``).
-"""
+"""The flags of :func:`gatedcells.lstm_variant`: the named variants as read-only tables (a
+variant is nothing but flags), their resolution into the step's :class:`LSTMVariantStep`, and
+the variants' one params type, :class:`LSTMVariantParams`."""
 
 from __future__ import annotations
 
@@ -23,7 +18,7 @@ from ._lstm import IFGO, LSTMParams, LSTMPParams, check_chrono, check_proj_size,
 
 # Greff et al. 2017 ("LSTM: A Search Space Odyssey"): "vanilla" has peepholes, and each
 # variant changes one thing of vanilla. Our default lstm() is their NP (no peepholes), as
-# PyTorch's nn.LSTM.
+# PyTorch's nn.LSTM. GREFF_VARIANTS names them in the paper's order.
 _GREFF = {
     "vanilla": {"peepholes": True},
     "nig": {"peepholes": True, "fixed_gates": {"i": 1.0}},
@@ -38,19 +33,10 @@ _GREFF = {
 # van der Westhuizen & Lasenby 2018: the forget gate alone, i = 1 - sigmoid(s_f - 1), h = c.
 _JANET = {"cifg": True, "cifg_shift": 1.0, "fixed_gates": {"o": 1.0}}
 _JANET["output_activation"] = jax.nn.identity
-
 GREFF_VARIANTS: tuple[str, ...] = tuple(_GREFF)
-"""The names of Greff et al.'s eight variants and their "vanilla" baseline, in the paper's
-order (``"np"`` is the plain :func:`gatedcells.lstm`)."""
-
-
 LSTM_VARIANTS: Mapping[str, Mapping[str, Any]] = types.MappingProxyType(
     {name: types.MappingProxyType(flags) for name, flags in {**_GREFF, "janet": _JANET}.items()}
 )
-"""Every named variant of :func:`gatedcells.lstm_variant` and the flags it stands for
-(read-only): Greff et al.'s ``"vanilla"``, ``"nig"``, ``"nfg"``, ``"nog"``, ``"niaf"``,
-``"noaf"``, ``"np"``, ``"cifg"``, ``"fgr"``, and ``"janet"``."""
-
 
 # The flags a variant may set, at the plain LSTM's values, in the order a cell's name shows
 # them. A flag left at None takes the variant's value, or this one.
@@ -59,40 +45,30 @@ _PLAIN = types.MappingProxyType(
     | {"candidate_activation": jnp.tanh, "output_activation": jnp.tanh, "fixed_gates": {}}
     | {"full_gate_recurrence": False, "layer_norm": False}
 )
-
-
+# Every field an LSTM's params may have, in their order (each variant holds a subsequence).
 LSTM_FIELDS = ("w_x", "w_h", "b", "p_i", "p_f", "p_o", "w_g", "w_r", "ln_x", "ln_h")
 LSTM_FIELDS += ("ln_c", "ln_c_bias")
-"""Every field an LSTM's params may have, in their order (each variant holds a subsequence)."""
 
 
 class LSTMVariantParams:
     """Weights of an LSTM variant: exactly the fields the variant has, in the order below,
-    read by name (``params.p_f``) and a pytree keyed by them, as a NamedTuple would be
-    (``_fields``, ``_replace``, ``_asdict``, iteration in field order).
-
-    One fixed type for every set of fields (``isinstance(params, gc.LSTMVariantParams)``).
-    A variant whose fields are the plain LSTM's has :class:`gatedcells.LSTMParams` (or
-    :class:`gatedcells.LSTMPParams`) instead, interchangeable with :func:`gatedcells.lstm`'s.
+    read by name and a pytree keyed by them, as a NamedTuple would be (``_fields``,
+    ``_replace``, ``_asdict``, iteration in field order). A variant whose fields are the
+    plain LSTM's has :class:`gatedcells.LSTMParams` (or :class:`gatedcells.LSTMPParams`).
 
     Attributes:
-      w_x: input kernel ``[I, G*H]``, learned blocks in ``(i, f, g, o)`` order.
-      w_h: recurrent kernel ``[H, G*H]`` (``[P, G*H]`` with a projection).
-      b: bias ``[G*H]``; the forget block starts at ``forget_bias``.
+      w_x, w_h, b, w_r: as :class:`gatedcells.LSTMPParams`' (``w_r`` with ``proj_size``).
       p_i, p_f, p_o: peephole weights ``[H]`` (``peepholes=True``, learned gates only).
       w_g: full gate recurrence ``[S*H, S*H]`` from the ``S`` learned sigmoid gates at
         ``t-1`` to the same gates at ``t`` (``full_gate_recurrence=True``).
-      w_r: projection ``[H, P]`` (``proj_size=P``).
       ln_x, ln_h: layer-norm gains ``[G*H]`` of the input and recurrent pre-activations
-        (``layer_norm=True``).
-      ln_c, ln_c_bias: layer-norm gain and bias ``[H]`` of the memory cell.
+        (``layer_norm=True``); ln_c, ln_c_bias: gain and bias ``[H]`` of the memory cell.
     """
 
     __slots__ = ("_fields", "_values")
 
     def __init__(self, **fields: Any):
-        unknown = set(fields) - set(LSTM_FIELDS)
-        if unknown:
+        if unknown := set(fields) - set(LSTM_FIELDS):
             raise TypeError(f"LSTMVariantParams has no field {sorted(unknown)[0]!r}")
         order = tuple(f for f in LSTM_FIELDS if f in fields)
         object.__setattr__(self, "_fields", order)
@@ -133,9 +109,8 @@ jax.tree_util.register_pytree_with_keys(
 
 
 def params_of(fields: tuple[str, ...], values: tuple) -> Any:
-    """Params holding ``values`` by ``fields``: :class:`gatedcells.LSTMParams` or
-    :class:`gatedcells.LSTMPParams` for the plain LSTM's fields, else
-    :class:`LSTMVariantParams`. (Params that main pickled before 0.x name this function.)"""
+    """Params holding ``values`` by ``fields``: the plain LSTM's type for its fields, else
+    :class:`LSTMVariantParams` (pickled params name this function)."""
     for plain in (LSTMParams, LSTMPParams):
         if tuple(fields) == plain._fields:
             return plain(*values)
@@ -149,20 +124,23 @@ class LSTMVariantStep(NamedTuple):
     fixed: tuple[tuple[str, float], ...]  # clamped gates and their values
     candidate_activation: Callable[[Array], Array]
     output_activation: Callable[[Array], Array]
-    peepholes: tuple[str, ...] = ()  # learned gates with a peephole
-    cifg_shift: float | None = None  # CIFG: i = 1 - sigmoid(s_f - shift); None: no coupling
-    layer_norm_eps: float | None = None  # None: no layer normalisation
-    fed_back: tuple[str, ...] = ()  # full gate recurrence: the gates fed back
-    proj_size: int | None = None
+    peepholes: tuple[str, ...]  # learned gates with a peephole
+    cifg_shift: float | None  # CIFG: i = 1 - sigmoid(s_f - shift); None: no coupling
+    layer_norm_eps: float | None  # None: no layer normalisation
+    fed_back: tuple[str, ...]  # full gate recurrence: the gates fed back
 
 
-def resolve(variant: str | None, given: dict[str, Any]) -> dict[str, Any]:
+def resolve(
+    hidden_size: int, variant: str | None, given: dict[str, Any], proj_size: int | None
+) -> tuple[dict[str, Any], str]:
     """The flags of ``variant`` (its table entry over the plain LSTM's) with the flags given
-    (not ``None``) over them: a flag given must agree with the entry; ``fixed_gates`` merge."""
+    (not ``None``) over them: a flag given must agree with the entry; ``fixed_gates`` merge.
+    And the cell's name, ``lstm_variant(H, variant=..., the flags that change it)``."""
     if variant is not None and variant not in LSTM_VARIANTS:
         raise ValueError(f"variant must be one of {sorted(LSTM_VARIANTS)} or None, got {variant!r}")
-    entry = LSTM_VARIANTS[variant] if variant is not None else {}
-    flags = {**_PLAIN, **entry}
+    entry = LSTM_VARIANTS.get(variant, {})
+    implied = {**_PLAIN, **entry}
+    flags = dict(implied)
     for key, value in given.items():
         if value is None:
             continue
@@ -179,7 +157,10 @@ def resolve(variant: str | None, given: dict[str, Any]) -> dict[str, Any]:
                 f"{key}={value!r} contradicts variant={variant!r}, which sets {key}={entry[key]!r}"
             )
         flags[key] = value
-    return flags
+    shown = {"variant": variant} if variant else {}
+    shown |= {k: v for k, v in flags.items() if v is not implied[k] and v != implied[k]}
+    shown |= {"proj_size": proj_size} if proj_size else {}
+    return flags, _blocks.describe("lstm_variant", hidden_size, shown)
 
 
 def step_from_flags(
@@ -190,13 +171,12 @@ def step_from_flags(
         _checks.check_flag(key, flags[key])
     activations = ("candidate_activation", "output_activation")
     _checks.check_factory_args(functions={key: flags[key] for key in activations})
-    cifg = flags["cifg"]
+    cifg, shift = flags["cifg"], flags["cifg_shift"]
     fixed = clamped_gates(flags["fixed_gates"], flags["forget_gate"])
     if cifg and "f" in fixed:
         raise ValueError("cifg couples the input gate to the forget gate, which must be learned")
     if cifg and "i" in fixed:
         raise ValueError("cifg computes the input gate, so fixed_gates cannot also fix 'i'")
-    shift = flags["cifg_shift"]
     if shift is not None:
         _checks.check_factory_args(numbers={"cifg_shift": shift})
         if not cifg:
@@ -219,14 +199,4 @@ def step_from_flags(
         cifg_shift=float(shift or 0.0) if cifg else None,
         layer_norm_eps=float(eps) if flags["layer_norm"] else None,
         fed_back=gates if flags["full_gate_recurrence"] else (),
-        proj_size=proj_size,
     )
-
-
-def describe(hidden_size: int, variant: str | None, flags: dict, proj_size: int | None) -> str:
-    """The cell's name: ``lstm_variant(H, variant=..., the flags that change it)``."""
-    implied = {**_PLAIN, **(LSTM_VARIANTS[variant] if variant else {})}
-    shown = {"variant": variant} if variant else {}
-    shown |= {k: v for k, v in flags.items() if v is not implied[k] and v != implied[k]}
-    shown |= {"proj_size": proj_size} if proj_size else {}
-    return _blocks.describe("lstm_variant", hidden_size, shown)

@@ -1,10 +1,6 @@
-"""Research variants of the LSTM: peepholes, coupled gates, the candidate's activation, full
-gate recurrence, layer normalisation (their flags and named sets, Greff et al.'s grid and
-JANET, are ``_lstm_flags``'s). The step is the paper's, with one helper per variant.
-
-With no research flag, ``lstm_variant`` is :func:`gatedcells.lstm`: the same params, outputs
-and gradients, written independently and pinned together by ``tests/cells/test_variants.py``.
-"""
+"""Research variants of the LSTM (their flags are ``_lstm_flags``'s): the step as in the
+papers, one helper per variant, written apart from :func:`gatedcells.lstm`'s and pinned to it
+by ``tests/cells/test_variants.py``."""
 
 from __future__ import annotations
 
@@ -17,7 +13,7 @@ import jax.numpy as jnp
 from .. import _cell, _checks
 from .._cell import Array, Cell, MatmulSplit
 from . import _anatomy, _blocks, _lstm, _lstm_flags
-from ._lstm import LSTMCarry, LSTMGates
+from ._lstm import LSTMCarry, LSTMGates, LSTMSpec
 from ._lstm_flags import LSTMVariantStep
 
 
@@ -45,8 +41,7 @@ def lstm_variant_update(
         h_proj = layer_norm_recurrent(step, params, h_proj.astype(dtype))
         z = _blocks.split(x_proj.astype(dtype) + h_proj, step.blocks)
         z = full_gate_recurrence(step, z, g_proj)
-        f = gate(step, params, z, "f", c)
-        i = input_gate(step, params, z, c)
+        f, i = (gate(step, params, z, name, c) for name in "fi")
         g = step.candidate_activation(z["g"])
         c = f * c + i * g
         o = gate(step, params, z, "o", c)  # the output gate's peephole reads the new cell
@@ -64,22 +59,17 @@ def peephole(step: LSTMVariantStep, params: Any, z: dict, name: str, c: Array) -
 
 
 def gate(step: LSTMVariantStep, params: Any, z: dict, name: str, c: Array) -> Array:
-    """A sigmoid gate (with its peephole), or its clamped constant (``fixed_gates``)."""
+    r"""A sigmoid gate (with its peephole), or its clamped constant (``fixed_gates``); with
+    ``cifg`` (Greff et al. 2017) the input gate is coupled to the forget gate's pre-activation,
+    :math:`i = 1 - \sigma(s_f - \beta)`: :math:`1 - f` for :math:`\beta = 0`, and JANET's
+    :math:`\beta = 1` (van der Westhuizen & Lasenby 2018) opens it a little less."""
     fixed = dict(step.fixed)
     if name in fixed:
         return jnp.full_like(c, fixed[name])
+    if name == "i" and step.cifg_shift is not None:
+        shift = jnp.asarray(step.cifg_shift, c.dtype)
+        return 1 - jax.nn.sigmoid(peephole(step, params, z, "f", c) - shift)
     return jax.nn.sigmoid(peephole(step, params, z, name, c))
-
-
-def input_gate(step: LSTMVariantStep, params: Any, z: dict, c: Array) -> Array:
-    r"""The input gate; with ``cifg`` (Greff et al. 2017) coupled to the forget gate,
-    :math:`i = 1 - \sigma(s_f - \beta)` with :math:`s_f` the forget gate's pre-activation:
-    :math:`i = 1 - f` for :math:`\beta = 0`; JANET's :math:`\beta = 1` (van der Westhuizen &
-    Lasenby 2018) opens it a little less."""
-    if step.cifg_shift is None:
-        return gate(step, params, z, "i", c)
-    shift = jnp.asarray(step.cifg_shift, c.dtype)
-    return 1 - jax.nn.sigmoid(peephole(step, params, z, "f", c) - shift)
 
 
 def full_gate_recurrence(step: LSTMVariantStep, z: dict, g_proj: Array | None) -> dict:
@@ -115,60 +105,37 @@ def carry_of(step: LSTMVariantStep, c: Array, h: Array, gates: LSTMGates) -> Any
     return FullGateCarry(c, h, jnp.concatenate([getattr(gates, n) for n in step.fed_back], -1))
 
 
-def project(spec: LSTMVariantSpec, params: Any, xs: Array) -> Array:
+def project(spec: LSTMSpec, params: Any, xs: Array) -> Array:
     """The input half: ``xs @ w_x + b``, or ``LN(xs @ w_x) * ln_x + b`` with layer norm."""
     if spec.step.layer_norm_eps is None:
         return _blocks.project(spec, params, xs)
     return _blocks.normalized_projection(params, xs, spec.step.layer_norm_eps, spec.dtype)
 
 
-def recur(spec: LSTMVariantSpec, params: Any, carry: Any, x_proj: Array):
+def recur(spec: LSTMSpec, params: Any, carry: Any, x_proj: Array):
     """A step with a second matmul, so without a :class:`~gatedcells.MatmulSplit`: full gate
-    recurrence (``gates @ w_g``) or the projection of LSTMP (Sak et al. 2014), ``h' = y W_r``."""
+    recurrence (``gates @ w_g``) or the projection of LSTMP (:func:`_lstm.projection`)."""
     step, dtype = spec.step, spec.dtype
     h_proj = _cell.matmul(carry.h, params.w_h, dtype)
     g_proj = _cell.matmul(carry.gates, params.w_g, dtype) if step.fed_back else None
-    carry, y, gates = lstm_variant_update(step, params, carry, x_proj, h_proj, g_proj)
-    if step.proj_size:
-        with jax.named_scope("gatedcells.lstm_projection"):
-            y = _blocks.matmul_like(y, params.w_r, dtype)
-        carry = carry._replace(h=y)
-    return carry, y, gates
+    out = lstm_variant_update(step, params, carry, x_proj, h_proj, g_proj)
+    return _lstm.projection(spec, params, *out) if spec.proj_size else out
 
 
 # --------------------------------------------------------------------------------------
-# The spec, the params and the factory.
+# The params and the factory (the spec is the LSTM's, with peephole_init).
 
 
-class LSTMVariantSpec(NamedTuple):
-    """The static flags of an LSTM variant (:func:`lstm_variant`), resolved; the fields of
-    :class:`gatedcells.cells._lstm.LSTMSpec` and ``peephole_init``."""
-
-    name: str
-    hidden_size: int
-    num_heads: int  # always 1: the variants' w_h is dense
-    step: LSTMVariantStep
-    proj_size: int | None
-    forget_bias: float
-    chrono: float | None
-    kernel_init: Callable
-    recurrent_init: Callable
-    bias_init: Callable
-    param_dtype: Any
-    dtype: Any
-    peephole_init: Callable
-
-
-def init(spec: LSTMVariantSpec, key: Array, input_size: int) -> Any:
+def init(spec: LSTMSpec, key: Array, input_size: int) -> Any:
     """:func:`gatedcells.lstm`'s weights from the same streams of ``key``, and the variant's
     own: peepholes, ``w_g`` and the layer-norm gains."""
     H, step, dtype = spec.hidden_size, spec.step, spec.param_dtype
-    out = _lstm.weights(spec, key, input_size)
-    keys = jax.random.split(jax.random.fold_in(key, _lstm.STREAMS["peepholes"]), 3)
+    out, stream = _lstm.init(spec, key, input_size)._asdict(), _lstm.STREAMS.index
+    keys = jax.random.split(jax.random.fold_in(key, stream("peepholes")), 3)
     for gate_name, k in zip(step.peepholes, keys, strict=False):
         out[f"p_{gate_name}"] = _blocks.init_param(spec.peephole_init, k, (H,), dtype)
     if step.fed_back:
-        k, S = jax.random.fold_in(key, _lstm.STREAMS["w_g"]), len(step.fed_back)
+        k, S = jax.random.fold_in(key, stream("w_g")), len(step.fed_back)
         out["w_g"] = _blocks.init_blocks(spec.recurrent_init, k, S * H, H, S, dtype)
     if step.layer_norm_eps is not None:
         G = len(step.blocks)
@@ -177,7 +144,7 @@ def init(spec: LSTMVariantSpec, key: Array, input_size: int) -> Any:
     return _lstm_flags.params_of(tuple(out), tuple(out.values()))
 
 
-def shapes(spec: LSTMVariantSpec) -> dict[str, tuple]:
+def shapes(spec: LSTMSpec) -> dict[str, tuple]:
     """The shapes of :func:`init`'s fields (``None``: the input size)."""
     H, step = spec.hidden_size, spec.step
     G, S = len(step.blocks), len(step.fed_back)
@@ -188,7 +155,7 @@ def shapes(spec: LSTMVariantSpec) -> dict[str, tuple]:
     return out
 
 
-def carry(spec: LSTMVariantSpec, batch_shape: tuple[int, ...], dtype: Any = None) -> Any:
+def carry(spec: LSTMSpec, batch_shape: tuple[int, ...], dtype: Any = None) -> Any:
     """:func:`gatedcells.lstm`'s zero carry, and the fed-back gates' with full gate recurrence."""
     c, h = _lstm.carry(spec, batch_shape, dtype)
     if not spec.step.fed_back:
@@ -223,8 +190,10 @@ def lstm_variant(
 ) -> Cell:
     r"""An LSTM with the research variants of the literature, as flags or by name.
 
-    The plain LSTM's step (:func:`gatedcells.lstm`) with these changes; flags combine, and
-    ``variant`` names a set of them (:data:`gatedcells.LSTM_VARIANTS`):
+    :func:`gatedcells.lstm`'s step with these changes; flags combine, and ``variant`` names a
+    set of them (:data:`gatedcells.LSTM_VARIANTS`; Greff et al.'s grid,
+    :data:`gatedcells.GREFF_VARIANTS`, whose "vanilla" has peepholes and whose NP is
+    :func:`gatedcells.lstm`):
 
     - ``peepholes`` (Gers & Schmidhuber 2000): the gates also read the memory cell through
       diagonal weights, :math:`i = \sigma(\cdot + p_i \odot c)`,
@@ -243,32 +212,21 @@ def lstm_variant(
       + b`, :math:`h' = o \odot \phi(\mathrm{LN}(c') \odot \gamma_c + \beta_c)`. The carried
       ``c'`` is not normalised. (Ba's biases of the two pre-activation norms add to ``b``.)
 
-    and :func:`gatedcells.lstm`'s flags (``forget_gate``, ``fixed_gates``,
-    ``output_activation``, ``forget_bias``, ``chrono``, ``proj_size``). A flag left at
-    ``None`` takes the variant's value, or the plain LSTM's; a flag given must agree with the
-    variant (``fixed_gates`` merge). With no research flag this is :func:`gatedcells.lstm`:
-    the same params from the same key, the same outputs and gradients.
+    A flag left at ``None`` takes the variant's value, or the plain LSTM's; a flag given must
+    agree with the variant (``fixed_gates`` merge). With no research flag this is
+    :func:`gatedcells.lstm`: the same params from the same key, outputs and gradients.
 
-    Greff et al.'s "vanilla" LSTM has peepholes; the plain LSTM (as PyTorch's) has none and
-    is their NP. The grid: ``for name in gc.GREFF_VARIANTS: gc.lstm_variant(H, variant=name)``.
-
-    Parameter count, with ``n = I*H + H*H + H`` and ``G`` learned blocks: ``G*n`` (4n; 3n
-    without the forget gate or with CIFG; one block less per clamped gate), plus ``H`` per
-    peephole (vanilla: 4n + 3H), ``(S*H)**2`` with full gate recurrence (FGR: 4n + 3H +
-    9H²), ``2*G*H + 2*H`` with layer norm (4n + 10H), and with ``proj_size=P`` as
-    :func:`gatedcells.lstm`'s.
+    Parameter count, with ``n = I*H + H*H + H``: :func:`gatedcells.lstm`'s (``G*n`` with
+    ``G`` learned blocks; 3n with CIFG), plus ``H`` per peephole (vanilla: 4n + 3H),
+    ``(S*H)**2`` with full gate recurrence over ``S`` gates (FGR: 4n + 3H + 9H²), and
+    ``2*G*H + 2*H`` with layer norm (4n + 10H).
 
     Args:
       hidden_size: size ``H`` of ``c`` (and of ``h`` without a projection).
-      variant: a name of :data:`gatedcells.LSTM_VARIANTS` (``"vanilla"``, ``"nig"``,
-        ``"nfg"``, ``"nog"``, ``"niaf"``, ``"noaf"``, ``"np"``, ``"cifg"``, ``"fgr"``,
-        ``"janet"``) that sets its flags, or ``None``.
-      peepholes: diagonal peephole connections for every learned gate (``False``).
-      cifg: couple the input gate to the forget gate (``False``).
+      variant: a name of :data:`gatedcells.LSTM_VARIANTS` that sets its flags, or ``None``.
+      peepholes, cifg, full_gate_recurrence, layer_norm: the changes above (``False``).
       cifg_shift: :math:`\beta` of the coupling (``cifg=True`` only; ``0``).
       candidate_activation: activation of the block input ``g`` (``jnp.tanh``).
-      full_gate_recurrence: Greff's FGR (``False``).
-      layer_norm: Ba et al.'s layer-normalised LSTM (``False``).
       layer_norm_eps: the :math:`\epsilon` of the layer norms.
       forget_gate, fixed_gates, output_activation: as :func:`gatedcells.lstm`'s (``None``:
         the variant's, or ``True``, none, ``jnp.tanh``).
@@ -280,9 +238,9 @@ def lstm_variant(
     Returns:
       A :class:`gatedcells.Cell` with :class:`LSTMVariantParams` holding only the variant's
       fields (:class:`gatedcells.LSTMParams` or :class:`gatedcells.LSTMPParams` when those
-      are all it has), carry :class:`gatedcells.LSTMCarry` (or :class:`FullGateCarry`) and gates
-      :class:`gatedcells.LSTMGates`. It declares its :class:`~gatedcells.MatmulSplit` form
-      except with full gate recurrence or a projection, whose steps hold a second matmul.
+      are all it has), carry :class:`gatedcells.LSTMCarry` (or :class:`FullGateCarry`) and
+      gates :class:`gatedcells.LSTMGates`; no :class:`~gatedcells.MatmulSplit` with a second
+      matmul in the step (full gate recurrence, projection).
 
     Raises:
       ValueError: an unknown ``variant`` or a flag that contradicts it, ``cifg`` without a
@@ -316,15 +274,12 @@ def lstm_variant(
     given |= {"cifg_shift": cifg_shift, "candidate_activation": candidate_activation}
     given |= {"output_activation": output_activation, "fixed_gates": fixed_gates}
     given |= {"full_gate_recurrence": full_gate_recurrence, "layer_norm": layer_norm}
-    flags = _lstm_flags.resolve(variant, given)
+    flags, name = _lstm_flags.resolve(H, variant, given, proj_size)
     _checks.check_factory_args(numbers={"forget_bias": forget_bias})
     inits = _blocks.checked_inits(kernel_init, recurrent_init, bias_init, param_dtype, dtype)
     _checks.check_factory_args(functions={"peephole_init": peephole_init})
     step = _lstm_flags.step_from_flags(H, flags, chrono, layer_norm_eps, proj_size)
-    name = _lstm_flags.describe(H, variant, flags, proj_size)
-    spec = LSTMVariantSpec(
-        name, H, 1, step, proj_size, float(forget_bias), chrono, *inits, peephole_init
-    )
+    spec = LSTMSpec(name, H, 1, step, proj_size, float(forget_bias), chrono, *inits, peephole_init)
     split, update = None, recur  # a second matmul in the step (FGR, projection): no split
     if not (step.fed_back or proj_size):
         additive = step.layer_norm_eps is None  # layer norm reads h_proj on its own

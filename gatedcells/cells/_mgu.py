@@ -109,11 +109,7 @@ def mgu(
       chrono: ``T_max`` for chrono initialisation (Tallec & Ollivier 2018):
         :math:`b_f = -\log \mathcal{U}(1, T_{max} - 1)` (replacing ``forget_bias``), or
         ``None``.
-      kernel_init: initializer of each ``[I, H]`` block of ``w_x``.
-      recurrent_init: initializer of each ``[H, H]`` block of ``w_h``.
-      bias_init: initializer of ``b`` before the offset.
-      param_dtype: dtype of the params and of the default carry.
-      dtype: compute dtype of the matmuls (``None``: the params' dtype).
+      kernel_init, recurrent_init, bias_init, param_dtype, dtype: as :func:`gatedcells.gru`'s.
 
     Returns:
       A :class:`gatedcells.Cell` with :class:`MGUParams`, carry ``h [*B, H]`` and gates

@@ -229,22 +229,15 @@ def min_lstm(
     Parameter count: ``3*(I*H + H)``.
 
     Args:
-      hidden_size: size ``H`` of the state.
-      positive: apply :math:`g` to the candidate (default, the paper's log-space model).
-      method: ``"sequential"``, ``"associative"`` or ``None`` (per backend).
-      kernel_init: initializer of each ``[I, H]`` block of ``w_x``.
-      bias_init: initializer of ``b``.
-      param_dtype: dtype of the params and of the default carry.
-      dtype: compute dtype of the input projection (``None``: the params' dtype).
+      hidden_size, positive, method, kernel_init, bias_init, param_dtype, dtype: as
+        :func:`min_gru`'s.
 
     Returns:
       A :class:`gatedcells.Cell` with :class:`MinimalParams` (blocks ``(i, f, g)``), carry
       ``h [*B, H]`` and gates :class:`MinLSTMGates`.
 
     Raises:
-      ValueError: a non-positive ``hidden_size`` or an unknown ``method``.
-      TypeError: an initializer not a function, a dtype not floating, ``positive`` not a
-        bool.
+      ValueError, TypeError: as :func:`min_gru`.
 
     Examples:
       >>> import jax, jax.numpy as jnp, gatedcells as gc

@@ -240,20 +240,13 @@ def mut2(
       hidden_size: size ``H`` of the state.
       raw_input: use ``x`` itself in the reset gate, as the paper (needs ``I == H``);
         ``False`` (default) substitutes a learned ``[I, H]`` block.
-      kernel_init: initializer of each ``[I, H]`` block of ``w_x``.
-      recurrent_init: initializer of each ``[H, H]`` block of ``w_h``.
-      bias_init: initializer of ``b``.
-      param_dtype: dtype of the params and of the default carry.
-      dtype: compute dtype of the matmuls (``None``: the params' dtype).
+      kernel_init, recurrent_init, bias_init, param_dtype, dtype: as :func:`mut1`'s.
 
     Returns:
-      A :class:`gatedcells.Cell` with :class:`MUTParams`, carry ``h [*B, H]`` and gates
-      :class:`MUTGates`.
+      A :class:`gatedcells.Cell` as :func:`mut1`'s.
 
     Raises:
-      ValueError: a non-positive ``hidden_size``, or ``raw_input`` with ``I != H``.
-      TypeError: an initializer not a function, a dtype not floating, ``raw_input`` not a
-        bool.
+      ValueError, TypeError: as :func:`mut1`.
 
     Examples:
       >>> import jax, gatedcells as gc
@@ -289,19 +282,13 @@ def mut3(
 
     Args:
       hidden_size: size ``H`` of the state.
-      kernel_init: initializer of each ``[I, H]`` block of ``w_x``.
-      recurrent_init: initializer of each ``[H, H]`` block of ``w_h``.
-      bias_init: initializer of ``b``.
-      param_dtype: dtype of the params and of the default carry.
-      dtype: compute dtype of the matmuls (``None``: the params' dtype).
+      kernel_init, recurrent_init, bias_init, param_dtype, dtype: as :func:`mut1`'s.
 
     Returns:
-      A :class:`gatedcells.Cell` with :class:`MUTParams`, carry ``h [*B, H]`` and gates
-      :class:`MUTGates`.
+      A :class:`gatedcells.Cell` as :func:`mut1`'s.
 
     Raises:
-      ValueError: a non-positive ``hidden_size``.
-      TypeError: an initializer not a function, a dtype not floating.
+      ValueError, TypeError: as :func:`mut1` (no ``raw_input``).
 
     Examples:
       >>> import jax, gatedcells as gc

@@ -64,22 +64,6 @@ def _sqrt_jvp(max_gradient, primals, tangents):
     return jnp.sqrt(x), dx * 0.5 / jnp.sqrt(jnp.maximum(x, floor))
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
-def sqrt_bound_derivative(x: Array, max_gradient: float) -> Array:
-    """``sqrt(x)`` whose derivative is clipped at ``max_gradient`` (near ``x = 0``), as in
-    recurrentgemma: without it ``sqrt(1 - a^2)`` gives NaN gradients in bfloat16 as
-    ``a -> 1``. (recurrentgemma's is a ``custom_vjp``; the same derivative as a
-    ``custom_jvp`` also serves forward mode.)"""
-    return jnp.sqrt(x)
-
-
-@sqrt_bound_derivative.defjvp
-def _sqrt_jvp(max_gradient, primals, tangents):
-    (x,), (dx,) = primals, tangents
-    floor = jnp.asarray(1 / (4 * max_gradient**2), x.dtype)
-    return jnp.sqrt(x), dx * 0.5 / jnp.sqrt(jnp.maximum(x, floor))
-
-
 class RGLRUSpec(NamedTuple):
     """The static flags of an RG-LRU (:func:`rg_lru`); ``resets`` adds a last input channel."""
 
@@ -255,12 +239,8 @@ def rg_lru(
       c: the constant :math:`c` (8 in the paper).
       min_rad, max_rad: the ring of :math:`e^{-\operatorname{softplus}(\Lambda)}` at init.
       resets: read a segment-start flag as the input's last channel.
-      input_proj: project inputs of any size ``I`` to ``H`` channels first.
-      method: ``"sequential"``, ``"associative"``, ``"chunked"`` or ``None`` (per backend).
-      chunk_size: steps per chunk of the ``"chunked"`` path.
-      kernel_init: initializer of the input projection ``w_x``.
+      input_proj, method, chunk_size, kernel_init, param_dtype: as :func:`gatedcells.lru`'s.
       gate_init: initializer of each ``[D, D]`` block of ``w_a`` and ``w_i``.
-      param_dtype: dtype of the params and of the default carry.
       dtype: compute dtype of the input projection (``None``: the params' dtype).
 
     Returns:
@@ -292,9 +272,7 @@ def rg_lru(
       ``google-deepmind/recurrentgemma``, ``recurrentgemma/jax/layers.py`` (``RGLRU``).
     """
     H = _checks.check_positive_int("hidden_size", hidden_size)
-    NH = _checks.check_positive_int("num_heads", num_heads)
-    if H % NH:
-        raise ValueError(f"num_heads={NH} must divide hidden_size={H} (one block per head)")
+    NH = _checks.check_heads(num_heads, H)
     numbers = {"c": c, "min_rad": min_rad, "max_rad": max_rad}
     _checks.check_factory_args(numbers=numbers, functions={"gate_init": gate_init})
     options = (input_proj, method, chunk_size, kernel_init, param_dtype, dtype)

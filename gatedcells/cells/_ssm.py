@@ -223,12 +223,9 @@ def selective_ssm(
         docs/cells/linear.md).
       dt_min, dt_max: the range of :math:`\Delta` at init (``0 < dt_min < dt_max``).
       dt_init_floor: the smallest :math:`\Delta` at init.
-      input_proj: project inputs of any size ``I`` to ``H`` channels first.
-      method: ``"sequential"``, ``"associative"``, ``"chunked"`` or ``None``
-        (``gatedcells.cells._ssm.default_method``).
-      chunk_size: steps per chunk of the ``"chunked"`` path.
+      input_proj, chunk_size, param_dtype: as :func:`gatedcells.lru`'s.
+      method: as :func:`gatedcells.lru`'s; ``None`` is ``_ssm.default_method``.
       kernel_init: initializer of ``w_x`` and ``w_dbc``.
-      param_dtype: dtype of the params and of the default carry.
       dtype: compute dtype of the projections (``None``: float32 or wider).
 
     Returns:

@@ -49,9 +49,10 @@ def test_jit_with_the_cell_static_traces_once_across_factory_calls():
 
 
 def test_params_pickled_by_older_code_load_into_todays_types():
-    """``tests/fixtures/params_main_264b4fd.pkl`` (``make_params_pickle.py``): the variants'
-    params were NamedTuples made at run time; they load as :class:`gc.LSTMVariantParams`,
-    with the same fields and values as today's ``init`` gives."""
+    """``tests/fixtures/params_main_264b4fd.pkl`` (``make_params_pickle.py``; main at 367b98d
+    writes the same bytes): the variants' params load as :class:`gc.LSTMVariantParams`, the
+    GRU's as :class:`gc.GRUParams` or :class:`gc.GRULayerNormParams`, with the same fields
+    and values as today's ``init`` gives."""
     with open(FIXTURES / "params_main_264b4fd.pkl", "rb") as f:
         old = pickle.load(f)
     key = jax.random.key(0)
@@ -62,6 +63,12 @@ def test_params_pickled_by_older_code_load_into_todays_types():
         assert type(old[name]) is type(new) and old[name]._fields == new._fields, name
         jax.tree.map(np.testing.assert_array_equal, old[name], jax.tree.map(np.asarray, new))
     assert type(old["vanilla"]) is gc.LSTMVariantParams
+    # GRUParams held ln_x, ln_h (None without layer norm): a GRU with layer norm loads as
+    # GRULayerNormParams, the others as GRUParams without the layer norm's fields
+    assert type(old["gru_layer_norm"]) is gc.GRULayerNormParams
+    assert (
+        old["gru"]._fields == ("w_x", "w_h", "b", "b_hn") and old["gru_reset_before"].b_hn is None
+    )
 
 
 def test_variant_params_are_one_fixed_pytree_type():

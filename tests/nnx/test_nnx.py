@@ -160,7 +160,8 @@ def test_params_are_one_param_per_array_named_by_field():
     flat = dict(nnx.to_flat_state(nnx.state(layer, nnx.Param)))
     assert sorted(flat) == [("b",), ("b_hn",), ("w_h",), ("w_x",)]
     assert flat[("w_x",)][...].shape == (I, 3 * H)
-    assert gnnx.RNN(gc.gru(H, layer_norm=False), I, rngs=nnx.Rngs(0)).params().ln_x is None
+    plain = gnnx.RNN(gc.gru(H, layer_norm=False), I, rngs=nnx.Rngs(0)).params()
+    assert plain._fields == ("w_x", "w_h", "b", "b_hn")  # no layer norm, no None field
     stacked = gnnx.StackedRNN((gc.gru(H), gc.lstm(H)), I, bidirectional=True, rngs=nnx.Rngs(0))
     paths = [p for p, _ in nnx.to_flat_state(nnx.state(stacked, nnx.Param))]
     assert ("layers", 1, 0, "w_x") in paths and ("layers", 0, 1, "b_hn") in paths
