@@ -43,10 +43,10 @@ from .._cell import Array
 from ..sequence import unroll_time_major
 from ..sequence._dims import chunk_layout, is_known, padded
 from ._blocks import wide
+from ._mlstm_scan import State, floor, recurrent
 
 FORMS = ("recurrent", "parallel", "chunkwise")
 CHUNK_SIZE = 32  # steps per chunk of the chunkwise form, measured: see default_form
-State = tuple[Array, Array, Array]  # (C [..., DV, DK], n [..., DK], m [...]), stabilised
 
 
 class Dims(NamedTuple):
@@ -72,17 +72,6 @@ def split_inputs(dims: Dims, x_proj: Array):
     q = q.reshape(*lead, dims.heads, dims.qk)
     k = k.reshape(*lead, dims.heads, dims.qk) / math.sqrt(dims.qk)
     return q, k, v.reshape(*lead, dims.heads, dims.v), i, jax.nn.log_sigmoid(f), o
-
-
-# The denominator's floor e^{-m} is capped at e^{80} (float32 overflows past e^{88.7}). It
-# binds only for m < -80, where the output is below e^{-80} |C q| either way (< 1e-20 here),
-# and keeps the gradient finite: e^{-m} = inf would multiply a zero cotangent.
-MAX_LOG_FLOOR = 80.0
-
-
-def floor(m: Array) -> Array:
-    """:math:`e^{-m}`, the denominator's lower bound, capped at :math:`e^{80}`."""
-    return jnp.exp(jnp.minimum(-m, MAX_LOG_FLOOR))
 
 
 def outputs(q: Array, k: Array, v: Array, log_i: Array, log_f: Array, state: State, eps: float):
@@ -200,12 +189,14 @@ def sequence(
 ) -> tuple[Any, Array]:
     """The mLSTM's sequence driver (a :class:`gatedcells.ScanFn` once ``stepper``, the cell
     without a driver, ``output``, ``(params, o, h) -> y``, and ``spec``, its ``dims``,
-    ``eps``, ``form`` and ``chunk_size``, are bound). The recurrent form runs the generic
-    driver over the step; the others run here on the whole projected sequence
-    (``[T, *B, ...]``)."""
+    ``eps``, ``form`` and ``chunk_size``, are bound). Every form runs here on the whole
+    projected sequence (``[T, *B, ...]``), the recurrent one by ``_mlstm_scan.recurrent``,
+    but the recurrent form with ``grad="autodiff"`` or ``remat``, which runs the generic
+    driver over the step."""
     steps, dims, eps, chunk_size = xs.shape[0], spec.dims, spec.eps, spec.chunk_size
     chosen = default_form(steps, chunk_size) if spec.form is None else spec.form
-    if chosen == "recurrent" or steps == 0:
+    generic = chosen == "recurrent" and (grad != "auto" or remat is not False)
+    if generic or steps == 0:
         options = {"unroll": unroll, "grad": grad, "remat": remat}
         return unroll_time_major(
             stepper, params, carry, xs, valid=valid, reverse=reverse, **options
@@ -224,14 +215,18 @@ def sequence(
         keep = valid[..., None]
         log_i = jnp.where(keep, log_i, -jnp.inf)
         log_f = jnp.where(keep, log_f, jnp.zeros_like(log_f))
-    q, k, v = (jnp.moveaxis(a, 0, -2) for a in (q, k, v))  # [B, NH, T, D]
-    log_i, log_f = jnp.moveaxis(log_i, 0, -1), jnp.moveaxis(log_f, 0, -1)  # [B, NH, T]
     state = state_of(jax.tree.map(lambda a: a.reshape(flat, a.shape[-1]), carry), dims, inner)
-    if chosen == "parallel":
-        h, state = parallel(q, k, v, log_i, log_f, state, eps)
+    if chosen == "recurrent":  # time-major, with a gradient of its own
+        h, state = recurrent(q, k, v, log_i, log_f, state, eps, unroll)
     else:
-        h, state = chunkwise(q, k, v, log_i, log_f, state, eps, chunk_size)
-    h = jnp.moveaxis(h, -2, 0).reshape(steps, flat, dims.heads * dims.v)  # [T, B, V]
+        q, k, v = (jnp.moveaxis(a, 0, -2) for a in (q, k, v))  # [B, NH, T, D]
+        log_i, log_f = jnp.moveaxis(log_i, 0, -1), jnp.moveaxis(log_f, 0, -1)  # [B, NH, T]
+        if chosen == "parallel":
+            h, state = parallel(q, k, v, log_i, log_f, state, eps)
+        else:
+            h, state = chunkwise(q, k, v, log_i, log_f, state, eps, chunk_size)
+        h = jnp.moveaxis(h, -2, 0)
+    h = h.reshape(steps, flat, dims.heads * dims.v)  # [T, B, V]
     ys = output(params, jax.nn.sigmoid(o_pre), h).astype(carry.C.dtype)
     if valid is not None:
         ys = jnp.where(valid[..., None], ys, jnp.zeros_like(ys))

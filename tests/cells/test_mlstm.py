@@ -125,9 +125,11 @@ def test_chunkwise_any_chunk_size_equals_parallel(problem, chunk_size):
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **TOL), got, want)
 
 
-def loss_of(cell, lengths=None, reverse=False):
+def loss_of(cell, lengths=None, reverse=False, grad="auto"):
     def loss(params, xs, carry):
-        new_carry, ys = gc.unroll(cell, params, xs, carry, lengths=lengths, reverse=reverse)
+        new_carry, ys = gc.unroll(
+            cell, params, xs, carry, lengths=lengths, reverse=reverse, grad=grad
+        )
         return jnp.sum(ys**2) + sum(jnp.sum(leaf) for leaf in jax.tree.leaves(new_carry))
 
     return loss
@@ -137,21 +139,23 @@ def loss_of(cell, lengths=None, reverse=False):
 def test_gradients_of_the_forms_agree(problem, reverse):
     params, xs, carry = problem
     grads = {
-        form: jax.jit(jax.grad(loss_of(make(form), LENGTHS, reverse), argnums=(0, 1, 2)))(
-            params, xs, carry
-        )
-        for form in FORMS
+        (form, grad): jax.jit(
+            jax.grad(loss_of(make(form), LENGTHS, reverse, grad), argnums=(0, 1, 2))
+        )(params, xs, carry)
+        for form, grad in [(form, "auto") for form in FORMS] + [("recurrent", "autodiff")]
     }
-    for form in ("parallel", "chunkwise"):
+    for key in grads:  # against plain autodiff of the step's loop
         jax.tree.map(
             lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4),
-            grads[form],
-            grads["recurrent"],
+            grads[key],
+            grads["recurrent", "autodiff"],
         )
-    assert not np.asarray(grads["chunkwise"][1][2]).any()  # a length-0 sequence: no gradient
+    assert not np.asarray(
+        grads["chunkwise", "auto"][1][2]
+    ).any()  # a length-0 sequence: no gradient
 
 
-@pytest.mark.parametrize("form", ["parallel", "chunkwise"])
+@pytest.mark.parametrize("form", FORMS)
 def test_check_grads_of_the_sequence_forms(problem, form):
     params, xs, carry = problem
     cell = make(form, chunk_size=2)
