@@ -20,9 +20,10 @@ forget gate of the block and :math:`\tilde\imath_j` the input-gate pre-activatio
 \tilde\imath_t)` unrolled, so the three forms agree to float rounding, the :math:`\epsilon`
 term included. The parallel form applies this to the whole sequence (``T x T`` matrices); the
 chunkwise form splits time into chunks of ``L`` steps, runs the state from chunk to chunk
-with a ``jax.lax.scan`` (:func:`final_state`, one ``[DV, L] @ [L, DK]`` product per chunk and
-head) and then computes every chunk's outputs at once from its start state (``L x L``
-matrices: ``O(T L)`` memory instead of ``O(T^2)``).
+(every chunk's own ``[DV, L] @ [L, DK]`` product at once, then a pointwise loop) and computes
+every chunk's outputs at once from its start state (``L x L`` matrices: ``O(T L)`` memory
+instead of ``O(T^2)``), with a gradient of its own (``_mlstm_chunkwise``). The recurrent
+form's loop has one too (``_mlstm_scan``).
 
 Layout (the forms see one flat batch ``...`` = ``[B, NH]`` or ``[B, NH, NC]``): ``q``, ``k``
 ``[..., T, DK]`` (``k`` already scaled by :math:`1/\sqrt{DK}`), ``v`` ``[..., T, DV]``,
@@ -42,6 +43,7 @@ import jax.numpy as jnp
 from .._cell import Array
 from ..sequence import unroll_time_major
 from ..sequence._dims import chunk_layout, is_known, padded
+from . import _mlstm_chunkwise
 from ._blocks import wide
 from ._mlstm_scan import State, floor, recurrent
 
@@ -124,17 +126,7 @@ def chunkwise(
             log_i, log_f = _pad(log_i, pad, -jnp.inf, axis=-1), _pad(log_f, pad, 0.0, axis=-1)
         q, k, v = (a.reshape(*a.shape[:-2], chunks, size, a.shape[-1]) for a in (q, k, v))
         log_i, log_f = (a.reshape(*a.shape[:-1], chunks, size) for a in (log_i, log_f))
-
-        def step(state, chunk):
-            return final_state(*chunk, state), state
-
-        chunk_major = tuple(jnp.moveaxis(a, -3, 0) for a in (k, v)) + tuple(
-            jnp.moveaxis(a, -2, 0) for a in (log_i, log_f)
-        )
-        last, starts = jax.lax.scan(step, state, chunk_major)
-        c, n, m = starts  # [NC, ..., DV, DK], [NC, ..., DK], [NC, ...]
-        starts = (jnp.moveaxis(c, 0, -3), jnp.moveaxis(n, 0, -2), jnp.moveaxis(m, 0, -1))
-        h = outputs(q, k, v, log_i, log_f, starts, eps)  # [..., NC, L, DV]
+        h, last = _mlstm_chunkwise.chunks(q, k, v, log_i, log_f, state, eps)  # [..., NC, L, DV]
         h = h.reshape(*h.shape[:-3], chunks * size, h.shape[-1])
         return (h[..., :steps, :] if padded(pad) else h), last
 

@@ -97,13 +97,13 @@ def _bwd(eps, unroll, residuals, cotangents):
     dh, d_last = cotangents
     u = log_f + m_prev  # m = max(u, log_i)
     f, i = jnp.exp(u - m), jnp.exp(log_i - m)
-    to_u = _half_ties(u, log_i)  # the share of m's cotangent that reaches u
+    to_u = half_ties(u, log_i)  # the share of m's cotangent that reaches u
     d_num = dh / den[..., None]
     d_den = -jnp.sum(dh * h, axis=-1) / den
     fl = floor(m)
-    to_qn = _half_ties(jnp.abs(qn), fl)
+    to_qn = half_ties(jnp.abs(qn), fl)
     d_qn = jnp.where(qn >= 0, d_den, -d_den) * to_qn  # as jnp.abs's derivative
-    d_m_floor = -d_den * (1 - to_qn) * fl * _half_ties(MAX_LOG_FLOOR, -m)
+    d_m_floor = -d_den * (1 - to_qn) * fl * half_ties(MAX_LOG_FLOOR, -m)
 
     def step(carry, x):
         dc, dn, dm = carry
@@ -131,7 +131,7 @@ def _bwd(eps, unroll, residuals, cotangents):
     return dq, dk, dv, d_log_i, d_log_f, d_state
 
 
-def _half_ties(a: Array, b: Array) -> Array:
+def half_ties(a: Array, b: Array) -> Array:
     """``d max(a, b) / da``: 1 where ``a > b``, 0 where ``a < b``, 1/2 at ties."""
     return jnp.where(a > b, 1.0, jnp.where(a == b, 0.5, 0.0)).astype(jnp.result_type(a, b))
 
