@@ -146,7 +146,7 @@ def kernels(args):
             times = interleaved(fns, (params, x_proj), args.rounds)
             ratios = sorted(a / b for a, b in zip(*times, strict=True))
             ms = [1e3 * statistics.median(t) for t in times]
-            sizes = f" ({ours_L or gc.cells._mlstm_forms.CHUNK_SIZE}, {theirs_L or 64})"
+            sizes = f" ({setup.cell(form, ours_L).scan.spec.chunk_size}, {theirs_L or 64})"
             print(f"| {steps} | {form}{sizes if form == 'chunkwise' else ''} | {ms[0]:.1f} | "
                   f"{ms[1]:.1f} | {ms[0] / ms[1]:.2f}x | {ratios[0]:.2f}-{ratios[-1]:.2f} |",
                   flush=True)  # fmt: skip

@@ -14,7 +14,7 @@ from .. import _cell, _checks
 from .._cell import Array, Cell
 from . import _anatomy, _blocks, _mlstm_forms, _mlstm_scan
 from ._blocks import wide
-from ._mlstm_forms import CHUNK_SIZE, FORMS, Dims, carry_of, split_inputs, state_of
+from ._mlstm_forms import FORMS, Dims, carry_of, chunk_size_for, split_inputs, state_of
 
 
 class MLSTMParams(NamedTuple):
@@ -191,7 +191,7 @@ def mlstm(
     qk_dim: int | None = None,
     v_dim: int | None = None,
     form: str | None = None,
-    chunk_size: int = CHUNK_SIZE,
+    chunk_size: int | None = None,
     eps: float = 1e-6,
     forget_bias: float | tuple[float, float] = (3.0, 6.0),
     input_bias: float = 0.0,
@@ -261,7 +261,9 @@ def mlstm(
       form: ``"recurrent"``, ``"parallel"``, ``"chunkwise"`` or ``None`` (by length and
         backend, ``gatedcells.cells._mlstm_forms.default_form``; chunkwise for a symbolic
         length of ``jax.export``).
-      chunk_size: ``L``, steps per chunk of the chunkwise form.
+      chunk_size: ``L``, steps per chunk of the chunkwise form; ``None``: by the head size,
+        as measured (16 up to 16 query/key dims per head, 32 up to 32, else 64:
+        ``gatedcells.cells._mlstm_forms.chunk_size_for``).
       eps: :math:`\epsilon` added to the denominator.
       forget_bias: added to the forget-gate bias at init: a number, or ``(start, end)``
         spaced linearly over the heads.
@@ -312,6 +314,8 @@ def mlstm(
         )
     if form is not None:
         _checks.check_choice("form", form, FORMS)
+    if chunk_size is None:
+        chunk_size = chunk_size_for(Q // NH)
     L = _checks.check_positive_int("chunk_size", chunk_size)
     biases = forget_bias if isinstance(forget_bias, tuple | list) else (forget_bias,)
     if len(biases) not in (1, 2):
