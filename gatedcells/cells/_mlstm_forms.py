@@ -169,8 +169,9 @@ def default_form(steps: int, chunk_size: int = CHUNK_SIZE, backend: str | None =
     parallel form's is quadratic (2.6 GiB at 2048, 40 GiB at 8192). Below one chunk the
     chunkwise form is the parallel form plus a loop of one step, and the recurrent form,
     a loop of ``T`` small steps that each save a ``[DV, DK]`` memory per head for the
-    backward pass, was 2x slower than the parallel form at 16 steps already. Chunk sizes
-    16 and 32 tied within the load's noise; 64 was 1.1x and 128 1.7-4.7x slower than 32.
+    backward pass, was 2x slower than the parallel form at 16 steps already (these
+    figures predate both forms' own gradients; the chunk size by head size is
+    :func:`chunk_size_for`'s, measured with them).
     GPU and TPU are not measured yet: they follow the same rule, the reference kernels'
     (parallel for short sequences, chunkwise for training). The recurrent form remains
     the step's, for streaming.

@@ -214,6 +214,12 @@ def test_default_form_by_length(problem, monkeypatch):
         np.testing.assert_allclose(got[1], want[1][:, :steps], **TOL)
 
 
+def test_chunk_size_follows_the_head_size():
+    sizes = {qk: gc.mlstm(64, num_heads=2, qk_dim=qk).scan.spec.chunk_size for qk in (8, 64, 256)}
+    assert sizes == {8: 16, 64: 32, 256: 64}  # 4, 32 and 128 per head
+    assert gc.mlstm(64, chunk_size=8).scan.spec.chunk_size == 8
+
+
 # --------------------------------------------------------------------------------------
 # The cell among the others.
 
