@@ -238,8 +238,9 @@ def mlstm(
     every form. The recurrent form runs the step's loop with a gradient of its own
     (``gatedcells.cells._mlstm_scan``: the state before each step saved, the adjoint
     recurrence by hand, 2x faster than autodiff of the loop), or with ``grad="autodiff"``
-    (for ``jax.jvp``) or ``remat`` the generic driver; ``unroll`` applies to both; the
-    other forms ignore those three. The memory is computed in float32 (or
+    (for ``jax.jvp``) or ``remat`` the generic driver; ``unroll`` applies to both. The
+    chunkwise form has a gradient of its own too (``_mlstm_chunkwise``), or with
+    ``grad="autodiff"`` plain autodiff; the parallel form ignores those three. The memory is computed in float32 (or
     wider) whatever the params' dtype, the input projection included. The floor
     :math:`e^{-m_t}` is capped at :math:`e^{80}` (``m_t < -80`` only happens for extreme
     inputs, where the output is below :math:`10^{-20}` either way) so that no gradient

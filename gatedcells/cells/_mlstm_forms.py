@@ -129,9 +129,11 @@ def parallel(q, k, v, log_i, log_f, state: State, eps: float) -> tuple[Array, St
 
 
 def chunkwise(
-    q, k, v, log_i, log_f, state: State, eps: float, chunk_size: int
+    q, k, v, log_i, log_f, state: State, eps: float, chunk_size: int, grad: str = "auto"
 ) -> tuple[Array, State]:
-    """The chunkwise form with chunks of ``chunk_size`` steps: ``(h [..., T, DV], state)``."""
+    """The chunkwise form with chunks of ``chunk_size`` steps: ``(h [..., T, DV], state)``;
+    ``grad="autodiff"``: written for plain autodiff (forward mode too), a loop of
+    :func:`final_state` and :func:`outputs`, rather than ``_mlstm_chunkwise``'s own gradient."""
     with jax.named_scope("gatedcells.mlstm_chunkwise"):
         steps = q.shape[-2]
         size, chunks, pad = chunk_layout(steps, chunk_size)
@@ -140,7 +142,18 @@ def chunkwise(
             log_i, log_f = _pad(log_i, pad, -jnp.inf, axis=-1), _pad(log_f, pad, 0.0, axis=-1)
         q, k, v = (a.reshape(*a.shape[:-2], chunks, size, a.shape[-1]) for a in (q, k, v))
         log_i, log_f = (a.reshape(*a.shape[:-1], chunks, size) for a in (log_i, log_f))
-        h, last = _mlstm_chunkwise.chunks(q, k, v, log_i, log_f, state, eps)  # [..., NC, L, DV]
+        if grad == "auto":
+            h, last = _mlstm_chunkwise.chunks(q, k, v, log_i, log_f, state, eps)  # [.., NC, L, DV]
+        else:
+            last, starts = jax.lax.scan(
+                lambda state, chunk: (final_state(*chunk, state), state),
+                state,
+                tuple(jnp.moveaxis(a, -3, 0) for a in (k, v))
+                + tuple(jnp.moveaxis(a, -2, 0) for a in (log_i, log_f)),
+            )
+            c, n, m = starts  # [NC, ..., DV, DK], [NC, ..., DK], [NC, ...]
+            starts = (jnp.moveaxis(c, 0, -3), jnp.moveaxis(n, 0, -2), jnp.moveaxis(m, 0, -1))
+            h = outputs(q, k, v, log_i, log_f, starts, eps)
         h = h.reshape(*h.shape[:-3], chunks * size, h.shape[-1])
         return (h[..., :steps, :] if padded(pad) else h), last
 
@@ -231,7 +244,7 @@ def sequence(
         if chosen == "parallel":
             h, state = parallel(q, k, v, log_i, log_f, state, eps)
         else:
-            h, state = chunkwise(q, k, v, log_i, log_f, state, eps, chunk_size)
+            h, state = chunkwise(q, k, v, log_i, log_f, state, eps, chunk_size, grad)
         h = jnp.moveaxis(h, -2, 0)
     h = h.reshape(steps, flat, dims.heads * dims.v)  # [T, B, V]
     ys = output(params, jax.nn.sigmoid(o_pre), h).astype(carry.C.dtype)

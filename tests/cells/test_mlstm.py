@@ -214,6 +214,18 @@ def test_default_form_by_length(problem, monkeypatch):
         np.testing.assert_allclose(got[1], want[1][:, :steps], **TOL)
 
 
+@pytest.mark.parametrize("form", FORMS)
+def test_forward_mode_with_grad_autodiff(problem, form):
+    """The forms' own gradients are reverse-mode only; ``grad="autodiff"`` serves ``jvp``."""
+    params, xs, carry = problem
+    run = lambda x: gc.unroll(make(form), params, x, carry, grad="autodiff")[1]  # noqa: E731
+    tangent = jnp.ones_like(xs)
+    _, got = jax.jit(lambda x: jax.jvp(run, (x,), (tangent,)))(xs)
+    _, vjp = jax.vjp(lambda x: gc.unroll(make(form), params, x, carry)[1], xs)
+    ys = run(xs)  # <jvp, u> = <t, vjp(u)> for the all-ones tangent t and u = ys
+    np.testing.assert_allclose(jnp.sum(got * ys), jnp.sum(vjp(ys)[0]), rtol=1e-4)
+
+
 def test_chunk_size_follows_the_head_size():
     sizes = {qk: gc.mlstm(64, num_heads=2, qk_dim=qk).scan.spec.chunk_size for qk in (8, 64, 256)}
     assert sizes == {8: 16, 64: 32, 256: 64}  # 4, 32 and 128 per head
