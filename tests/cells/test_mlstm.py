@@ -127,9 +127,8 @@ def test_chunkwise_any_chunk_size_equals_parallel(problem, chunk_size):
 
 def loss_of(cell, lengths=None, reverse=False, grad="auto"):
     def loss(params, xs, carry):
-        new_carry, ys = gc.unroll(
-            cell, params, xs, carry, lengths=lengths, reverse=reverse, grad=grad
-        )
+        options = {"lengths": lengths, "reverse": reverse, "grad": grad}
+        new_carry, ys = gc.unroll(cell, params, xs, carry, **options)
         return jnp.sum(ys**2) + sum(jnp.sum(leaf) for leaf in jax.tree.leaves(new_carry))
 
     return loss
@@ -138,21 +137,13 @@ def loss_of(cell, lengths=None, reverse=False, grad="auto"):
 @pytest.mark.parametrize("reverse", [False, True])
 def test_gradients_of_the_forms_agree(problem, reverse):
     params, xs, carry = problem
-    grads = {
-        (form, grad): jax.jit(
-            jax.grad(loss_of(make(form), LENGTHS, reverse, grad), argnums=(0, 1, 2))
-        )(params, xs, carry)
-        for form, grad in [(form, "auto") for form in FORMS] + [("recurrent", "autodiff")]
-    }
-    for key in grads:  # against plain autodiff of the step's loop
-        jax.tree.map(
-            lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4),
-            grads[key],
-            grads["recurrent", "autodiff"],
-        )
-    assert not np.asarray(
-        grads["chunkwise", "auto"][1][2]
-    ).any()  # a length-0 sequence: no gradient
+    runs = [(form, "auto") for form in FORMS] + [("recurrent", "autodiff")]
+    loss = lambda form, grad: loss_of(make(form), LENGTHS, reverse, grad)  # noqa: E731
+    grads = {run: jax.jit(jax.grad(loss(*run), (0, 1, 2)))(params, xs, carry) for run in runs}
+    close = lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)  # noqa: E731
+    for run in runs:  # against plain autodiff of the step's loop
+        jax.tree.map(close, grads[run], grads["recurrent", "autodiff"])
+    assert not np.asarray(grads["chunkwise", "auto"][1][2]).any()  # length 0: no gradient
 
 
 @pytest.mark.parametrize("form", FORMS)
