@@ -4,12 +4,23 @@
     python benchmarks/mlstm.py forms --T 64,128 --memory-T ""    # other lengths
     python benchmarks/mlstm.py chunks               # chunk size L of the chunkwise form
     python benchmarks/mlstm.py mqar                 # mLSTM against LSTM/GRU on MQAR, 3 seeds
+    python benchmarks/mlstm.py kernels --kernels-path /tmp/mk/src    # against mlstm_kernels
+    python benchmarks/mlstm.py kernels --kernels-path /tmp/mk/src --T 256,1024,2048,4096,8192
 
 Shapes: B=8, 4 heads, ``qk_dim = v_dim = 64`` (over the heads, 16 per head; add
 ``--head-dim 64`` for 64 per head), input and output size 64, float32. "f+b" is one jitted
 ``jax.grad`` of ``sum(ys**2)`` with respect to the params and the inputs; the memory is
 ``jax.jit(f+b).lower(...).compile().memory_analysis().temp_size_in_bytes``, XLA's scratch
 memory for the whole computation (arguments and outputs excluded). Prints Markdown tables.
+
+``kernels`` times gatedcells' forms against mlstm_kernels' plain-JAX forms (loaded without
+Triton, ``benchmarks/mlstm_reference.py`` says how to install them apart) in one process,
+both from the same projected inputs to the same outputs (B=8, ``hidden = qk_dim = v_dim =
+128``, 4 heads, float32 by default; f+b is the gradient of ``sum(ys**2)`` with respect to
+the projected inputs), after checking that both compute the same values and gradients at a
+small shape. The systems take turns, one call each per round (A, B, A, B, ...), and the
+median over ``--rounds`` rounds is reported with its ratio, so that a shared machine slows
+both alike.
 """
 
 from __future__ import annotations
@@ -101,6 +112,69 @@ def chunks(args):
             print(f"| {steps} | {size} | {ms:.1f} | {low:.1f} | {temp:.1f} |", flush=True)
 
 
+def kernels(args):
+    import mlstm_reference as ref
+
+    found = ref.load(args.kernels_path) if args.kernels_path else {}
+    if not found:
+        raise SystemExit(f"mlstm_kernels not found under --kernels-path {args.kernels_path!r}")
+    pairs = {"chunkwise": (args.L, args.their_L), "recurrent": (None, None)}
+    pairs |= {"parallel": (None, None)} if args.parallel else {}
+    setup = ref.Setup(2, args.hidden, args.heads)  # the check, at a small shape
+    params, x_proj = setup.inputs(128)
+    for form, (ours_L, theirs_L) in pairs.items():
+        small = {"ours": ref.ours(setup, form, ours_L and min(ours_L, 32)),
+                 "theirs": ref.theirs(setup, found[form], theirs_L and min(theirs_L, 32))}  # fmt: skip
+        (ya, ga), (yb, gb) = (value_and_grad(fn)(params, x_proj) for fn in small.values())
+        errors = [
+            float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b))) for a, b in ((ya, yb), (ga, gb))
+        ]
+        print(f"check {form}: max |ours - theirs| / max |theirs| = {errors[0]:.1e} (values), "
+              f"{errors[1]:.1e} (gradients)")  # fmt: skip
+    setup = ref.Setup(args.B, args.hidden, args.heads)
+    print(f"\nB={args.B}, hidden = qk_dim = v_dim = {args.hidden}, {args.heads} heads, float32, "
+          f"f+b, median of {args.rounds} interleaved rounds\n")  # fmt: skip
+    print("| T | form (ours L, theirs L) | gatedcells ms | mlstm_kernels ms | ratio | "
+          "ratio range |\n|---|---|---|---|---|---|")  # fmt: skip
+    for steps in ints(args.T):
+        params, x_proj = setup.inputs(steps)
+        for form, (ours_L, theirs_L) in pairs.items():
+            if form == "parallel" and steps > 2048:
+                continue
+            fns = [jax.jit(value_and_grad(ref.ours(setup, form, ours_L))),
+                   jax.jit(value_and_grad(ref.theirs(setup, found[form], theirs_L)))]  # fmt: skip
+            times = interleaved(fns, (params, x_proj), args.rounds)
+            ratios = sorted(a / b for a, b in zip(*times, strict=True))
+            ms = [1e3 * statistics.median(t) for t in times]
+            sizes = f" ({setup.cell(form, ours_L).scan.spec.chunk_size}, {theirs_L or 64})"
+            print(f"| {steps} | {form}{sizes if form == 'chunkwise' else ''} | {ms[0]:.1f} | "
+                  f"{ms[1]:.1f} | {ms[0] / ms[1]:.2f}x | {ratios[0]:.2f}-{ratios[-1]:.2f} |",
+                  flush=True)  # fmt: skip
+
+
+def value_and_grad(fn):
+    """``(params, x_proj) -> (ys, d sum(ys**2) / d x_proj)``."""
+
+    def both(params, x_proj):
+        ys, vjp = jax.vjp(lambda x: fn(params, x), x_proj)
+        return ys, vjp(2 * ys)[0]
+
+    return both
+
+
+def interleaved(fns, args, rounds):
+    """Seconds of each of ``fns(*args)`` per round, the functions taking turns."""
+    for fn in fns:
+        jax.block_until_ready(fn(*args))  # compile
+    times = [[] for _ in fns]
+    for _ in range(rounds):
+        for fn, ts in zip(fns, times, strict=True):
+            t0 = time.perf_counter()
+            jax.block_until_ready(fn(*args))
+            ts.append(time.perf_counter() - t0)
+    return times
+
+
 # --------------------------------------------------------------------------------------
 # MQAR: one layer of width H reading each token with its predecessor, a linear readout at
 # every step, AdamW with warmup and cosine decay, a fixed budget (docs/cells/xlstm.md).
@@ -177,11 +251,11 @@ def train_mqar(cell, task, seed, args, optax):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("forms", "chunks", "mqar"))
+    parser.add_argument("what", choices=("forms", "chunks", "mqar", "kernels"))
     parser.add_argument("--B", type=int, default=8)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--head-dim", type=int, default=0, help="per head (0: 64 over the heads)")
-    parser.add_argument("--T", default="256,1024,2048")
+    parser.add_argument("--T", default=None, help="lengths (default 256,1024,2048; kernels 1024)")
     parser.add_argument("--memory-T", default="4096,8192")
     parser.add_argument("--L", type=int, default=None, help="chunk size (default: the cell's)")
     parser.add_argument("--sizes", default="16,32,64,128,256", help="chunk sizes (chunks)")
@@ -197,11 +271,17 @@ def main():
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-2)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--kernels-path", default="", help="the unpacked mlstm_kernels (kernels)")
+    parser.add_argument("--hidden", type=int, default=128, help="qk_dim = v_dim (kernels)")
+    parser.add_argument("--their-L", type=int, default=None, help="their chunk size (kernels)")
+    parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds (kernels)")
+    parser.add_argument("--parallel", action="store_true", help="also the parallel form (kernels)")
     args = parser.parse_args()
+    args.T = args.T or ("1024" if args.what == "kernels" else "256,1024,2048")
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     print(f"backend {jax.default_backend()} ({jax.devices()[0].device_kind}), "
           f"{os.cpu_count()} CPUs, load average {load}, jax {jax.__version__}\n")  # fmt: skip
-    {"forms": forms, "chunks": chunks, "mqar": mqar}[args.what](args)
+    {"forms": forms, "chunks": chunks, "mqar": mqar, "kernels": kernels}[args.what](args)
     print(f"\nload average at the end: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 

@@ -12,9 +12,9 @@ import jax.numpy as jnp
 
 from .. import _cell, _checks
 from .._cell import Array, Cell
-from . import _anatomy, _blocks, _mlstm_forms
+from . import _anatomy, _blocks, _mlstm_forms, _mlstm_scan
 from ._blocks import wide
-from ._mlstm_forms import CHUNK_SIZE, FORMS, Dims, carry_of, floor, split_inputs, state_of
+from ._mlstm_forms import FORMS, Dims, carry_of, chunk_size_for, split_inputs, state_of
 
 
 class MLSTMParams(NamedTuple):
@@ -140,15 +140,9 @@ def update(
     with jax.named_scope("gatedcells.mlstm"):
         inner = wide(carry.C.dtype)  # float32 (or wider) inside
         q, k, v, log_i, log_f, o_pre = split_inputs(dims, x_proj.astype(inner))
-        c, n, m = state_of(carry, dims, inner)
-        m_new = jnp.maximum(log_f + m, log_i)
-        f = jnp.exp(log_f + m - m_new)
-        i = jnp.exp(log_i - m_new)
-        c = f[..., None, None] * c + i[..., None, None] * (v[..., :, None] * k[..., None, :])
-        n = f[..., None] * n + i[..., None] * k
-        num = jnp.einsum("...vd,...d->...v", c, q)
-        den = jnp.maximum(jnp.abs(jnp.sum(n * q, axis=-1)), floor(m_new)) + spec.eps
-        h_tilde = (num / den[..., None]).reshape(*num.shape[:-2], dims.heads * dims.v)
+        state = state_of(carry, dims, inner)
+        (c, n, m_new), h, (i, f, _, _) = _mlstm_scan.step(state, q, k, v, log_i, log_f, spec.eps)
+        h_tilde = h.reshape(*h.shape[:-2], dims.heads * dims.v)
         o = jax.nn.sigmoid(o_pre)
         y = output(spec, params, o, h_tilde).astype(carry.C.dtype)
     gates = MLSTMGates(i, f, o, m_new)
@@ -166,7 +160,8 @@ def output(spec: MLSTMSpec, params: MLSTMParams, o: Array, h_tilde: Array) -> Ar
 
 def scan(spec, params, carry, xs, *, valid, reverse, unroll, grad, remat):
     """The whole sequence in ``spec.form`` (``_mlstm_forms.sequence``); the recurrent form
-    runs the generic driver over :func:`stepper`'s step."""
+    with ``grad="autodiff"`` or ``remat`` runs the generic driver over :func:`stepper`'s
+    step."""
     return _mlstm_forms.sequence(
         stepper(spec),
         _anatomy.Bound(output, spec),
@@ -196,7 +191,7 @@ def mlstm(
     qk_dim: int | None = None,
     v_dim: int | None = None,
     form: str | None = None,
-    chunk_size: int = CHUNK_SIZE,
+    chunk_size: int | None = None,
     eps: float = 1e-6,
     forget_bias: float | tuple[float, float] = (3.0, 6.0),
     input_bias: float = 0.0,
@@ -240,8 +235,12 @@ def mlstm(
     2.7x faster than the recurrent form and 35x faster than the parallel one, in 1/22 of
     its memory: ``gatedcells.cells._mlstm_forms.default_form``,
     ``benchmarks/results/mlstm-cpu.md``). Lengths, ``reverse`` and an initial carry work in
-    every form; the recurrent form runs the generic driver (``unroll``, ``grad`` and
-    ``remat`` apply), the others ignore those three. The memory is computed in float32 (or
+    every form. The recurrent form runs the step's loop with a gradient of its own
+    (``gatedcells.cells._mlstm_scan``: the state before each step saved, the adjoint
+    recurrence by hand, 2x faster than autodiff of the loop), or with ``grad="autodiff"``
+    (for ``jax.jvp``) or ``remat`` the generic driver; ``unroll`` applies to both. The
+    chunkwise form has a gradient of its own too (``_mlstm_chunkwise``), or with
+    ``grad="autodiff"`` plain autodiff; the parallel form ignores those three. The memory is computed in float32 (or
     wider) whatever the params' dtype, the input projection included. The floor
     :math:`e^{-m_t}` is capped at :math:`e^{80}` (``m_t < -80`` only happens for extreme
     inputs, where the output is below :math:`10^{-20}` either way) so that no gradient
@@ -263,7 +262,9 @@ def mlstm(
       form: ``"recurrent"``, ``"parallel"``, ``"chunkwise"`` or ``None`` (by length and
         backend, ``gatedcells.cells._mlstm_forms.default_form``; chunkwise for a symbolic
         length of ``jax.export``).
-      chunk_size: ``L``, steps per chunk of the chunkwise form.
+      chunk_size: ``L``, steps per chunk of the chunkwise form; ``None``: by the head size,
+        as measured (16 up to 16 query/key dims per head, 32 up to 32, else 64:
+        ``gatedcells.cells._mlstm_forms.chunk_size_for``).
       eps: :math:`\epsilon` added to the denominator.
       forget_bias: added to the forget-gate bias at init: a number, or ``(start, end)``
         spaced linearly over the heads.
@@ -314,6 +315,8 @@ def mlstm(
         )
     if form is not None:
         _checks.check_choice("form", form, FORMS)
+    if chunk_size is None:
+        chunk_size = chunk_size_for(Q // NH)
     L = _checks.check_positive_int("chunk_size", chunk_size)
     biases = forget_bias if isinstance(forget_bias, tuple | list) else (forget_bias,)
     if len(biases) not in (1, 2):

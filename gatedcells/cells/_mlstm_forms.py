@@ -20,9 +20,10 @@ forget gate of the block and :math:`\tilde\imath_j` the input-gate pre-activatio
 \tilde\imath_t)` unrolled, so the three forms agree to float rounding, the :math:`\epsilon`
 term included. The parallel form applies this to the whole sequence (``T x T`` matrices); the
 chunkwise form splits time into chunks of ``L`` steps, runs the state from chunk to chunk
-with a ``jax.lax.scan`` (:func:`final_state`, one ``[DV, L] @ [L, DK]`` product per chunk and
-head) and then computes every chunk's outputs at once from its start state (``L x L``
-matrices: ``O(T L)`` memory instead of ``O(T^2)``).
+(every chunk's own ``[DV, L] @ [L, DK]`` product at once, then a pointwise loop) and computes
+every chunk's outputs at once from its start state (``L x L`` matrices: ``O(T L)`` memory
+instead of ``O(T^2)``), with a gradient of its own (``_mlstm_chunkwise``). The recurrent
+form's loop has one too (``_mlstm_scan``).
 
 Layout (the forms see one flat batch ``...`` = ``[B, NH]`` or ``[B, NH, NC]``): ``q``, ``k``
 ``[..., T, DK]`` (``k`` already scaled by :math:`1/\sqrt{DK}`), ``v`` ``[..., T, DV]``,
@@ -42,11 +43,26 @@ import jax.numpy as jnp
 from .._cell import Array
 from ..sequence import unroll_time_major
 from ..sequence._dims import chunk_layout, is_known, padded
+from . import _mlstm_chunkwise
 from ._blocks import wide
+from ._mlstm_scan import State, floor, recurrent
 
 FORMS = ("recurrent", "parallel", "chunkwise")
-CHUNK_SIZE = 32  # steps per chunk of the chunkwise form, measured: see default_form
-State = tuple[Array, Array, Array]  # (C [..., DV, DK], n [..., DK], m [...]), stabilised
+CHUNK_SIZE = 32  # steps per chunk of the chunkwise form at 32 per head: see chunk_size_for
+
+
+def chunk_size_for(qk: int) -> int:
+    """The chunk size ``chunk_size=None`` means for ``qk`` query/key dims per head: the head
+    size rounded up to a power of two, between 16 and 64.
+
+    Measured forward+backward of the chunkwise form on a 2-core CPU shared with other jobs
+    (B=8, 4 heads, T=1024, float32, interleaved runs): with 16 per head, L=16 took 0.69x the
+    time of L=32; with 32, L=32 was the fastest (L=16 1.19x, 64 1.08x; at T=4096 1.27x and
+    1.11x); with 64, L=64 took 0.89x of L=32 (L=16 1.59x). ``L x L`` matrices cost
+    ``L^2 (2 DK + DV)`` per chunk, the state ``DK DV`` per chunk: the balance moves with
+    the head size.
+    """
+    return min(max(16, 1 << max(qk - 1, 0).bit_length()), 64)
 
 
 class Dims(NamedTuple):
@@ -72,17 +88,6 @@ def split_inputs(dims: Dims, x_proj: Array):
     q = q.reshape(*lead, dims.heads, dims.qk)
     k = k.reshape(*lead, dims.heads, dims.qk) / math.sqrt(dims.qk)
     return q, k, v.reshape(*lead, dims.heads, dims.v), i, jax.nn.log_sigmoid(f), o
-
-
-# The denominator's floor e^{-m} is capped at e^{80} (float32 overflows past e^{88.7}). It
-# binds only for m < -80, where the output is below e^{-80} |C q| either way (< 1e-20 here),
-# and keeps the gradient finite: e^{-m} = inf would multiply a zero cotangent.
-MAX_LOG_FLOOR = 80.0
-
-
-def floor(m: Array) -> Array:
-    """:math:`e^{-m}`, the denominator's lower bound, capped at :math:`e^{80}`."""
-    return jnp.exp(jnp.minimum(-m, MAX_LOG_FLOOR))
 
 
 def outputs(q: Array, k: Array, v: Array, log_i: Array, log_f: Array, state: State, eps: float):
@@ -124,9 +129,11 @@ def parallel(q, k, v, log_i, log_f, state: State, eps: float) -> tuple[Array, St
 
 
 def chunkwise(
-    q, k, v, log_i, log_f, state: State, eps: float, chunk_size: int
+    q, k, v, log_i, log_f, state: State, eps: float, chunk_size: int, grad: str = "auto"
 ) -> tuple[Array, State]:
-    """The chunkwise form with chunks of ``chunk_size`` steps: ``(h [..., T, DV], state)``."""
+    """The chunkwise form with chunks of ``chunk_size`` steps: ``(h [..., T, DV], state)``;
+    ``grad="autodiff"``: written for plain autodiff (forward mode too), a loop of
+    :func:`final_state` and :func:`outputs`, rather than ``_mlstm_chunkwise``'s own gradient."""
     with jax.named_scope("gatedcells.mlstm_chunkwise"):
         steps = q.shape[-2]
         size, chunks, pad = chunk_layout(steps, chunk_size)
@@ -135,17 +142,18 @@ def chunkwise(
             log_i, log_f = _pad(log_i, pad, -jnp.inf, axis=-1), _pad(log_f, pad, 0.0, axis=-1)
         q, k, v = (a.reshape(*a.shape[:-2], chunks, size, a.shape[-1]) for a in (q, k, v))
         log_i, log_f = (a.reshape(*a.shape[:-1], chunks, size) for a in (log_i, log_f))
-
-        def step(state, chunk):
-            return final_state(*chunk, state), state
-
-        chunk_major = tuple(jnp.moveaxis(a, -3, 0) for a in (k, v)) + tuple(
-            jnp.moveaxis(a, -2, 0) for a in (log_i, log_f)
-        )
-        last, starts = jax.lax.scan(step, state, chunk_major)
-        c, n, m = starts  # [NC, ..., DV, DK], [NC, ..., DK], [NC, ...]
-        starts = (jnp.moveaxis(c, 0, -3), jnp.moveaxis(n, 0, -2), jnp.moveaxis(m, 0, -1))
-        h = outputs(q, k, v, log_i, log_f, starts, eps)  # [..., NC, L, DV]
+        if grad == "auto":
+            h, last = _mlstm_chunkwise.chunks(q, k, v, log_i, log_f, state, eps)  # [.., NC, L, DV]
+        else:
+            last, starts = jax.lax.scan(
+                lambda state, chunk: (final_state(*chunk, state), state),
+                state,
+                tuple(jnp.moveaxis(a, -3, 0) for a in (k, v))
+                + tuple(jnp.moveaxis(a, -2, 0) for a in (log_i, log_f)),
+            )
+            c, n, m = starts  # [NC, ..., DV, DK], [NC, ..., DK], [NC, ...]
+            starts = (jnp.moveaxis(c, 0, -3), jnp.moveaxis(n, 0, -2), jnp.moveaxis(m, 0, -1))
+            h = outputs(q, k, v, log_i, log_f, starts, eps)
         h = h.reshape(*h.shape[:-3], chunks * size, h.shape[-1])
         return (h[..., :steps, :] if padded(pad) else h), last
 
@@ -174,8 +182,9 @@ def default_form(steps: int, chunk_size: int = CHUNK_SIZE, backend: str | None =
     parallel form's is quadratic (2.6 GiB at 2048, 40 GiB at 8192). Below one chunk the
     chunkwise form is the parallel form plus a loop of one step, and the recurrent form,
     a loop of ``T`` small steps that each save a ``[DV, DK]`` memory per head for the
-    backward pass, was 2x slower than the parallel form at 16 steps already. Chunk sizes
-    16 and 32 tied within the load's noise; 64 was 1.1x and 128 1.7-4.7x slower than 32.
+    backward pass, was 2x slower than the parallel form at 16 steps already (these
+    figures predate both forms' own gradients; the chunk size by head size is
+    :func:`chunk_size_for`'s, measured with them).
     GPU and TPU are not measured yet: they follow the same rule, the reference kernels'
     (parallel for short sequences, chunkwise for training). The recurrent form remains
     the step's, for streaming.
@@ -200,12 +209,14 @@ def sequence(
 ) -> tuple[Any, Array]:
     """The mLSTM's sequence driver (a :class:`gatedcells.ScanFn` once ``stepper``, the cell
     without a driver, ``output``, ``(params, o, h) -> y``, and ``spec``, its ``dims``,
-    ``eps``, ``form`` and ``chunk_size``, are bound). The recurrent form runs the generic
-    driver over the step; the others run here on the whole projected sequence
-    (``[T, *B, ...]``)."""
+    ``eps``, ``form`` and ``chunk_size``, are bound). Every form runs here on the whole
+    projected sequence (``[T, *B, ...]``), the recurrent one by ``_mlstm_scan.recurrent``,
+    but the recurrent form with ``grad="autodiff"`` or ``remat``, which runs the generic
+    driver over the step."""
     steps, dims, eps, chunk_size = xs.shape[0], spec.dims, spec.eps, spec.chunk_size
     chosen = default_form(steps, chunk_size) if spec.form is None else spec.form
-    if chosen == "recurrent" or steps == 0:
+    generic = chosen == "recurrent" and (grad != "auto" or remat is not False)
+    if generic or steps == 0:
         options = {"unroll": unroll, "grad": grad, "remat": remat}
         return unroll_time_major(
             stepper, params, carry, xs, valid=valid, reverse=reverse, **options
@@ -224,14 +235,18 @@ def sequence(
         keep = valid[..., None]
         log_i = jnp.where(keep, log_i, -jnp.inf)
         log_f = jnp.where(keep, log_f, jnp.zeros_like(log_f))
-    q, k, v = (jnp.moveaxis(a, 0, -2) for a in (q, k, v))  # [B, NH, T, D]
-    log_i, log_f = jnp.moveaxis(log_i, 0, -1), jnp.moveaxis(log_f, 0, -1)  # [B, NH, T]
     state = state_of(jax.tree.map(lambda a: a.reshape(flat, a.shape[-1]), carry), dims, inner)
-    if chosen == "parallel":
-        h, state = parallel(q, k, v, log_i, log_f, state, eps)
+    if chosen == "recurrent":  # time-major, with a gradient of its own
+        h, state = recurrent(q, k, v, log_i, log_f, state, eps, unroll)
     else:
-        h, state = chunkwise(q, k, v, log_i, log_f, state, eps, chunk_size)
-    h = jnp.moveaxis(h, -2, 0).reshape(steps, flat, dims.heads * dims.v)  # [T, B, V]
+        q, k, v = (jnp.moveaxis(a, 0, -2) for a in (q, k, v))  # [B, NH, T, D]
+        log_i, log_f = jnp.moveaxis(log_i, 0, -1), jnp.moveaxis(log_f, 0, -1)  # [B, NH, T]
+        if chosen == "parallel":
+            h, state = parallel(q, k, v, log_i, log_f, state, eps)
+        else:
+            h, state = chunkwise(q, k, v, log_i, log_f, state, eps, chunk_size, grad)
+        h = jnp.moveaxis(h, -2, 0)
+    h = h.reshape(steps, flat, dims.heads * dims.v)  # [T, B, V]
     ys = output(params, jax.nn.sigmoid(o_pre), h).astype(carry.C.dtype)
     if valid is not None:
         ys = jnp.where(valid[..., None], ys, jnp.zeros_like(ys))

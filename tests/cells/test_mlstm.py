@@ -125,9 +125,10 @@ def test_chunkwise_any_chunk_size_equals_parallel(problem, chunk_size):
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **TOL), got, want)
 
 
-def loss_of(cell, lengths=None, reverse=False):
+def loss_of(cell, lengths=None, reverse=False, grad="auto"):
     def loss(params, xs, carry):
-        new_carry, ys = gc.unroll(cell, params, xs, carry, lengths=lengths, reverse=reverse)
+        options = {"lengths": lengths, "reverse": reverse, "grad": grad}
+        new_carry, ys = gc.unroll(cell, params, xs, carry, **options)
         return jnp.sum(ys**2) + sum(jnp.sum(leaf) for leaf in jax.tree.leaves(new_carry))
 
     return loss
@@ -136,22 +137,16 @@ def loss_of(cell, lengths=None, reverse=False):
 @pytest.mark.parametrize("reverse", [False, True])
 def test_gradients_of_the_forms_agree(problem, reverse):
     params, xs, carry = problem
-    grads = {
-        form: jax.jit(jax.grad(loss_of(make(form), LENGTHS, reverse), argnums=(0, 1, 2)))(
-            params, xs, carry
-        )
-        for form in FORMS
-    }
-    for form in ("parallel", "chunkwise"):
-        jax.tree.map(
-            lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4),
-            grads[form],
-            grads["recurrent"],
-        )
-    assert not np.asarray(grads["chunkwise"][1][2]).any()  # a length-0 sequence: no gradient
+    runs = [(form, "auto") for form in FORMS] + [("recurrent", "autodiff")]
+    loss = lambda form, grad: loss_of(make(form), LENGTHS, reverse, grad)  # noqa: E731
+    grads = {run: jax.jit(jax.grad(loss(*run), (0, 1, 2)))(params, xs, carry) for run in runs}
+    close = lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)  # noqa: E731
+    for run in runs:  # against plain autodiff of the step's loop
+        jax.tree.map(close, grads[run], grads["recurrent", "autodiff"])
+    assert not np.asarray(grads["chunkwise", "auto"][1][2]).any()  # length 0: no gradient
 
 
-@pytest.mark.parametrize("form", ["parallel", "chunkwise"])
+@pytest.mark.parametrize("form", FORMS)
 def test_check_grads_of_the_sequence_forms(problem, form):
     params, xs, carry = problem
     cell = make(form, chunk_size=2)
@@ -208,6 +203,24 @@ def test_default_form_by_length(problem, monkeypatch):
         got = gc.unroll(cell, params, xs[:, :steps], carry)
         assert ran.pop() == form
         np.testing.assert_allclose(got[1], want[1][:, :steps], **TOL)
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_forward_mode_with_grad_autodiff(problem, form):
+    """The forms' own gradients are reverse-mode only; ``grad="autodiff"`` serves ``jvp``."""
+    params, xs, carry = problem
+    run = lambda x: gc.unroll(make(form), params, x, carry, grad="autodiff")[1]  # noqa: E731
+    tangent = jnp.ones_like(xs)
+    _, got = jax.jit(lambda x: jax.jvp(run, (x,), (tangent,)))(xs)
+    _, vjp = jax.vjp(lambda x: gc.unroll(make(form), params, x, carry)[1], xs)
+    ys = run(xs)  # <jvp, u> = <t, vjp(u)> for the all-ones tangent t and u = ys
+    np.testing.assert_allclose(jnp.sum(got * ys), jnp.sum(vjp(ys)[0]), rtol=1e-4)
+
+
+def test_chunk_size_follows_the_head_size():
+    sizes = {qk: gc.mlstm(64, num_heads=2, qk_dim=qk).scan.spec.chunk_size for qk in (8, 64, 256)}
+    assert sizes == {8: 16, 64: 32, 256: 64}  # 4, 32 and 128 per head
+    assert gc.mlstm(64, chunk_size=8).scan.spec.chunk_size == 8
 
 
 # --------------------------------------------------------------------------------------
