@@ -112,3 +112,17 @@ def test_cell_closing_over_a_traced_value_falls_back_to_autodiff():
     got = jax.jit(jax.grad(loss, argnums=(0, 1)), static_argnums=2)(params, 2.0, "auto")
     want = jax.grad(loss, argnums=(0, 1))(params, 2.0, "autodiff")
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), got, want)
+
+
+def test_block_diagonal_w_h_as_one_dense_matmul_equals_the_heads():
+    """The fused loop multiplies by a block-diagonal ``w_h`` as one dense matmul (one device,
+    small enough): the same products as the batched matmul over the heads."""
+    from gatedcells._cell import recurrent_matmul
+    from gatedcells.sequence import _fused
+
+    w_h = jax.random.normal(jax.random.key(0), (4, 3, 12))  # 4 heads of 3, 4 gates
+    h = jax.random.normal(jax.random.key(1), (2, 5, 12))
+    dense = _fused._dense(w_h)
+    assert dense.shape == (12, 48) and jnp.count_nonzero(dense) == w_h.size
+    np.testing.assert_allclose(h @ dense, recurrent_matmul(h, w_h), rtol=1e-6, atol=1e-6)
+    assert _fused._dense(jnp.zeros((1, 3, 12))).shape == (1, 3, 12)  # one head: a plain matmul
