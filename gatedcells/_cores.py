@@ -86,6 +86,11 @@ def use_cpu_cores(n: int | None = None) -> str:
 
 def splits(batch_size: int, devices: int) -> bool:
     """Whether a batch of ``batch_size`` rows is worth splitting over ``devices`` devices:
-    they divide it, and each gets at least :data:`MIN_ROWS_PER_DEVICE` rows (fewer rows
-    per device measured no faster than one device's whole batch)."""
+    they divide it, and each gets at least :data:`MIN_ROWS_PER_DEVICE` rows.
+
+    Issue #24 measured 16 rows per device 1.54x faster than one device's 32 on an idle
+    2-core machine (base LSTM, forward+backward). The floor of 8 is not measured yet: a
+    placeholder until ``benchmarks/cores.py`` runs on an idle machine. On a loaded one
+    (load average 7-9 on 2 cores) every split measured slower, 0.4-0.65x: the second
+    core is not free there, and ``GATEDCELLS_CPU_DEVICES=1`` is the way out."""
     return devices > 1 and batch_size % devices == 0 and batch_size >= MIN_ROWS_PER_DEVICE * devices

@@ -78,7 +78,7 @@ def fit(
     over a one-axis ``Mesh`` of all devices, each batch is split along its leading axis,
     and XLA inserts the gradient's all-reduce. The results equal those of one device up to
     float rounding (sums over the batch run in another order). A batch the devices do not
-    divide, or with fewer than 8 rows per device (measured no faster split), runs on one
+    divide, or with fewer than 8 rows per device (:func:`gatedcells._cores.splits`), runs on one
     device (the first with a warning). ``mesh=None`` keeps one device; a
     ``jax.sharding.Mesh`` of your own splits the batch over all its axes, which must
     divide it.
@@ -144,7 +144,9 @@ def fit(
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs a checkpoint_dir to resume from")
     config = _checkpoint.json_config(config)
-    rows, data = batch_rows(data, key)
+    rows = None
+    if isinstance(mesh, str) and mesh == "auto" and jax.device_count() > 1:
+        rows, data = batch_rows(data, key)  # is the batch worth splitting?
     mesh = data_mesh(mesh, rows)
     run = chunk_runner(train_step(loss_fn, optimizer), data, mesh)
     batches = None if callable(data) else iter(data)

@@ -47,10 +47,10 @@ def main() -> None:
         resumed, h_resumed = run("auto", checkpoint_dir=folder, resume=True)
     with warnings.catch_warnings(record=True) as caught:  # one device, and a warning
         warnings.simplefilter("always")
-        uneven_auto, _ = run("auto", data=lambda key: task.sample(key, 36))
-    uneven_one, _ = run(None, data=lambda key: task.sample(key, 36))
+        uneven_auto, _ = run("auto", data=lambda key: task.sample(key, 34))
+    uneven_one, _ = run(None, data=lambda key: task.sample(key, 34))
     try:
-        run(Mesh(np.asarray(jax.devices()), ("data",)), data=lambda key: task.sample(key, 36))
+        run(Mesh(np.asarray(jax.devices()), ("data",)), data=lambda key: task.sample(key, 34))
         uneven = None
     except ValueError as err:
         uneven = str(err)

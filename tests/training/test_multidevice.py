@@ -39,11 +39,11 @@ def test_sharded_run_resumes_bit_identical(result):
 def test_batch_the_devices_do_not_divide(result):
     """``mesh="auto"`` trains on one device and says so; a mesh of your own refuses."""
     assert (
-        "a batch of 36 does not split over 4 devices; training on one"
+        "a batch of 34 does not split over 4 devices; training on one"
         in result["uneven_batch_warning"]
     )
     assert result["uneven_max_abs_diff"] == 0.0
-    assert "a batch of 36" in result["uneven_batch_error"]
+    assert "a batch of 34" in result["uneven_batch_error"]
     assert "does not split over 4 devices" in result["uneven_batch_error"]
 
 
