@@ -78,8 +78,8 @@ def fit(
     over a one-axis ``Mesh`` of all devices, each batch is split along its leading axis,
     and XLA inserts the gradient's all-reduce. The results equal those of one device up to
     float rounding (sums over the batch run in another order). A batch the devices do not
-    divide, or with fewer than 8 rows per device (:func:`gatedcells._cores.splits`), runs on one
-    device (the first with a warning). ``mesh=None`` keeps one device; a
+    divide, or with fewer than 8 rows per device (see :func:`gatedcells.use_cpu_cores`),
+    runs on one device (the first with a warning). ``mesh=None`` keeps one device; a
     ``jax.sharding.Mesh`` of your own splits the batch over all its axes, which must
     divide it.
 
