@@ -16,6 +16,7 @@ from ._cell import MatmulSplit as MatmulSplit
 from ._cell import ProjectFn as ProjectFn
 from ._cell import ScanFn as ScanFn
 from ._cell import UpdateFn as UpdateFn
+from ._cores import use_cpu_cores as use_cpu_cores
 from ._values import check_finite as check_finite
 from ._values import check_lengths as check_lengths
 from .cells import GREFF_VARIANTS as GREFF_VARIANTS
@@ -182,6 +183,7 @@ __all__ = [
     "slstm",
     "stack",
     "unroll",
+    "use_cpu_cores",
     "weight_drop",
     "zoneout",
     "ConvGRUParams",

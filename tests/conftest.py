@@ -56,17 +56,20 @@ def key():
 @pytest.fixture(scope="session")
 def run_script(tmp_path_factory, worker_id):
     """``run_script(path, devices)``: the JSON of the last line that ``python path`` prints,
-    run with ``devices`` virtual CPU devices (the count is fixed when jax starts), ONCE per
-    session: xdist workers share the first one's result through a file, so the tests that
-    read one subprocess's result may run on any worker."""
+    run with ``devices`` virtual CPU devices (the count is fixed when jax starts; ``None``:
+    as the script chooses) and the variables ``env`` added, ONCE per session: xdist workers
+    share the first one's result through a file, so the tests that read one subprocess's
+    result may run on any worker."""
     shared = tmp_path_factory.getbasetemp().parent if worker_id != "master" else None
 
-    def run(path, devices: int, timeout: int = 900) -> dict:
-        flags = (
-            f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}"
-        )
+    def run(path, devices: int | None, timeout: int = 900, env: dict | None = None) -> dict:
+        flags = os.environ.get("XLA_FLAGS", "")
+        if devices is not None:
+            flags += f" --xla_force_host_platform_device_count={devices}"
         paths = (os.path.dirname(os.path.dirname(__file__)), os.environ.get("PYTHONPATH"))
+        extra = env or {}
         env = dict(os.environ, XLA_FLAGS=flags, PYTHONPATH=os.pathsep.join(p for p in paths if p))
+        env.update(extra)
 
         def fresh():
             argv = [sys.executable, str(path)]
@@ -76,7 +79,8 @@ def run_script(tmp_path_factory, worker_id):
 
         if shared is None:
             return fresh()
-        out = shared / f"{os.path.basename(path)}-{devices}.json"
+        named = "".join(f"-{k}={v}" for k, v in sorted(extra.items()))
+        out = shared / f"{os.path.basename(path)}-{devices}{named}.json"
         with FileLock(f"{out}.lock"):
             if not out.is_file():
                 out.write_text(json.dumps(fresh()))

@@ -24,7 +24,7 @@ ALLOWED = {
     "cells": {"_cell", "_checks", "sequence"},
     "combinators": {"_cell", "_checks", "sequence"},
 }
-LOW = {"_cell", "_checks", "_values", "sequence", "tasks", "cells", "combinators"}
+LOW = {"_cell", "_checks", "_values", "_cores", "sequence", "tasks", "cells", "combinators"}
 ALLOWED |= {
     "diagnostics": LOW,
     "interop": LOW,

@@ -50,7 +50,7 @@ def test_exported_names():
         # convolutional cells (issue 18)
         "ConvGRUParams", "ConvLSTMParams", "conv_gru", "conv_lstm",
         # sequence parallelism (issue 24)
-        "sharded_unroll", "logical_axes", "param_shardings",
+        "sharded_unroll", "logical_axes", "param_shardings", "use_cpu_cores",
     }  # fmt: skip
     # constants documented by the pages (a read-only mapping cannot carry a docstring)
     for name in set(gc.__all__) - {"GRADS", "LSTM_VARIANTS"}:

@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._cores import use_cpu_cores
 from ._systems import SYSTEMS, available, missing_reason
 
 SHAPES = {
@@ -172,6 +173,7 @@ def environment() -> dict[str, Any]:
         "machine": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "device": f"{jax.devices()[0]} ({jax.devices()[0].device_kind})",
+        "devices": jax.device_count(),
         "jax_default_matmul_precision": jax.config.jax_default_matmul_precision,
         "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "versions": versions,
@@ -268,7 +270,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    """Run the benchmark with ``argv`` (default: ``sys.argv[1:]``); return the exit status.
+
+    Before any JAX operation, :func:`gatedcells.use_cpu_cores` asks for one CPU device per
+    core (``GATEDCELLS_CPU_DEVICES=1`` keeps one); gatedcells then splits each batch over
+    them where it pays. The other JAX systems run on the first device, as they would."""
+    cores = use_cpu_cores()
     parser = _parser()
     args = parser.parse_args(argv)
     shapes, cells = args.shapes.split(","), args.cells.split(",")
@@ -292,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipping {name}: {missing_reason(name)}", file=sys.stderr)
     env = environment()
     peak = matmul_peak()
-    print(f"matmul peak: {peak:.0f} GFLOP/s; {env}", file=sys.stderr)
+    print(f"matmul peak: {peak:.0f} GFLOP/s; CPU devices: {cores}; {env}", file=sys.stderr)
     results = run(shapes, cells, systems, min_time=args.min_time, rounds=args.rounds)
     table = markdown(results, peak)
     print(table)

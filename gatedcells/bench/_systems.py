@@ -12,8 +12,12 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 import gatedcells as gc
+from gatedcells._cores import splits
 from gatedcells.cells._registry import CELLS
 
 
@@ -28,9 +32,15 @@ def _jax_thunks(apply, variables, xs):
 
 
 def gatedcells_system(cell: str, B, T, I, H, *, grad: str = "auto", **factory):
+    """``gc.unroll``; with several devices (``gc.use_cpu_cores``) the batch split over them
+    where it pays (``gatedcells._cores.splits``), as ``training.fit`` does."""
     c = CELLS[cell](H, **factory)
     params = c.init(jax.random.key(0), I)
     xs = jax.random.normal(jax.random.key(1), (B, T, I))
+    if splits(B, jax.device_count()):
+        mesh = Mesh(np.asarray(jax.devices()), ("data",))
+        params = jax.device_put(params, NamedSharding(mesh, P()))
+        xs = jax.device_put(xs, NamedSharding(mesh, P("data")))
     return _jax_thunks(lambda p, x: gc.unroll(c, p, x, grad=grad)[1], params, xs)
 
 

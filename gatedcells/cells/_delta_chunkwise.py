@@ -141,7 +141,7 @@ def convolve(spec, params, window: Array, raw: Array, lengths: Array, seg: Array
     full = jnp.concatenate([window.astype(raw.dtype), raw], axis=1)  # [N, K-1+T, C]
     w = params.conv.astype(raw.dtype)
     if seg is not None:
-        seg_full = jnp.concatenate([jnp.zeros((seg.shape[0], K - 1), seg.dtype), seg], axis=1)
+        seg_full = jnp.pad(seg, ((0, 0), (K - 1, 0)))  # a pad keeps seg's sharding
     out = jnp.zeros_like(raw)
     for j in range(K):  # tap j reads step t - (K-1) + j
         tap = full[:, j : j + steps] * w[j][None, None]

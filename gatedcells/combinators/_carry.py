@@ -13,6 +13,7 @@ import jax.numpy as jnp
 from .. import _checks
 from .._cell import Array, Cell
 from ..sequence import unroll_time_major
+from ..sequence._vma import like
 
 
 def resettable(cell: Cell) -> Cell:
@@ -65,7 +66,10 @@ def resettable(cell: Cell) -> Cell:
         dtype = jax.tree.leaves(carry)[0].dtype
         init = cell.initial_carry(batch_shape, dtype)
         on = flag > 0.5
-        return jax.tree.map(lambda c, c0: jnp.where(on, c0.astype(c.dtype), c), carry, init)
+        # `like`: under Explicit mesh axes, the fresh carry split over the batch as `carry`
+        return jax.tree.map(
+            lambda c, c0: jnp.where(on, like(c0.astype(c.dtype), c), c), carry, init
+        )
 
     def project(params, xs: Array) -> Array:
         x_proj = cell.project(params, xs[..., :-1])

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from .. import _cell, _checks
 from .._cell import Array, Cell
 from ..sequence import unroll_time_major
+from ..sequence._vma import like
 
 
 def _check_key(name: str, key, deterministic: bool) -> None:
@@ -285,7 +286,7 @@ def zoneout(
             k = jax.random.fold_in(key, jnp.maximum(t, 0))
             mixed = []
             for j, (p, o, n) in enumerate(zip(rates, old, new, strict=True)):
-                d = jax.random.bernoulli(jax.random.fold_in(k, j), p, n.shape)
+                d = like(jax.random.bernoulli(jax.random.fold_in(k, j), p, n.shape), n)
                 mixed.append(jnp.where(d, o, n))
         mixed = jax.tree.unflatten(structure, mixed)
         y = mixed if hasattr(shape, "shape") else mixed.h

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 from .._cell import Array, Carry, Cell, Params, matmul, recurrent_matmul
 from ._dims import is_known
 from ._masks import mask_step
-from ._vma import match_vma, sum_to_vma
+from ._vma import explicit, match_vma, sum_to_vma
 
 
 def fused_scan(
@@ -112,6 +112,13 @@ def _recurrent_matmul_t(d_h_proj: Array, w_h: Array, dtype) -> Array:
 def _recurrent_weight_grad(h_prev: Array, d_h_proj: Array, w_h: Array) -> Array:
     """``dw_h = sum h_prev^T d_h_proj`` over all steps and batch rows: one matmul, batched
     over the heads for a block-diagonal ``w_h``; in ``w_h``'s dtype."""
+    if explicit(h_prev):  # T and *B contracted in place, to w_h's sharding (see _rows)
+        heads = 1 if w_h.ndim == 2 else w_h.shape[0]
+        h_prev = h_prev.reshape(*h_prev.shape[:-1], heads, -1).astype(d_h_proj.dtype)
+        d = _per_head(d_h_proj, (heads, *w_h.shape[-2:]))
+        out = jax.typeof(h_prev).sharding.update(spec=jax.typeof(w_h).sharding.spec)
+        d_w_h = jnp.einsum("...nj,...nk->njk", h_prev, d, out_sharding=out)
+        return d_w_h.reshape(w_h.shape).astype(w_h.dtype)
     h_prev = h_prev.reshape(-1, h_prev.shape[-1])  # [T*B, H]
     if w_h.ndim == 2 or w_h.shape[0] == 1:  # [H, T*B] @ [T*B, G*H]
         d_w_h = matmul(h_prev.T, d_h_proj.reshape(-1, d_h_proj.shape[-1]), None)
@@ -120,6 +127,13 @@ def _recurrent_weight_grad(h_prev: Array, d_h_proj: Array, w_h: Array) -> Array:
     h_prev = h_prev.reshape(-1, heads, rows).astype(d_h_proj.dtype)  # [T*B, NH, H/NH]
     d = _per_head(d_h_proj.reshape(-1, d_h_proj.shape[-1]), w_h.shape)  # [T*B, NH, G*H/NH]
     return jnp.einsum("rnj,rnk->njk", h_prev, d).astype(w_h.dtype)
+
+
+def _rows(a: Array) -> Array:
+    """``a [T, *B, K]`` as rows ``[T*B, K]``; as it is under a mesh with ``Explicit`` axes,
+    where merging a sharded batch axis with time has no sharding to name (XLA:CPU's cost of
+    contracting two axes at once, see ``_scan_bwd``, is then paid)."""
+    return a if explicit(a) else a.reshape(-1, a.shape[-1])
 
 
 HOIST_BYTES = 4 << 20  # see _hoist
@@ -264,7 +278,7 @@ def _scan_bwd(cell, reverse, unroll, residuals, cotangents):
     d_w_h = _recurrent_weight_grad(h_prev, d_h_proj, params.w_h)
     # project's VJP on flattened leading axes: a matmul contracting two axes at once (T and
     # B) lowers to a slow loop on XLA:CPU (2.7x slower at the base shape).
-    flat_xs = xs.reshape(-1, xs.shape[-1])
+    flat_xs = _rows(xs)
     x_proj, vjp_project = jax.vjp(cell.project, params, flat_xs)
     d_params, d_xs = vjp_project(d_x_proj.reshape(x_proj.shape).astype(x_proj.dtype))
     d_xs = d_xs.reshape(xs.shape)

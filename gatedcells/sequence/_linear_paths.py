@@ -26,7 +26,7 @@ import jax.numpy as jnp
 
 from .._cell import Array
 from ._dims import chunk_layout, is_known, padded
-from ._vma import match_vma, sum_to_vma
+from ._vma import like, match_vma, sum_to_vma
 
 # log(0): a finite floor instead of -inf keeps every gradient finite (exp(LOG_ZERO) == 0).
 LOG_ZERO = -1e30
@@ -98,8 +98,8 @@ def chunked(a: Array, b: Array, h0: Array, chunk_size: int) -> Array:
     steps = a.shape[0]
     size, chunks, pad = chunk_layout(steps, chunk_size)
     if padded(pad):
-        a = jnp.concatenate([a, jnp.ones((pad, *a.shape[1:]), a.dtype)])
-        b = jnp.concatenate([b, jnp.zeros((pad, *b.shape[1:]), b.dtype)])
+        a = jnp.concatenate([a, like(jnp.ones((pad, *a.shape[1:]), a.dtype), a)])
+        b = jnp.concatenate([b, like(jnp.zeros((pad, *b.shape[1:]), b.dtype), b)])
 
     def body(h, inputs):
         a_c, b_c = inputs
@@ -214,7 +214,8 @@ def fused(coefficients, readout, method, unroll, chunk_size, grad, params, input
     keep = jnp.arange(chunks * size) < steps  # padded steps keep the state: a = 1, b = 0
 
     def in_chunks(v):
-        v = jnp.concatenate([v, jnp.zeros((pad, *v.shape[1:]), v.dtype)]) if padded(pad) else v
+        if padded(pad):
+            v = jnp.concatenate([v, like(jnp.zeros((pad, *v.shape[1:]), v.dtype), v)])
         return v.reshape(chunks, size, *v.shape[1:])
 
     def block(params, h, chunk):

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from .._cell import Array
 from . import _linear_paths as paths
 from . import _time_shards as shards
+from ._vma import like
 
 CHUNK_SIZE = 64  # steps per chunk of the "chunked" path
 
@@ -56,7 +57,7 @@ def linear_scan(
     if b.shape[0] == 0:
         return h0.astype(dtype), jnp.zeros(b.shape, dtype)
     wide = _wide(dtype)
-    log_a = jnp.broadcast_to(log_a.astype(wide), b.shape)
+    log_a = like(jnp.broadcast_to(log_a.astype(wide), b.shape), b)  # Explicit axes: as b
     b, h0 = b.astype(wide), h0.astype(wide)
     if resets is not None:  # a = 0 before a segment's first step
         log_a = jnp.where(_expand(resets, b), paths.LOG_ZERO, log_a)

@@ -8,6 +8,7 @@ from jax.sharding import PartitionSpec as P
 
 from .._cell import Array, Carry, Cell, Params
 from ._layout import check_sequence
+from ._time_shards import check_cell
 from ._unroll import unroll as unroll_
 
 
@@ -55,7 +56,9 @@ def sharded_unroll(
       TypeError: ``mesh`` not a ``jax.sharding.Mesh``, or what :func:`gatedcells.unroll`
         raises.
       ValueError: an axis name that is not one of ``mesh``'s, a ``T`` (or first batch
-        axis) its mesh axis does not divide, a cell with no sequence-parallel form, or what
+        axis) its mesh axis does not divide, a cell with no sequence-parallel form or one
+        that starts from a learned initial carry (:func:`gatedcells.learned_initial_carry`:
+        pass its inner cell and the learned carry as ``carry``), or what
         :func:`gatedcells.unroll` raises.
 
     Examples:
@@ -76,6 +79,7 @@ def sharded_unroll(
                 f"{name} must be one of the mesh's axes {mesh.axis_names}, got {axis!r}"
             )
     xs, carry, layout = check_sequence(cell, params, xs, carry, time_major)
+    check_cell(cell)
     batch_shape = layout.batch_shape
     time, batch = (0, 1) if time_major else (len(batch_shape), 0)
     _divides(mesh, axis_name, xs.shape[time], "T (xs's time axis)")

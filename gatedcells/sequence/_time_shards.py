@@ -91,6 +91,19 @@ def current() -> str | None:
     return frames[-1][0] if frames else None
 
 
+def check_cell(cell) -> None:
+    """Refuse, in one line, a ``cell`` a time-sharded run cannot serve."""
+    if "learned_initial_carry(" in cell.name:
+        raise ValueError(
+            f"cell {cell.name} starts from a learned initial carry, which a time-sharded run "
+            "does not support: pass its inner cell and params.cell, and the learned carry "
+            "broadcast over the batch as carry= (jax.tree.map(lambda c: jnp.broadcast_to(c, "
+            "(*B, *c.shape)), params.carry))"
+        )
+    if cell.scan is None:
+        raise ValueError(refusal(cell.name))
+
+
 def refusal(owner: str) -> str:
     return (
         f"{owner} has no sequence-parallel form: axis_name (time sharded over a mesh axis) "

@@ -14,7 +14,7 @@ from ._dims import chunk_layout, padded, require_known
 from ._fused import fused_scan
 from ._layout import check_sequence, from_time_major, to_time_major
 from ._masks import broadcast_valid, mask_inputs, mask_step
-from ._vma import match_vma
+from ._vma import match_vma, shard_like_batch
 
 GRADS = ("auto", "autodiff")
 
@@ -212,10 +212,10 @@ def unroll_time_major(
     valid = broadcast_valid(valid, xs.shape)  # [T, *B, *S] for frames [T, *B, *S, I]
     xs = mask_inputs(valid, xs)  # padding reaches no value and no gradient
     carry = match_vma(carry, xs, params)  # inside shard_map: as varying as what reaches it
+    carry = shard_like_batch(carry, xs)  # Explicit mesh axes: split over the batch as xs
     axis_name = axis_name or shards.current()
     if axis_name is not None:  # time sharded: the linear recurrences inside take the axis
-        if cell.scan is None:
-            raise ValueError(shards.refusal(cell.name))
+        shards.check_cell(cell)
         with shards.sharded(axis_name, cell.name):
             return cell.scan(
                 params,

@@ -6,6 +6,12 @@ before). A scan's carry must keep its type, so a carry
 built from constants (zeros, ``cell.initial_carry``, a learned initial carry, a
 ``zeros_like`` accumulator of a custom gradient) must start as varying as the inputs that
 reach it. Outside ``shard_map`` every ``vma`` is empty and these are no-ops.
+
+Under a mesh with ``Explicit`` axes (``jax.sharding.AxisType.Explicit``, ``jax.set_mesh``)
+an array's type holds its sharding instead (``float32[4@b, 8]``): a carry or a padding
+built from constants is replicated, and a scan or a ``where`` that meets it with the
+batch-split inputs refuses. :func:`shard_like_batch` and :func:`like` give them the
+inputs' sharding; elsewhere they are no-ops too.
 """
 
 from typing import Any
@@ -65,3 +71,47 @@ def sum_to_vma(cotangents: Any, primals: Any) -> Any:
         return jax.lax.psum(ct, extra) if extra else ct
 
     return jax.tree.map(reduce, cotangents, primals)
+
+
+def shard_like_batch(carry: Any, xs: Any) -> Any:
+    """``carry`` (leaves ``[*B, ...]``) sharded over its batch axes as ``xs [T, *B, ..., I]``
+    is, under a mesh with ``Explicit`` axes (where an array's type holds its sharding and a
+    scan's carry must keep its type); ``carry`` itself elsewhere.
+
+    A carry built from constants is replicated; after one step that reads the inputs it is
+    split as they are. A leaf's own sharding of its other axes is kept.
+    """
+    if not explicit(xs):
+        return carry
+    sharding = jax.typeof(xs).sharding
+    lead = tuple(sharding.spec)[1:-1]  # *B (and a frame's *S)
+
+    def shard(leaf):
+        own = tuple(jax.typeof(leaf).sharding.spec)
+        if len(own) < len(lead) or own[: len(lead)] == lead:
+            return leaf
+        spec = (
+            tuple(o if o is not None else x for o, x in zip(own[: len(lead)], lead, strict=True))
+            + own[len(lead) :]
+        )
+        return jax.sharding.reshard(leaf, sharding.update(spec=jax.sharding.PartitionSpec(*spec)))
+
+    return jax.tree.map(shard, carry)
+
+
+def like(x: Any, ref: Any) -> Any:
+    """``x`` sharded as ``ref`` (of ``x``'s rank) under ``Explicit`` mesh axes, where a
+    constant (``jnp.ones``) or a broadcast param is replicated and an operation that mixes
+    it with ``ref`` refuses; ``x`` itself elsewhere."""
+    if not explicit(ref):
+        return x
+    return jax.sharding.reshard(x, jax.typeof(ref).sharding)
+
+
+def explicit(*trees) -> bool:
+    """Whether a leaf of ``trees`` lives on a mesh with ``Explicit`` axes."""
+    for leaf in jax.tree.leaves(trees):
+        sharding = getattr(jax.typeof(leaf), "sharding", None)
+        if sharding is not None and getattr(sharding.mesh, "explicit_axes", ()):
+            return True
+    return False

@@ -15,7 +15,7 @@ from .._checks import check_key
 from . import _checkpoint
 from ._history import History, Recorder
 from ._schedule import Schedule
-from ._sharding import chunk_runner, data_mesh, replicate
+from ._sharding import batch_rows, chunk_runner, data_mesh, replicate
 from ._state import (
     Array,
     Batch,
@@ -72,13 +72,16 @@ def fit(
     used, so the iterable must yield the same batches again.
 
     **Several devices.** With ``mesh="auto"`` and more than one device (``jax.devices()``:
-    every GPU, TPU core or ``--xla_force_host_platform_device_count`` CPU device, across
-    processes after ``jax.distributed.initialize()``), the run is data-parallel: the state
-    is replicated over a one-axis ``Mesh`` of all devices, each batch is split along its
-    leading axis (which the device count must divide), and XLA inserts the gradient's
-    all-reduce. The results equal those of one device up to float rounding (sums over the
-    batch run in another order). ``mesh=None`` keeps one device; a ``jax.sharding.Mesh`` of
-    your own splits the batch over all its axes.
+    every GPU, TPU core or CPU device, e.g. one per core after
+    :func:`gatedcells.use_cpu_cores`, across processes after
+    ``jax.distributed.initialize()``), the run is data-parallel: the state is replicated
+    over a one-axis ``Mesh`` of all devices, each batch is split along its leading axis,
+    and XLA inserts the gradient's all-reduce. The results equal those of one device up to
+    float rounding (sums over the batch run in another order). A batch the devices do not
+    divide, or with fewer than 8 rows per device (see :func:`gatedcells.use_cpu_cores`),
+    runs on one device (the first with a warning). ``mesh=None`` keeps one device; a
+    ``jax.sharding.Mesh`` of your own splits the batch over all its axes, which must
+    divide it.
 
     Args:
       loss_fn: ``(params, batch, key) -> (loss, metrics)``.
@@ -117,7 +120,8 @@ def fit(
       ValueError: for non-positive ``steps``, ``eval_every``, ``log_every``,
         ``checkpoint_every`` or ``clip_norm``, an iterable ``data`` that runs out, a
         checkpoint of another run, a ``checkpoint_dir`` holding checkpoints without
-        ``resume``, a checkpoint past ``steps``, or a batch the devices do not divide.
+        ``resume``, a checkpoint past ``steps``, or a batch the devices of your own
+        ``mesh`` do not divide.
       TypeError: when ``data`` is neither callable nor iterable, or ``mesh`` is not a mesh.
 
     Examples:
@@ -140,7 +144,10 @@ def fit(
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs a checkpoint_dir to resume from")
     config = _checkpoint.json_config(config)
-    mesh = data_mesh(mesh)
+    rows = None
+    if isinstance(mesh, str) and mesh == "auto" and jax.device_count() > 1:
+        rows, data = batch_rows(data, key)  # is the batch worth splitting?
+    mesh = data_mesh(mesh, rows)
     run = chunk_runner(train_step(loss_fn, optimizer), data, mesh)
     batches = None if callable(data) else iter(data)
     evaluate = None if eval_fn is None else jax.jit(eval_fn)

@@ -3,6 +3,8 @@ steps, and the batches split over the mesh's devices."""
 
 from __future__ import annotations
 
+import itertools
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -10,17 +12,31 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from .._cores import splits
 from ._state import Batch, TrainState
 
 
-def data_mesh(mesh: Mesh | str | None) -> Mesh | None:
-    """The mesh :func:`fit` shards batches over: ``"auto"`` is a one-axis ``("data",)`` mesh of
-    every device when there is more than one, else ``None`` (one device)."""
+def data_mesh(mesh: Mesh | str | None, rows: int | None = None) -> Mesh | None:
+    """The mesh :func:`fit` shards batches of ``rows`` rows over: ``"auto"`` is a one-axis
+    ``("data",)`` mesh of every device when there is more than one and the batch is worth
+    splitting over them (:func:`gatedcells._cores.splits`), else ``None`` (one device); a
+    batch the devices do not divide says so in a warning (in one process; over several,
+    the split is kept and refused at the first step)."""
     if isinstance(mesh, str):
         if mesh != "auto":
             raise ValueError(f'mesh must be "auto", None or a jax.sharding.Mesh, got {mesh!r}')
         devices = jax.devices()
-        return Mesh(np.asarray(devices), ("data",)) if len(devices) > 1 else None
+        if len(devices) == 1:
+            return None
+        if rows is None or splits(rows, len(devices)) or jax.process_count() > 1:
+            return Mesh(np.asarray(devices), ("data",))
+        if rows % len(devices):
+            warnings.warn(
+                f"fit: a batch of {rows} does not split over {len(devices)} devices; training "
+                f"on one (a batch size they divide uses them all; mesh=None silences this)",
+                stacklevel=3,
+            )
+        return None
     if mesh is not None and not isinstance(mesh, Mesh):
         raise TypeError(f'mesh must be "auto", None or a jax.sharding.Mesh, got {mesh!r}')
     return mesh
@@ -74,6 +90,21 @@ def chunk_runner(step: Callable, data: Any, mesh: Mesh | None) -> Callable:
         return jax.jit(run, static_argnums=2)
     replicated = NamedSharding(mesh, PartitionSpec())
     return jax.jit(run, static_argnums=2, out_shardings=replicated)
+
+
+def batch_rows(data: Any, key) -> tuple[int | None, Any]:
+    """The leading size of ``data``'s batches (``None`` if unknown), and ``data`` again (an
+    iterable's first batch is read, and put back in front)."""
+    if callable(data):
+        batch = jax.eval_shape(data, key)
+    else:
+        data = iter(data)
+        batch = next(data, None)
+        if batch is None:
+            return None, data
+        data = itertools.chain([batch], data)
+    shapes = [np.shape(leaf) for leaf in jax.tree.leaves(batch)]
+    return next((s[0] for s in shapes if s), None), data
 
 
 def batch_sharder(mesh: Mesh | None) -> Callable[[Batch], Batch]:

@@ -119,3 +119,22 @@ def test_argument_errors():
         gc.sharded_unroll(cell, params, xs, mesh=mesh, axis_name="t", batch_axis_name="b")
     with pytest.raises(ValueError, match="batch_axis_name needs xs with a batch axis"):
         gc.sharded_unroll(cell, params, xs[0], mesh=mesh, axis_name="t", batch_axis_name="t")
+
+
+def test_learned_initial_carry_is_refused_and_the_way_round_it_works():
+    """A learned initial carry is refused in one line before any scan runs; its advice (the
+    inner cell, the learned carry broadcast as ``carry``) gives ``unroll``'s result."""
+    mesh = jax.make_mesh((1,), ("t",))
+    inner = gc.min_gru(4, method="sequential")
+    cell = gc.learned_initial_carry(inner, init=jax.nn.initializers.normal(1.0))
+    params = cell.init(jax.random.key(0), 3)
+    xs = jax.random.normal(jax.random.key(1), (2, 6, 3))
+    with pytest.raises(ValueError, match=r"^cell learned_initial_carry\(min_gru\(4\)\) starts"):
+        gc.sharded_unroll(cell, params, xs, mesh=mesh, axis_name="t")
+    with pytest.raises(ValueError, match="learned initial carry"):
+        stacked = gc.stack(inner, cell)
+        gc.sharded_unroll(stacked, stacked.init(jax.random.key(0), 3), xs, mesh=mesh, axis_name="t")
+    carry = jax.tree.map(lambda c: jnp.broadcast_to(c, (2, *c.shape)), params.carry)
+    h, ys = gc.sharded_unroll(inner, params.cell, xs, carry, mesh=mesh, axis_name="t")
+    learned, ys1 = gc.unroll(cell, params, xs)
+    assert jnp.allclose(ys, ys1, atol=1e-6) and jnp.allclose(h, learned.carry, atol=1e-6)

@@ -7,11 +7,13 @@
 import json
 import sys
 import tempfile
+import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh
 
 import gatedcells as gc
 from gatedcells import tasks, training
@@ -27,7 +29,7 @@ def main() -> None:
         jax.debug.inspect_array_sharding(batch[0], callback=shardings.append)
         return task_loss(params, batch, key)
 
-    def run(mesh, data=lambda key: task.sample(key, 16), **kwargs):
+    def run(mesh, data=lambda key: task.sample(key, 32), **kwargs):
         return training.fit(
             loss_fn, model.init(jax.random.key(0)), optax.adam(1e-2), data, steps=20,
             key=jax.random.key(1), log_every=5, progress=False, mesh=mesh, **kwargs,
@@ -37,14 +39,18 @@ def main() -> None:
     one_layout = shardings[-1]
     many, h_many = run("auto")
     many_layout = shardings[-1]
-    batches = [task.sample(jax.random.key(k), 16) for k in range(20)]
+    batches = [task.sample(jax.random.key(k), 32) for k in range(20)]
     it_one, _ = run(None, batches)
     it_many, _ = run("auto", batches)
     with tempfile.TemporaryDirectory() as folder:  # checkpoints of a sharded state
         run("auto", checkpoint_dir=folder, checkpoint_every=5)
         resumed, h_resumed = run("auto", checkpoint_dir=folder, resume=True)
+    with warnings.catch_warnings(record=True) as caught:  # one device, and a warning
+        warnings.simplefilter("always")
+        uneven_auto, _ = run("auto", data=lambda key: task.sample(key, 34))
+    uneven_one, _ = run(None, data=lambda key: task.sample(key, 34))
     try:
-        run("auto", data=lambda key: task.sample(key, 18))
+        run(Mesh(np.asarray(jax.devices()), ("data",)), data=lambda key: task.sample(key, 34))
         uneven = None
     except ValueError as err:
         uneven = str(err)
@@ -66,6 +72,8 @@ def main() -> None:
         "resumed_bit_identical": diff(resumed, many) == 0.0
         and bool(np.array_equal(h_resumed.train["loss"], h_many.train["loss"])),
         "uneven_batch_error": uneven,
+        "uneven_batch_warning": " ".join(str(w.message) for w in caught),
+        "uneven_max_abs_diff": diff(uneven_auto, uneven_one),
     }))  # fmt: skip
 
 
