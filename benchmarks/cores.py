@@ -22,10 +22,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-# label: (bench systems, GATEDCELLS_CPU_DEVICES or None for one device per core)
+# label: (bench systems, GATEDCELLS_CPU_DEVICES)
 CONFIGS = {
     "1 device": ("gatedcells", "1"),
-    "cores": ("gatedcells", None),
+    "cores": ("gatedcells", str(os.cpu_count() or 1)),
     "torch": ("torch", "1"),
 }
 

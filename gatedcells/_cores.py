@@ -15,8 +15,8 @@ import os
 import jax
 
 #: The environment variable that chooses the CPU device count for gatedcells' programs
-#: (``gatedcells train``, ``demo``, ``zoo``, ``bench``): ``1`` keeps JAX's single CPU
-#: device (the opt-out), ``N`` asks for ``N``.
+#: (``gatedcells train``, ``demo``, ``zoo``, ``bench`` use it only when it is set): ``N``
+#: asks for ``N``, ``1`` keeps JAX's single CPU device.
 ENV = "GATEDCELLS_CPU_DEVICES"
 
 #: The fewest batch rows per device worth a split (see :func:`splits`).
@@ -40,8 +40,10 @@ def use_cpu_cores(n: int | None = None) -> str:
 
     Only the CPU backend's count changes: on a GPU or TPU host ``jax.devices()`` still
     lists the accelerators. The ``gatedcells`` command calls this first for ``train``,
-    ``demo``, ``zoo`` and ``bench``; in a script or notebook, call it yourself right after
-    the imports. :func:`gatedcells.training.fit` then splits each batch over the devices.
+    ``demo``, ``zoo`` and ``bench`` when ``GATEDCELLS_CPU_DEVICES`` is set (not by default:
+    see docs/training.md for what it measured); in a script or notebook, call it yourself
+    right after the imports. :func:`gatedcells.training.fit` then splits each batch over
+    the devices.
 
     Args:
       n: the number of CPU devices; ``None``: ``os.cpu_count()``.

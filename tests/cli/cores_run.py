@@ -2,8 +2,8 @@
 fresh process), then ``fit_task`` over the devices it chose and on one, and prints what
 ``tests/cli/test_cores.py`` checks, as one JSON line:
 
-    python tests/cli/cores_run.py                            # one CPU device per core
-    GATEDCELLS_CPU_DEVICES=1 python tests/cli/cores_run.py   # the opt-out
+    python tests/cli/cores_run.py                            # one CPU device (the default)
+    GATEDCELLS_CPU_DEVICES=2 python tests/cli/cores_run.py   # two, the batch split over them
 """
 
 import json

@@ -1,6 +1,6 @@
-"""The command's CPU devices (issue #24): one per core by default, one under the opt-out
-``GATEDCELLS_CPU_DEVICES=1``; ``fit_task`` over them equals one device. Subprocesses:
-the device count is fixed when jax starts."""
+"""The command's CPU devices (issue #24): JAX's one by default, ``N`` with
+``GATEDCELLS_CPU_DEVICES=N``; ``fit_task`` over them equals one device. Subprocesses: the
+device count is fixed when jax starts."""
 
 import os
 
@@ -16,32 +16,30 @@ RUN = os.path.join(os.path.dirname(__file__), "cores_run.py")
 
 @pytest.fixture(scope="module")
 def cores(run_script):
-    return run_script(RUN, devices=None, timeout=600)
+    return run_script(RUN, devices=None, timeout=600, env={"GATEDCELLS_CPU_DEVICES": "2"})
 
 
 @pytest.fixture(scope="module")
-def opted_out(run_script):
-    return run_script(RUN, devices=None, timeout=600, env={"GATEDCELLS_CPU_DEVICES": "1"})
+def default(run_script):
+    return run_script(RUN, devices=None, timeout=600)
 
 
-def test_the_command_starts_with_one_device_per_core(cores):
+def test_the_variable_asks_the_command_for_devices(cores):
     assert cores["status"] == 0
-    assert cores["devices"] == cores["cpu_count"]
+    assert cores["devices"] == 2
 
 
-def test_the_opt_out_keeps_one_device(opted_out):
-    assert opted_out["status"] == 0 and opted_out["devices"] == 1
-    assert opted_out["params_devices"] == 1 and opted_out["odd_batch_warnings"] == []
+def test_by_default_the_command_keeps_one_device(default):
+    assert default["status"] == 0 and default["devices"] == 1
+    assert default["params_devices"] == 1 and default["odd_batch_warnings"] == []
 
 
-@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: one device")
 def test_fit_over_the_cores_equals_one_device(cores):
     """10 Adam steps, the batch split in two: sums over the batch in another order."""
     assert cores["params_devices"] == cores["devices"] >= 2
     assert cores["params_max_abs_diff"] < 1e-5 and cores["loss_max_abs_diff"] < 1e-5
 
 
-@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: one device")
 def test_a_batch_the_cores_do_not_divide_runs_on_one_with_a_warning(cores):
     assert cores["odd_batch_devices"] == 1
     assert any("a batch of 15 does not split" in w for w in cores["odd_batch_warnings"])
