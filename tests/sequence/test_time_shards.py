@@ -52,10 +52,12 @@ def result():
     return run()
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_runs_over_8_devices(result):
     assert result["devices"] == 8
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_linear_recurrence_at_65536_steps_equals_one_device(result):
     """Values, final state and gradients (log_a, b, h0), resets, lengths and a drawn h0,
     forwards and backwards, and complex decays."""
@@ -63,17 +65,20 @@ def test_linear_recurrence_at_65536_steps_equals_one_device(result):
     assert far(result["linear"]) == {}
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_the_registry_linear_cells_equal_their_unroll(result):
     assert len(result["cells"]) == 5
     assert far(result["cells"]) == {}
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_memory_per_device_is_a_fraction_of_one_devices(result):
     """The compiled gradient's buffers: 21.1 MB on one device, 3.2 MB on each of 8."""
     for memory in (result["memory"], result["memory_reverse"]):
         assert memory["each_of_many"] < memory["one"] / 5
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_cells_with_no_linear_recurrence_are_refused_in_one_line(result):
     for name, message in result["refused"].items():
         assert message is not None and "no sequence-parallel form" in message, name

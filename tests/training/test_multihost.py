@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 # one worker runs the module: its subprocess fixture once, no worker waiting on another
-pytestmark = pytest.mark.xdist_group("test_multihost")
+pytestmark = [pytest.mark.xdist_group("test_multihost"), pytest.mark.slow]  # fresh interpreters
 
 RUN = Path(__file__).with_name("multihost_run.py")
 ROOT = Path(__file__).resolve().parents[2]
