@@ -112,12 +112,16 @@ def _recurrent_matmul_t(d_h_proj: Array, w_h: Array, dtype) -> Array:
 def _recurrent_weight_grad(h_prev: Array, d_h_proj: Array, w_h: Array) -> Array:
     """``dw_h = sum h_prev^T d_h_proj`` over all steps and batch rows: one matmul, batched
     over the heads for a block-diagonal ``w_h``; in ``w_h``'s dtype."""
-    if explicit(h_prev):  # T and *B contracted in place, to w_h's sharding (see _rows)
+    if _in_place(h_prev):  # T and *B contracted in place (see _rows)
         heads = 1 if w_h.ndim == 2 else w_h.shape[0]
         h_prev = h_prev.reshape(*h_prev.shape[:-1], heads, -1).astype(d_h_proj.dtype)
         d = _per_head(d_h_proj, (heads, *w_h.shape[-2:]))
-        out = jax.typeof(h_prev).sharding.update(spec=jax.typeof(w_h).sharding.spec)
-        d_w_h = jnp.einsum("...nj,...nk->njk", h_prev, d, out_sharding=out)
+        kw = {}
+        if explicit(h_prev):
+            kw["out_sharding"] = jax.typeof(h_prev).sharding.update(
+                spec=jax.typeof(w_h).sharding.spec
+            )
+        d_w_h = jnp.einsum("...nj,...nk->njk", h_prev, d, **kw)
         return d_w_h.reshape(w_h.shape).astype(w_h.dtype)
     h_prev = h_prev.reshape(-1, h_prev.shape[-1])  # [T*B, H]
     if w_h.ndim == 2 or w_h.shape[0] == 1:  # [H, T*B] @ [T*B, G*H]
@@ -129,11 +133,20 @@ def _recurrent_weight_grad(h_prev: Array, d_h_proj: Array, w_h: Array) -> Array:
     return jnp.einsum("rnj,rnk->njk", h_prev, d).astype(w_h.dtype)
 
 
+def _in_place(a: Array) -> bool:
+    """Whether the time and batch axes of ``a [T, *B, K]`` are contracted where they are
+    rather than merged into rows: under a mesh with ``Explicit`` axes, where merging a
+    sharded batch axis with time has no sharding to name, and in any process of several
+    devices, where the batch may be split (jit's partitioner gathers a merged one onto every
+    device: the base LSTM's forward+backward over 2 CPU devices took 29.8 ms merged, 14.9 ms
+    in place, 23.7 ms on one device; ``benchmarks/cores.py``). On one device merging pays:
+    XLA:CPU contracts two axes at once in a slow loop (see ``_scan_bwd``)."""
+    return explicit(a) or jax.device_count() > 1
+
+
 def _rows(a: Array) -> Array:
-    """``a [T, *B, K]`` as rows ``[T*B, K]``; as it is under a mesh with ``Explicit`` axes,
-    where merging a sharded batch axis with time has no sharding to name (XLA:CPU's cost of
-    contracting two axes at once, see ``_scan_bwd``, is then paid)."""
-    return a if explicit(a) else a.reshape(-1, a.shape[-1])
+    """``a [T, *B, K]`` as rows ``[T*B, K]``, or as it is (:func:`_in_place`)."""
+    return a if _in_place(a) else a.reshape(-1, a.shape[-1])
 
 
 HOIST_BYTES = 4 << 20  # see _hoist
