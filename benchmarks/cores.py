@@ -1,4 +1,4 @@
-"""The host's CPU cores as JAX devices (issue #24): gatedcells on one CPU device, gatedcells on
+"""The host's CPU cores as JAX devices: gatedcells on one CPU device, gatedcells on
 one device per core (``gc.use_cpu_cores``, the batch split over them where it pays), and
 PyTorch, at every bench shape, each configuration in a process of its own (the device
 count is fixed when JAX starts; torch and jax share no process). Prints a Markdown table.

@@ -1,7 +1,7 @@
 """The host's CPU cores as JAX devices: :func:`use_cpu_cores`, and when a batch is split.
 
 XLA:CPU runs a recurrent loop's small matmuls on one core, so one CPU device leaves the
-other cores idle (issue #24). JAX can instead present the host as several CPU devices
+other cores idle. JAX can instead present the host as several CPU devices
 (``jax_num_cpu_devices``); a batch split over them (``fit``'s data-parallel mesh, the
 bench) runs on every core, each device scanning its share of the rows. The device count is
 fixed when JAX's backend starts, hence a helper to call first thing, before any JAX
@@ -90,9 +90,9 @@ def splits(batch_size: int, devices: int) -> bool:
     """Whether a batch of ``batch_size`` rows is worth splitting over ``devices`` devices:
     they divide it, and each gets at least :data:`MIN_ROWS_PER_DEVICE` rows.
 
-    Issue #24 measured 16 rows per device 1.54x faster than one device's 32 on an idle
-    2-core machine (base LSTM, forward+backward). The floor of 8 is not measured yet: a
-    placeholder until ``benchmarks/cores.py`` runs on an idle machine. On a loaded one
-    (load average 7-9 on 2 cores) every split measured slower, 0.4-0.65x: the second
-    core is not free there, and ``GATEDCELLS_CPU_DEVICES=1`` is the way out."""
+    Measured on an idle 2-core machine (``python benchmarks/cores.py``): 16 rows per device
+    ran the base LSTM's forward+backward 1.59x faster than one device's 32. The floor of 8
+    is a guess between that and B=1 (nothing to split), not a measurement. On a loaded
+    machine (load average 7-9 on 2 cores) every split measured slower, 0.4-0.65x: the
+    second core is not free there."""
     return devices > 1 and batch_size % devices == 0 and batch_size >= MIN_ROWS_PER_DEVICE * devices
