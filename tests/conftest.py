@@ -112,8 +112,9 @@ def pytest_collection_modifyitems(config, items):
     package's doctests, the code blocks of docs/ and of the README: the notebooks and the
     site build are marked where they are defined); the tests that read a fresh interpreter
     with other devices (the ``run_script`` fixture); the registry suites of the entries in
-    ``registry.FULL_ONLY``."""
-    from registry import FULL_ONLY, NAMES
+    ``registry.FULL_ONLY``; the tests marked ``plumbing`` of the entries not in
+    ``registry.PLUMBING``."""
+    from registry import FULL_ONLY, NAMES, PLUMBING
 
     names = set(NAMES)
     for item in items:
@@ -126,6 +127,10 @@ def pytest_collection_modifyitems(config, items):
         documentation = type(item).__name__ == "DoctestItem" or item.nodeid.startswith(
             ("tests/test_docs.py::test_docs_example", "tests/test_readme.py::test_readme_block")
         )
+        params = getattr(item, "callspec", None) and item.callspec.params
+        entry = params and (params.get("name") or params.get("case"))
+        if item.get_closest_marker("plumbing") and entry not in PLUMBING:
+            item.add_marker(pytest.mark.slow)
         if documentation or "run_script" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
 

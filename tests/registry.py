@@ -140,6 +140,32 @@ FULL_ONLY = {
 }
 assert FULL_ONLY <= set(NAMES), FULL_ONLY - set(NAMES)
 
+# The entries whose plumbing tests (marked `plumbing`: jit against eager, vmap, batch axes,
+# time-major, the other gradient paths under padding, export, the linen and NNX streams) run
+# in the fast tier; `make test` runs them for every entry. The plumbing is unroll's and the
+# adapters', shared by all cells: what changes it from one cell to another is the carry's
+# structure and the path unroll takes, which these cover (an LSTM carry, an array, the mLSTM's
+# matrix, the sLSTM's four parts, a state axis, a convolution's window with resets, a learned
+# carry, drawn masks with a step counter, a stack's tuple, a bfloat16 compute dtype; the fused,
+# linear-recurrence, chunkwise and plain scan paths), and the convolutional cases of
+# tests/cells/test_conv.py (one of each cell, 1-D and 2-D, and a conv/dense stack).
+PLUMBING = {
+    "lstm",
+    "gru",
+    "mlstm",
+    "slstm_exp_heads",
+    "selective_ssm",
+    "min_gru",
+    "rg_lru_resets_chunked",
+    "gated_delta_net_resets",
+    "resettable_learned_lstm",
+    "zoneout_recurrent_dropout_lstm",
+    "stack_gru_lstm",
+    "lstm_bf16_compute",
+    *(CONV_PLUMBING := {"conv_lstm_2d", "conv_gru_1d", "stack_conv_lstm_dense_lstm"}),
+}
+assert PLUMBING - CONV_PLUMBING <= set(NAMES), PLUMBING - CONV_PLUMBING - set(NAMES)
+
 # No param_dtype to rebuild with: zoneout's step counter stays float32 (exact to 2**24
 # steps); the bfloat16-compute LSTM is its own bfloat16 case.
 NO_REBUILD = {"zoneout_recurrent_dropout_lstm", "lstm_bf16_compute"}

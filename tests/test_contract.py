@@ -137,6 +137,7 @@ def test_step_equals_recur_of_project(name):
 
 
 @cases
+@pytest.mark.plumbing
 def test_jit_equals_eager(name):
     c = case(name)
     c.close(c.unroll(c.params, c.xs, c.carry), gc.unroll(c.cell, c.params, c.xs, c.carry))
@@ -145,6 +146,7 @@ def test_jit_equals_eager(name):
 
 
 @cases
+@pytest.mark.plumbing
 def test_vmap_equals_batched(name):
     c = case(name)
     if name in PER_BATCH_MASKS:
@@ -156,6 +158,7 @@ def test_vmap_equals_batched(name):
 
 
 @cases
+@pytest.mark.plumbing
 def test_unbatched_and_many_batch_axes(name):
     c = case(name)
     if name in PER_BATCH_MASKS:
@@ -171,6 +174,7 @@ def test_unbatched_and_many_batch_axes(name):
 
 
 @cases
+@pytest.mark.plumbing
 def test_time_major_equals_batch_major(name):
     c = case(name)
     carry_tm, ys_tm = c.unroll(c.params, jnp.swapaxes(c.xs, 0, 1), c.carry, time_major=True)

@@ -68,6 +68,7 @@ def close(got, want, tol=TOL):
 
 
 @pytest.mark.parametrize("name", NAMES)
+@pytest.mark.plumbing
 def test_every_cell_exports_with_symbolic_batch_and_time(name):
     cell = build(name)
     params = cell.init(jax.random.key(0), input_size(name))

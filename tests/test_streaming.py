@@ -104,6 +104,7 @@ def linen_functions(model, method):
 
 
 @pytest.mark.parametrize("name", NAMES)
+@pytest.mark.plumbing
 def test_nnx_rnn_streams_as_one_call(name):
     layer = gnnx.RNN(build(name), I, rngs=nnx.Rngs(0))
     call, step = nnx_functions(layer)
@@ -111,6 +112,7 @@ def test_nnx_rnn_streams_as_one_call(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+@pytest.mark.plumbing
 def test_linen_rnn_streams_as_one_call(name):
     model = gl.RNN(build(name), return_carry=True)
     call, step = linen_functions(model, gl.RNN.step)

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.test_util import check_grads
+from registry import CONV_PLUMBING
 from test_contract import loop, scan_of_steps
 
 import gatedcells as gc
@@ -33,6 +34,7 @@ CASES = {
         gc.conv_lstm(H, (3, 3), **kw), gc.lstm(H - 1, **kw)
     ),
 }
+assert CONV_PLUMBING <= set(CASES), CONV_PLUMBING - set(CASES)  # the fast tier's plumbing cases
 
 
 def rank_of(name):
@@ -97,6 +99,7 @@ def test_step_equals_recur_of_project(case):
     close(cell.step(params, carry, x), cell.recur(params, carry, cell.project(params, x)))
 
 
+@pytest.mark.plumbing
 def test_jit_and_vmap(case):
     _, cell, params, xs, carry, run = case
     ref = gc.unroll(cell, params, xs, carry)  # eager
@@ -107,6 +110,7 @@ def test_jit_and_vmap(case):
     close(step(params, carry, xs[:, 0]), cell.step(params, carry, xs[:, 0]))
 
 
+@pytest.mark.plumbing
 def test_unbatched_many_batch_axes_and_time_major(case):
     _, cell, params, xs, carry, run = case
     full = run(params, xs, carry)
@@ -170,6 +174,7 @@ LENGTHS = jnp.array([3, 1])
 
 
 @pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.plumbing
 def test_lengths_and_nan_padding(case, reverse):
     _, cell, params, xs, carry, run = case
     pad = (jnp.arange(T)[None, :] >= LENGTHS[:, None]).reshape(B, T, *(1,) * (xs.ndim - 2))

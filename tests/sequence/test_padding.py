@@ -45,8 +45,15 @@ def assert_same(got, want):
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6), got, want)
 
 
+# the default gradient path for every entry; autodiff and remat (plumbing) for all in `make test`
+PATHS = [
+    {},
+    *(pytest.param(o, marks=pytest.mark.plumbing) for o in ({"grad": "autodiff"}, {"remat": 3})),
+]
+
+
 @pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("options", [{}, {"grad": "autodiff"}, {"remat": 3}], ids=str)
+@pytest.mark.parametrize("options", PATHS, ids=str)
 def test_padding_reaches_no_value_and_no_gradient(name, options):
     cell = build(name)
     xs = inputs(name)
