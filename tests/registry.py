@@ -128,14 +128,26 @@ NAMES = sorted(CELLS)
 # test_variants sweeps Greff's grid and the mutants, test_delta the recurrent form against
 # the chunkwise one), while the suites' plumbing (unroll, layout, masks, adapters) is the
 # representative's: lstm_vanilla for the variant step, mut1 for the mutants, delta_net and
-# gated_delta_net_resets for the delta rule.
+# gated_delta_net_resets for the delta rule, lstm and gru for their heads (test_heads: equal
+# to the dense block-diagonal cell) and the LSTMP (test_torch_equivalence: PyTorch's
+# proj_size), mlstm for its other forms (test_mlstm: the forms equal each other and a NumPy
+# transcription), rg_lru_resets_chunked and selective_ssm for the linear recurrences' paths
+# (test_linear_recurrence: each path equals a loop).
 FULL_ONLY = {
     "lstm1997",
-    *(f"lstm_{v}" for v in ("cifg", "janet", "nfg", "niaf", "nig", "noaf", "nog", "np")),
+    *(f"lstm_{v}" for v in ("cifg", "janet", "nfg", "niaf", "nig", "noaf", "nog", "np", "fgr")),
     "lstm_simple_regime",
+    "lstm_proj",
+    "lstm_heads",
+    "gru_heads",
     "mut2",
     "mut3",
+    "mlstm_recurrent",
+    "mlstm_chunkwise_out_proj",
+    "rg_lru",
+    "selective_ssm_chunked",
     "delta_net_recurrent_gate",
+    "gated_delta_net",
     "gated_delta_net_resets_recurrent",
 }
 assert FULL_ONLY <= set(NAMES), FULL_ONLY - set(NAMES)

