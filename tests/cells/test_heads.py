@@ -38,9 +38,10 @@ def dense_of(w_h):
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_heads_equal_the_dense_block_diagonal_cell(name, monkeypatch):
     heads, dense = CASES[name](num_heads=NH), CASES[name]()
-    params = heads.init(jax.random.key(0), I)
+    params = jax.jit(heads.init, static_argnums=1)(jax.random.key(0), I)
+    to_dense = jax.jit(dense_of)  # one program, not a scatter per block
     assert params.w_h.shape == (NH, H // NH, params.b.shape[0] // NH)
-    as_dense = params._replace(w_h=dense_of(params.w_h))
+    as_dense = params._replace(w_h=to_dense(params.w_h))
     dense.check_params(as_dense)
     xs = jax.random.normal(jax.random.key(1), (B, T, I))
     lengths = jnp.array([T, 3, 0])
@@ -53,8 +54,8 @@ def test_heads_equal_the_dense_block_diagonal_cell(name, monkeypatch):
         weights = jnp.linspace(-1, 1, ys.size).reshape(ys.shape)
         return jnp.sum(weights * ys) + sum(jnp.sum(c**2) for c in jax.tree.leaves(carry))
 
-    grad = jax.value_and_grad(loss, argnums=(1, 2))
-    mask = dense_of(jnp.ones_like(params.w_h))
+    grad = jax.jit(jax.value_and_grad(loss, argnums=(1, 2)), static_argnums=(0, 3))
+    mask = to_dense(jnp.ones_like(params.w_h))
     for g in gc.GRADS:
         (v, (d_p, d_x)), (v0, (d_p0, d_x0)) = (
             grad(cell, p, xs, g) for cell, p in ((heads, params), (dense, as_dense))
@@ -62,7 +63,7 @@ def test_heads_equal_the_dense_block_diagonal_cell(name, monkeypatch):
         np.testing.assert_allclose(v, v0, **TOL)
         np.testing.assert_allclose(d_x, d_x0, **TOL)
         # the dense cell's gradient of w_h, read on the blocks, is the heads' gradient
-        np.testing.assert_allclose(dense_of(d_p.w_h), d_p0.w_h * mask, **TOL)
+        np.testing.assert_allclose(to_dense(d_p.w_h), d_p0.w_h * mask, **TOL)
         close = functools.partial(np.testing.assert_allclose, **TOL)
         jax.tree.map(close, d_p._replace(w_h=None), d_p0._replace(w_h=None))
     # the LSTM and the reset-after GRU take the fused custom gradient (the dense cell too)

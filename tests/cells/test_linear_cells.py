@@ -293,23 +293,25 @@ def test_layers_combinators_and_gate_traces(name):
 
     cell = CELLS[name]()
     xs = jax.random.normal(jax.random.key(1), (2, 9, 4))
-    params = cell.init(jax.random.key(0), 4)
-    _, ys = gc.unroll(cell, params, xs)
-    trace = gd.gate_trace(cell, params, xs)
+    init = jax.jit(lambda cell, key: cell.init(key, 4), static_argnums=0)  # one program each
+    unroll = jax.jit(gc.unroll, static_argnums=0)
+    params = init(cell, jax.random.key(0))
+    _, ys = unroll(cell, params, xs)
+    trace = jax.jit(gd.gate_trace, static_argnums=0)(cell, params, xs)
     assert trace.gates._fields == GATES[name]
     close(trace.ys, ys)
     # bidirectional: the backward half is the cell reversed
     bi = gc.bidirectional(cell, cell)
-    _, ys_bi = gc.unroll(bi, bi.init(jax.random.key(0), 4), xs)
+    _, ys_bi = unroll(bi, init(bi, jax.random.key(0)), xs)
     assert ys_bi.shape == (2, 9, 12)
     # a stack whose second layer reads H = 6 channels directly
     second = {"rg_lru": gc.rg_lru(6), "lru": gc.lru(6), "selective_ssm": gc.selective_ssm(6)}
     deep = gc.stack(cell, second[name])
-    deep_params = deep.init(jax.random.key(2), 4)
-    _, ys_deep = gc.unroll(deep, deep_params, xs)
-    carry, steps = deep.initial_carry((2,)), []
+    deep_params = init(deep, jax.random.key(2))
+    _, ys_deep = unroll(deep, deep_params, xs)
+    carry, steps, step = deep.initial_carry((2,)), [], jax.jit(deep.step)
     for t in range(9):
-        carry, y = deep.step(deep_params, carry, xs[:, t])
+        carry, y = step(deep_params, carry, xs[:, t])
         steps.append(y)
     close(ys_deep, jnp.stack(steps, 1))
     # the linen module holds exactly cell.init's params

@@ -431,8 +431,8 @@ def test_lstm_variant_without_research_flags_is_lstm(case):
     variant = gc.lstm_variant(H, **flags, **(dict(variant="np") if case in NAMED_NP else {}))
     assert variant.output_size == plain.output_size
     assert (variant.split is None) == (plain.split is None)
-    params = plain.init(jax.random.key(2), I)
-    params_v = variant.init(jax.random.key(2), I)
+    init = jax.jit(lambda cell, key: cell.init(key, I), static_argnums=0)  # one program each
+    params, params_v = init(plain, jax.random.key(2)), init(variant, jax.random.key(2))
     assert type(params_v) is type(params)  # LSTMParams / LSTMPParams: interchangeable
     jax.tree.map(np.testing.assert_array_equal, params_v, params)
     assert variant.check_params(params) == plain.check_params(params_v) == I
@@ -448,10 +448,11 @@ def test_lstm_variant_without_research_flags_is_lstm(case):
         jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=1e-6, atol=1e-6), a, b)
 
     run = jax.jit(gc.unroll, static_argnums=0)
+    gates = jax.jit(lambda cell, *args: cell.gates(*args), static_argnums=0)
+    grad = jax.jit(jax.grad(loss, argnums=(1, 2, 3)), static_argnums=0)
     for batch in [(2,), ()] if case == "default" else [(2,)]:  # with lengths; one sequence
         xs, carry = _inputs(plain, batch)
         same(run(variant, params, xs, carry), run(plain, params, xs, carry))
         x = xs[..., 0, :]
-        same(variant.gates(params, carry, x), plain.gates(params, carry, x))
-        grad = jax.grad(loss, argnums=(1, 2, 3))
+        same(gates(variant, params, carry, x), gates(plain, params, carry, x))
         same(grad(variant, params, xs, carry), grad(plain, params, xs, carry))

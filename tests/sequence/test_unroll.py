@@ -20,10 +20,14 @@ CELLS = {
 }
 
 
+# unroll compiled per cell and shape (eagerly, each operation around its scan is a program)
+unroll = jax.jit(gc.unroll, static_argnums=0, static_argnames=("reverse", "time_major", "unroll"))
+
+
 @pytest.fixture(params=sorted(CELLS))
 def setup(request):
     cell = CELLS[request.param]()
-    params = cell.init(jax.random.key(0), I)
+    params = jax.jit(cell.init, static_argnums=1)(jax.random.key(0), I)
     xs = jax.random.normal(jax.random.key(1), (B, T, I))
     return cell, params, xs
 
@@ -46,9 +50,9 @@ def flip_within(xs, lengths):
 
 def test_lengths_freeze_carry_and_zero_outputs(setup):
     cell, params, xs = setup
-    carry, ys = gc.unroll(cell, params, xs, lengths=jnp.asarray(LENGTHS))
+    carry, ys = unroll(cell, params, xs, lengths=jnp.asarray(LENGTHS))
     for b, n in enumerate(LENGTHS):
-        carry_n, ys_n = gc.unroll(cell, params, xs[b, :n])  # the sequence truncated at n
+        carry_n, ys_n = unroll(cell, params, xs[b, :n])  # the sequence truncated at n
         close(row(carry, b), carry_n)
         close(ys[b, :n], ys_n)
         assert not np.any(ys[b, n:]), "outputs past the end must be exactly zero"
@@ -56,28 +60,28 @@ def test_lengths_freeze_carry_and_zero_outputs(setup):
 
 def test_reverse_reads_each_sequence_within_its_length(setup):
     cell, params, xs = setup
-    carry, ys = gc.unroll(cell, params, xs, lengths=jnp.asarray(LENGTHS), reverse=True)
-    carry_f, ys_f = gc.unroll(cell, params, flip_within(xs, LENGTHS), lengths=jnp.asarray(LENGTHS))
+    carry, ys = unroll(cell, params, xs, lengths=jnp.asarray(LENGTHS), reverse=True)
+    carry_f, ys_f = unroll(cell, params, flip_within(xs, LENGTHS), lengths=jnp.asarray(LENGTHS))
     close(carry, carry_f)
     close(ys, flip_within(ys_f, LENGTHS))  # outputs stay aligned with their inputs
     # without lengths, reverse is a plain flip of the time axis
-    carry_r, ys_r = gc.unroll(cell, params, xs, reverse=True)
-    carry_f, ys_f = gc.unroll(cell, params, xs[:, ::-1])
+    carry_r, ys_r = unroll(cell, params, xs, reverse=True)
+    carry_f, ys_f = unroll(cell, params, xs[:, ::-1])
     close((carry_r, ys_r), (carry_f, ys_f[:, ::-1]))
 
 
 def test_time_major_with_lengths(setup):
     cell, params, xs = setup
     lengths = jnp.asarray(LENGTHS)
-    carry, ys = gc.unroll(cell, params, xs, lengths=lengths)
-    carry_tm, ys_tm = gc.unroll(cell, params, xs.swapaxes(0, 1), lengths=lengths, time_major=True)
+    carry, ys = unroll(cell, params, xs, lengths=lengths)
+    carry_tm, ys_tm = unroll(cell, params, xs.swapaxes(0, 1), lengths=lengths, time_major=True)
     close((carry, ys), (carry_tm, ys_tm.swapaxes(0, 1)))
 
 
 @pytest.mark.parametrize("n", [2, 4, True])
 def test_scan_unroll_factor_does_not_change_results(setup, n):
     cell, params, xs = setup
-    close(gc.unroll(cell, params, xs, unroll=n), gc.unroll(cell, params, xs))
+    close(unroll(cell, params, xs, unroll=n), unroll(cell, params, xs))
 
 
 def test_default_unroll_follows_the_backend(setup, monkeypatch):
