@@ -49,9 +49,7 @@ from .._cell import Array, Cell
 from . import _anatomy, _blocks, _gru, _lstm
 from ._convolution import Conv, ConvCheck, convolve_like, factory_args, input_half
 from ._gru import RZN, GRUGates
-from ._lstm import IFGO, LSTMCarry, LSTMGates, LSTMStep, lstm_update  # IFGO: not Flax's i, g, f, o
-
-_LSTM = LSTMStep(IFGO, (), jnp.tanh)  # the plain LSTM's pointwise step, shared with gc.lstm
+from ._lstm import IFGO, LSTMCarry, LSTMGates, LSTMStep  # IFGO: not Flax's i, g, f, o
 
 
 class ConvLSTMParams(NamedTuple):
@@ -100,6 +98,7 @@ class ConvSpec(NamedTuple):
     dtype: Any
     layer_norm_eps: None = None  # read by the GRU's step: no layer normalisation
     proj_size: None = None  # read by the LSTM's carry: no projection
+    step: LSTMStep = LSTMStep(IFGO, (), jnp.tanh)  # the plain LSTM's step, shared with gc.lstm
 
 
 def lstm_init(spec: ConvSpec, key: Array, input_size: int) -> ConvLSTMParams:
@@ -147,7 +146,7 @@ def conv_lstm_update(
     [*B, *S, H]``. See :func:`conv_lstm`."""
     with jax.named_scope("gatedcells.conv_lstm"):
         x_proj = input_half(spec.conv, params, x, carry.c.dtype)
-        return lstm_update(_LSTM, params, carry, x_proj, spec.conv(carry.h, params.w_h))
+        return _lstm.update(spec.step, params, carry, x_proj, spec.conv(carry.h, params.w_h))
 
 
 def conv_gru_update(

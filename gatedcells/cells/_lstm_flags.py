@@ -1,20 +1,20 @@
-"""The flags of :func:`gatedcells.lstm_variant`: the named variants as read-only tables (a
-variant is nothing but flags), their resolution into the step's :class:`LSTMVariantStep`, and
-the variants' one params type, :class:`LSTMVariantParams`."""
+"""The LSTM family's flags: the named variants of :func:`gatedcells.lstm_variant` as
+read-only tables (a variant is nothing but flags), their resolution and checks into the
+step's ``LSTMStep`` (also :func:`gatedcells.lstm`'s), and the variants' one params type,
+:class:`LSTMVariantParams`."""
 
 from __future__ import annotations
 
 import types
-from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from .. import _checks
-from .._cell import Array
-from . import _blocks
-from ._lstm import IFGO, LSTMParams, LSTMPParams, check_chrono, check_proj_size, clamped_gates
+from . import _blocks, _lstm
+from ._lstm import IFGO, LSTMStep
 
 # Greff et al. 2017 ("LSTM: A Search Space Odyssey"): "vanilla" has peepholes, and each
 # variant changes one thing of vanilla. Our default lstm() is their NP (no peepholes), as
@@ -40,7 +40,7 @@ LSTM_VARIANTS: Mapping[str, Mapping[str, Any]] = types.MappingProxyType(
 
 # The flags a variant may set, at the plain LSTM's values, in the order a cell's name shows
 # them. A flag left at None takes the variant's value, or this one.
-_PLAIN = types.MappingProxyType(
+PLAIN = types.MappingProxyType(
     {"forget_gate": True, "peepholes": False, "cifg": False, "cifg_shift": None}
     | {"candidate_activation": jnp.tanh, "output_activation": jnp.tanh, "fixed_gates": {}}
     | {"full_gate_recurrence": False, "layer_norm": False}
@@ -111,23 +111,10 @@ jax.tree_util.register_pytree_with_keys(
 def params_of(fields: tuple[str, ...], values: tuple) -> Any:
     """Params holding ``values`` by ``fields``: the plain LSTM's type for its fields, else
     :class:`LSTMVariantParams` (pickled params name this function)."""
-    for plain in (LSTMParams, LSTMPParams):
+    for plain in (_lstm.LSTMParams, _lstm.LSTMPParams):
         if tuple(fields) == plain._fields:
             return plain(*values)
     return LSTMVariantParams(**dict(zip(fields, values, strict=True)))
-
-
-class LSTMVariantStep(NamedTuple):
-    """The static part of an LSTM variant's step."""
-
-    blocks: tuple[str, ...]  # learned blocks, in (i, f, g, o) order
-    fixed: tuple[tuple[str, float], ...]  # clamped gates and their values
-    candidate_activation: Callable[[Array], Array]
-    output_activation: Callable[[Array], Array]
-    peepholes: tuple[str, ...]  # learned gates with a peephole
-    cifg_shift: float | None  # CIFG: i = 1 - sigmoid(s_f - shift); None: no coupling
-    layer_norm_eps: float | None  # None: no layer normalisation
-    fed_back: tuple[str, ...]  # full gate recurrence: the gates fed back
 
 
 def resolve(
@@ -139,7 +126,7 @@ def resolve(
     if variant is not None and variant not in LSTM_VARIANTS:
         raise ValueError(f"variant must be one of {sorted(LSTM_VARIANTS)} or None, got {variant!r}")
     entry = LSTM_VARIANTS.get(variant, {})
-    implied = {**_PLAIN, **entry}
+    implied = {**PLAIN, **entry}
     flags = dict(implied)
     for key, value in given.items():
         if value is None:
@@ -164,9 +151,17 @@ def resolve(
 
 
 def step_from_flags(
-    hidden_size: int, flags: dict[str, Any], chrono: Any, layer_norm_eps: Any, proj_size: Any
-) -> LSTMVariantStep:
-    """Check the resolved ``flags`` (and the flags that shape the step); the step's spec."""
+    hidden_size: int,
+    flags: Mapping[str, Any],
+    chrono: Any,
+    proj_size: Any,
+    num_heads: int = 1,
+    layer_norm_eps: Any = 1e-5,
+) -> LSTMStep:
+    """Check ``flags`` (the plain LSTM's where not given) and the flags that shape the step
+    (``chrono`` needs a learned forget gate, ``proj_size`` is in ``[1, H)`` without heads):
+    the step's static part, also :func:`gatedcells.lstm`'s."""
+    flags, P, H, eps = {**PLAIN, **flags}, proj_size, hidden_size, layer_norm_eps
     for key in ("forget_gate", "peepholes", "cifg", "full_gate_recurrence", "layer_norm"):
         _checks.check_flag(key, flags[key])
     activations = ("candidate_activation", "output_activation")
@@ -185,18 +180,43 @@ def step_from_flags(
     gates = tuple(n for n in blocks if n != "g")
     if flags["full_gate_recurrence"] and not gates:
         raise ValueError("full_gate_recurrence needs at least one learned gate")
-    check_chrono(chrono, blocks)
-    check_proj_size(proj_size, hidden_size)
-    eps = layer_norm_eps
+    _checks.check_t_max(chrono)
+    if chrono is not None and "f" not in blocks:
+        raise ValueError("chrono initialises the forget-gate bias: it needs a learned forget gate")
+    if P is not None and (isinstance(P, bool) or not isinstance(P, int) or not 0 < P < H):
+        raise ValueError(f"proj_size must be None or an int in [1, {H}), got {P!r}")
+    if P is not None and num_heads > 1:
+        raise ValueError("proj_size must be None with num_heads > 1 (it mixes the heads)")
     if isinstance(eps, bool) or not isinstance(eps, int | float) or eps <= 0:
         raise ValueError(f"layer_norm_eps must be a positive number, got {eps!r}")
-    return LSTMVariantStep(
+    return LSTMStep(
         blocks,
         tuple(fixed.items()),
-        flags["candidate_activation"],
         flags["output_activation"],
+        flags["candidate_activation"],
         peepholes=gates if flags["peepholes"] else (),
         cifg_shift=float(shift or 0.0) if cifg else None,
         layer_norm_eps=float(eps) if flags["layer_norm"] else None,
         fed_back=gates if flags["full_gate_recurrence"] else (),
     )
+
+
+def clamped_gates(fixed_gates: Mapping[str, float] | None, forget_gate: bool) -> dict:
+    """``{gate: constant}`` of the gates without weights: ``fixed_gates``, checked, and
+    ``f = 1`` without a forget gate."""
+    fixed = {}
+    for name, value in dict(fixed_gates or {}).items():
+        if name not in ("i", "f", "o"):
+            raise ValueError(
+                f"fixed_gates: unknown gate {name!r}; an LSTM's gates are 'i', 'f', 'o' "
+                "('g' is the candidate, not a gate)"
+            )
+        if name == "f" and not forget_gate:
+            raise ValueError(
+                "fixed_gates: this LSTM has no forget gate (forget_gate=False), so 'f' cannot "
+                "be fixed"
+            )
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise ValueError(f"fixed_gates[{name!r}] must be a number in [0, 1], got {value!r}")
+        fixed[name] = float(value)
+    return fixed if forget_gate else {**fixed, "f": 1.0}

@@ -1,167 +1,185 @@
-"""Research variants of the LSTM (their flags are ``_lstm_flags``'s): the step as in the
-papers, one helper per variant, written apart from :func:`gatedcells.lstm`'s and pinned to it
-by ``tests/cells/test_variants.py``."""
+"""The LSTM family's params and factories: :func:`gatedcells.lstm` and
+:func:`gatedcells.lstm_variant`, two factories over the one step of ``_lstm`` (their flags
+are ``_lstm_flags``'s), pinned to each other by ``tests/cells/test_variants.py``."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from .. import _cell, _checks
+from .. import _checks
 from .._cell import Array, Cell, MatmulSplit
 from . import _anatomy, _blocks, _lstm, _lstm_flags
-from ._lstm import LSTMCarry, LSTMGates, LSTMSpec
-from ._lstm_flags import LSTMVariantStep
-
-
-class FullGateCarry(NamedTuple):
-    """Carry of an LSTM with full gate recurrence: ``c``, ``h`` and ``gates [*B, S*H]``, the
-    learned sigmoid gates of the previous step (in ``(i, f, o)`` order), zeros at first."""
-
-    c: Array
-    h: Array
-    gates: Array
-
-
-# --------------------------------------------------------------------------------------
-# The step: the paper's lines, one named helper per variant.
-
-
-def lstm_variant_update(
-    step: LSTMVariantStep, params: Any, carry: Any, x_proj: Array, h_proj: Array, g_proj=None
-) -> tuple[Any, Array, LSTMGates]:
-    """One step of an LSTM variant after its recurrent matmuls: ``x_proj`` the projection,
-    ``h_proj = h W_h`` and (full gate recurrence) ``g_proj = gates W_g``, each ``[*B, G*H]``.
-    See :func:`gatedcells.lstm_variant`."""
-    with jax.named_scope("gatedcells.lstm_variant"):
-        c, dtype = carry.c, carry.c.dtype
-        h_proj = layer_norm_recurrent(step, params, h_proj.astype(dtype))
-        z = _blocks.split(x_proj.astype(dtype) + h_proj, step.blocks)
-        z = full_gate_recurrence(step, z, g_proj)
-        f, i = (gate(step, params, z, name, c) for name in "fi")
-        g = step.candidate_activation(z["g"])
-        c = f * c + i * g
-        o = gate(step, params, z, "o", c)  # the output gate's peephole reads the new cell
-        h = o * step.output_activation(layer_norm_memory(step, params, c))
-        gates = LSTMGates(i, f, g, o)
-    return carry_of(step, c, h, gates), h, gates
-
-
-def peephole(step: LSTMVariantStep, params: Any, z: dict, name: str, c: Array) -> Array:
-    r"""Gate ``name``'s pre-activation, reading the memory cell through its diagonal peephole
-    weights with ``peepholes`` (Gers & Schmidhuber 2000): :math:`s + p \odot c`."""
-    if name not in step.peepholes:
-        return z[name]
-    return z[name] + _blocks.along_last(getattr(params, f"p_{name}"), c) * c
-
-
-def gate(step: LSTMVariantStep, params: Any, z: dict, name: str, c: Array) -> Array:
-    r"""A sigmoid gate (with its peephole), or its clamped constant (``fixed_gates``); with
-    ``cifg`` (Greff et al. 2017) the input gate is coupled to the forget gate's pre-activation,
-    :math:`i = 1 - \sigma(s_f - \beta)`: :math:`1 - f` for :math:`\beta = 0`, and JANET's
-    :math:`\beta = 1` (van der Westhuizen & Lasenby 2018) opens it a little less."""
-    fixed = dict(step.fixed)
-    if name in fixed:
-        return jnp.full_like(c, fixed[name])
-    if name == "i" and step.cifg_shift is not None:
-        shift = jnp.asarray(step.cifg_shift, c.dtype)
-        return 1 - jax.nn.sigmoid(peephole(step, params, z, "f", c) - shift)
-    return jax.nn.sigmoid(peephole(step, params, z, name, c))
-
-
-def full_gate_recurrence(step: LSTMVariantStep, z: dict, g_proj: Array | None) -> dict:
-    r"""Greff et al.'s (2017) FGR: each learned gate also reads all learned gates of the
-    previous step, :math:`s \mathrel{+}= [i, f, o]_{t-1} W_g`."""
-    if not step.fed_back:
-        return z
-    fed = _blocks.split(g_proj.astype(z["g"].dtype), step.fed_back)
-    return {name: z[name] + fed[name] if name in fed else z[name] for name in z}
-
-
-def layer_norm_recurrent(step: LSTMVariantStep, params: Any, h_proj: Array) -> Array:
-    r"""Ba et al. (2016): the recurrent pre-activations normalised on their own,
-    :math:`\mathrm{LN}(h W_h) \odot \gamma_h` (the input's are normalised by the projection)."""
-    if step.layer_norm_eps is None:
-        return h_proj
-    return _blocks.layer_norm(h_proj, params.ln_h, None, step.layer_norm_eps)
-
-
-def layer_norm_memory(step: LSTMVariantStep, params: Any, c: Array) -> Array:
-    r"""Ba et al. (2016): the memory cell normalised before its activation,
-    :math:`\mathrm{LN}(c') \odot \gamma_c + \beta_c` (the carried :math:`c'` is not)."""
-    if step.layer_norm_eps is None:
-        return c
-    return _blocks.layer_norm(c, params.ln_c, params.ln_c_bias, step.layer_norm_eps)
-
-
-def carry_of(step: LSTMVariantStep, c: Array, h: Array, gates: LSTMGates) -> Any:
-    """:class:`LSTMCarry`, or with full gate recurrence :class:`FullGateCarry` holding the
-    learned gates that the next step reads."""
-    if not step.fed_back:
-        return LSTMCarry(c, h)
-    return FullGateCarry(c, h, jnp.concatenate([getattr(gates, n) for n in step.fed_back], -1))
-
-
-def project(spec: LSTMSpec, params: Any, xs: Array) -> Array:
-    """The input half: ``xs @ w_x + b``, or ``LN(xs @ w_x) * ln_x + b`` with layer norm."""
-    if spec.step.layer_norm_eps is None:
-        return _blocks.project(spec, params, xs)
-    return _blocks.normalized_projection(params, xs, spec.step.layer_norm_eps, spec.dtype)
-
-
-def recur(spec: LSTMSpec, params: Any, carry: Any, x_proj: Array):
-    """A step with a second matmul, so without a :class:`~gatedcells.MatmulSplit`: full gate
-    recurrence (``gates @ w_g``) or the projection of LSTMP (:func:`_lstm.projection`)."""
-    step, dtype = spec.step, spec.dtype
-    h_proj = _cell.matmul(carry.h, params.w_h, dtype)
-    g_proj = _cell.matmul(carry.gates, params.w_g, dtype) if step.fed_back else None
-    out = lstm_variant_update(step, params, carry, x_proj, h_proj, g_proj)
-    return _lstm.projection(spec, params, *out) if spec.proj_size else out
-
-
-# --------------------------------------------------------------------------------------
-# The params and the factory (the spec is the LSTM's, with peephole_init).
+from ._lstm import STREAMS, LSTMSpec
 
 
 def init(spec: LSTMSpec, key: Array, input_size: int) -> Any:
-    """:func:`gatedcells.lstm`'s weights from the same streams of ``key``, and the variant's
-    own: peepholes, ``w_g`` and the layer-norm gains."""
-    H, step, dtype = spec.hidden_size, spec.step, spec.param_dtype
-    out, stream = _lstm.init(spec, key, input_size)._asdict(), _lstm.STREAMS.index
-    keys = jax.random.split(jax.random.fold_in(key, stream("peepholes")), 3)
-    for gate_name, k in zip(step.peepholes, keys, strict=False):
-        out[f"p_{gate_name}"] = _blocks.init_param(spec.peephole_init, k, (H,), dtype)
-    if step.fed_back:
-        k, S = jax.random.fold_in(key, stream("w_g")), len(step.fed_back)
-        out["w_g"] = _blocks.init_blocks(spec.recurrent_init, k, S * H, H, S, dtype)
+    """``w_x``, ``w_h``, ``b`` (the forget block at ``forget_bias``, or chrono with the input
+    block its negative) and the fields the cell has of the peepholes, ``w_g``, ``w_r`` and
+    the layer norm; each from its stream of ``key``, so both factories agree on a key."""
+    H, step, P, dtype = spec.hidden_size, spec.step, spec.proj_size, spec.param_dtype
+    G, k = len(step.blocks), {name: jax.random.fold_in(key, n) for n, name in enumerate(STREAMS)}
+    b = _blocks.gate_biases(spec.bias_init, k["b"], H, step.blocks, {"f": spec.forget_bias}, dtype)
+    if spec.chrono is not None:
+        b_f = _blocks.chrono_bias(k["chrono"], H, spec.chrono, dtype)
+        b = _blocks.set_block(b, step.blocks.index("f"), H, b_f)
+        if "i" in step.blocks:
+            b = _blocks.set_block(b, step.blocks.index("i"), H, -b_f)
+    w_x = _blocks.init_blocks(spec.kernel_init, k["w_x"], input_size, H, G, dtype)
+    w_h = _blocks.init_recurrent(spec.recurrent_init, k["w_h"], P or H, H, spec.num_heads, G, dtype)
+    out = {"w_x": w_x, "w_h": w_h, "b": b}
+    for gate_name, kp in zip(step.peepholes, jax.random.split(k["peepholes"], 3), strict=False):
+        out[f"p_{gate_name}"] = _blocks.init_param(spec.peephole_init, kp, (H,), dtype)
+    if S := len(step.fed_back):
+        out["w_g"] = _blocks.init_blocks(spec.recurrent_init, k["w_g"], S * H, H, S, dtype)
+    if P:
+        out["w_r"] = _blocks.init_param(spec.kernel_init, k["w_r"], (H, P), dtype)
     if step.layer_norm_eps is not None:
-        G = len(step.blocks)
         out |= {"ln_x": jnp.ones((G * H,), dtype), "ln_h": jnp.ones((G * H,), dtype)}
         out |= {"ln_c": jnp.ones((H,), dtype), "ln_c_bias": jnp.zeros((H,), dtype)}
     return _lstm_flags.params_of(tuple(out), tuple(out.values()))
 
 
-def shapes(spec: LSTMSpec) -> dict[str, tuple]:
-    """The shapes of :func:`init`'s fields (``None``: the input size)."""
-    H, step = spec.hidden_size, spec.step
-    G, S = len(step.blocks), len(step.fed_back)
-    out = _lstm.shapes(spec) | {f"p_{gate_name}": (H,) for gate_name in step.peepholes}
-    out |= {"w_g": (S * H, S * H)} if S else {}
-    if step.layer_norm_eps is not None:
-        out |= {"ln_x": (G * H,), "ln_h": (G * H,), "ln_c": (H,), "ln_c_bias": (H,)}
-    return out
+def lstm_cell(spec: LSTMSpec) -> Cell:
+    """Either factory's cell: a :class:`~gatedcells.MatmulSplit` over the step, unless the
+    step has a second matmul (a projection, full gate recurrence: ``_lstm.recur``)."""
+    split, update = None, _lstm.recur
+    if not (spec.step.fed_back or spec.proj_size):
+        additive = spec.step.layer_norm_eps is None  # layer norm reads h_proj on its own
+        pointwise = _anatomy.Bound(_lstm.update, spec.step)
+        split, update = MatmulSplit(_anatomy.hidden, pointwise, spec.dtype, additive), None
+    zeros, P = _anatomy.Bound(_lstm.carry, spec), spec.proj_size or spec.hidden_size
+    return _anatomy.assemble(
+        spec,
+        init,
+        _lstm.project,
+        update,
+        split=split,
+        shapes=_lstm.shapes,
+        carry=zeros,
+        output_size=P,
+    )
 
 
-def carry(spec: LSTMSpec, batch_shape: tuple[int, ...], dtype: Any = None) -> Any:
-    """:func:`gatedcells.lstm`'s zero carry, and the fed-back gates' with full gate recurrence."""
-    c, h = _lstm.carry(spec, batch_shape, dtype)
-    if not spec.step.fed_back:
-        return LSTMCarry(c, h)
-    gates = _anatomy.Zeros(len(spec.step.fed_back) * spec.hidden_size, spec.param_dtype)
-    return FullGateCarry(c, h, gates(batch_shape, dtype))
+def lstm(
+    hidden_size: int,
+    *,
+    forget_gate: bool = True,
+    forget_bias: float = 1.0,
+    chrono: float | None = None,
+    fixed_gates: Mapping[str, float] | None = None,
+    output_activation: Callable[[Array], Array] = jnp.tanh,
+    proj_size: int | None = None,
+    num_heads: int = 1,
+    kernel_init: Callable = jax.nn.initializers.lecun_normal(),
+    recurrent_init: Callable = jax.nn.initializers.orthogonal(),
+    bias_init: Callable = jax.nn.initializers.zeros,
+    param_dtype: Any = jnp.float32,
+    dtype: Any = None,
+) -> Cell:
+    r"""Long short-term memory cell (Hochreiter & Schmidhuber 1997; Gers et al. 2000).
+
+    With its forget gate (the default), as in PyTorch's ``nn.LSTM``:
+
+    .. math::
+
+       i &= \sigma(x W_{xi} + h W_{hi} + b_i) \qquad
+       f  = \sigma(x W_{xf} + h W_{hf} + b_f) \\
+       g &= \tanh(x W_{xg} + h W_{hg} + b_g) \qquad
+       o  = \sigma(x W_{xo} + h W_{ho} + b_o) \\
+       c' &= f \odot c + i \odot g \qquad h' = o \odot \phi(c')
+
+    with :math:`\phi` = ``output_activation`` (tanh). The memory path has
+    :math:`\partial c'/\partial c = \mathrm{diag}(f)` with ``h`` held fixed, which is why the
+    forget bias starts high. With ``forget_gate=False`` it is the 1997 LSTM,
+    :math:`c' = c + i \odot g`, whose memory Jacobian is the identity: three blocks of weights,
+    3x a simple RNN's parameters (4x with the forget gate).
+
+    ``fixed_gates`` clamps gates to constants (the lecture's extreme regimes). A clamped gate
+    has no weights. With ``fixed_gates={"i": 1, "f": 0, "o": 1}`` and
+    ``output_activation=jax.nn.identity`` the LSTM *is* a simple RNN:
+    :math:`h' = c' = \tanh(x W_{xg} + h W_{hg} + b_g)`.
+
+    ``proj_size=P`` (LSTMP, Sak et al. 2014; PyTorch's ``proj_size``):
+    :math:`h' = (o \odot \phi(c')) W_r`, so ``h`` and the output are ``[*B, P]``.
+    ``chrono=T_max`` (Tallec & Ollivier 2018): the forget bias is drawn as
+    :math:`\log \mathcal{U}(1, T_{max} - 1)` (replacing ``forget_bias``) and the input bias is
+    its negative. Peepholes, coupled gates, layer normalisation and Greff et al.'s grid are
+    :func:`gatedcells.lstm_variant`'s.
+
+    Parameter count, with ``G`` learned blocks: ``G*(I*H + H*H + H)`` (4x a simple RNN's;
+    3x without the forget gate; one block less per clamped gate), and with ``proj_size=P``
+    ``G*(I*H + P*H + H) + H*P``; ``num_heads=NH`` divides the ``H*H`` of each block by ``NH``.
+
+    Args:
+      hidden_size: size ``H`` of ``c`` (and of ``h`` without a projection).
+      forget_gate: ``False`` for the 1997 LSTM without a forget gate (``f = 1``).
+      forget_bias: added to the forget-gate bias at init, visible in ``params.b``. The lecture
+        suggests large values such as 5 (the LSTM starts by remembering); Jozefowicz et al.
+        (2015) recommend 1. Ignored when there is no learned forget gate.
+      chrono: ``T_max`` for chrono initialisation of the forget (and input) bias, or ``None``.
+      fixed_gates: ``{"i" | "f" | "o": value in [0, 1]}`` gates clamped to constants.
+      output_activation: :math:`\phi`, ``jnp.tanh`` or ``jax.nn.identity`` (``h = o*c``).
+      proj_size: size ``P < H`` of the projected output, or ``None``.
+      num_heads: ``NH`` heads of a block-diagonal ``w_h [NH, H/NH, G*H/NH]`` (the sLSTM's:
+        head ``n``'s slice of ``h`` meets only its own block); it must divide ``H``.
+      kernel_init: initializer of each ``[I, H]`` block of ``w_x`` (default LeCun normal), and
+        of ``w_r``.
+      recurrent_init: initializer of each block of ``w_h`` (default orthogonal).
+      bias_init: initializer of ``b`` before the forget-bias offset (default zeros).
+      param_dtype: dtype of the params and of the default carry.
+      dtype: compute dtype of the matmuls (``None``: the params' dtype). With
+        ``dtype=jnp.bfloat16`` and float32 params and carry, matmuls run in bfloat16 while
+        the gates and the memory stay float32.
+
+    Returns:
+      A :class:`gatedcells.Cell` with :class:`LSTMParams` (:class:`LSTMPParams` with a
+      projection), carry :class:`LSTMCarry` and gates :class:`LSTMGates`; its output is
+      ``h`` (``output_size`` = ``H``, or ``P``). It declares its
+      :class:`~gatedcells.MatmulSplit` form, except with a projection (a second matmul).
+
+    Raises:
+      ValueError: an unknown gate in ``fixed_gates`` (or ``"f"`` without a forget gate), a
+        value outside ``[0, 1]``, ``chrono`` without a forget gate or not above 2, ``proj_size``
+        not in ``[1, H)`` or with heads, ``hidden_size`` < 1, ``num_heads`` not dividing it.
+      TypeError: a flag of the wrong type (``forget_bias`` not a number, an activation or
+        initializer not a function, a dtype not floating, ``forget_gate`` not a bool).
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, gatedcells as gc
+      >>> cell = gc.lstm(8, forget_bias=5.0)
+      >>> params = cell.init(jax.random.key(0), 3)
+      >>> params.w_x.shape, params.w_h.shape, float(params.b[8])
+      ((3, 32), (8, 32), 5.0)
+      >>> carry, ys = gc.unroll(cell, params, jnp.ones((2, 5, 3)))
+      >>> ys.shape, carry.c.shape
+      ((2, 5, 8), (2, 8))
+      >>> gc.count_params(gc.lstm(8, forget_gate=False).init(jax.random.key(0), 3))
+      288
+
+    References:
+      Hochreiter & Schmidhuber, "Long Short-Term Memory", Neural Computation 1997.
+      Gers, Schmidhuber & Cummins, "Learning to Forget", Neural Computation 2000.
+      Jozefowicz, Zaremba & Sutskever, "An Empirical Exploration of Recurrent Network
+      Architectures", ICML 2015.
+      Sak, Senior & Beaufays, "Long Short-Term Memory Recurrent Neural Network Architectures
+      for Large Scale Acoustic Modeling", Interspeech 2014 (projection).
+      Tallec & Ollivier, "Can Recurrent Neural Networks Warp Time?", ICLR 2018 (chrono).
+    """
+    H = _checks.check_positive_int("hidden_size", hidden_size)
+    _checks.check_factory_args(numbers={"forget_bias": forget_bias})
+    inits = _blocks.checked_inits(kernel_init, recurrent_init, bias_init, param_dtype, dtype)
+    NH = _checks.check_heads(num_heads, H)
+    flags = {"forget_gate": forget_gate, "output_activation": output_activation}
+    flags |= {"fixed_gates": dict(fixed_gates or {})}
+    step = _lstm_flags.step_from_flags(H, flags, chrono, proj_size, NH)
+    flags |= {"proj_size": proj_size, "num_heads": NH}
+    plain = _lstm_flags.PLAIN | {"num_heads": 1}
+    name = _blocks.describe("lstm", H, {k: v for k, v in flags.items() if v != plain.get(k)})
+    return lstm_cell(LSTMSpec(name, H, NH, step, proj_size, float(forget_bias), chrono, *inits))
 
 
 def lstm_variant(
@@ -278,14 +296,6 @@ def lstm_variant(
     _checks.check_factory_args(numbers={"forget_bias": forget_bias})
     inits = _blocks.checked_inits(kernel_init, recurrent_init, bias_init, param_dtype, dtype)
     _checks.check_factory_args(functions={"peephole_init": peephole_init})
-    step = _lstm_flags.step_from_flags(H, flags, chrono, layer_norm_eps, proj_size)
+    step = _lstm_flags.step_from_flags(H, flags, chrono, proj_size, 1, layer_norm_eps)
     spec = LSTMSpec(name, H, 1, step, proj_size, float(forget_bias), chrono, *inits, peephole_init)
-    split, update = None, recur  # a second matmul in the step (FGR, projection): no split
-    if not (step.fed_back or proj_size):
-        additive = step.layer_norm_eps is None  # layer norm reads h_proj on its own
-        pointwise = _anatomy.Bound(lstm_variant_update, step)
-        split, update = MatmulSplit(_anatomy.hidden, pointwise, dtype, additive), None
-    zeros, P = _anatomy.Bound(carry, spec), proj_size or H
-    return _anatomy.assemble(
-        spec, init, project, update, split=split, shapes=shapes, carry=zeros, output_size=P
-    )
+    return lstm_cell(spec)
