@@ -1,8 +1,6 @@
-"""The LSTM family's equations: one step for :func:`gatedcells.lstm` (with or without a
-forget gate, clamped gates, PyTorch's projection) and :func:`gatedcells.lstm_variant`, whose
-terms (peepholes, CIFG, full gate recurrence, layer norm) are helpers named after their
-papers that vanish at the plain LSTM's flags. The variants' flags and params type are in
-``_lstm_flags``; ``init`` and the two factories in ``_lstm_variants``."""
+"""The LSTM family's equations: one step for :func:`gatedcells.lstm` and
+:func:`gatedcells.lstm_variant`, the variants' terms helpers named after their papers that
+vanish at the plain flags. Flags: ``_lstm_flags``; ``init`` and factories: ``_lstm_variants``."""
 
 from __future__ import annotations
 
@@ -12,13 +10,11 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .. import _cell
-from .._cell import Array
+from .._cell import Array, matmul
 from . import _anatomy, _blocks
 
 IFGO = ("i", "f", "g", "o")  # PyTorch's block order; "g" is the candidate, not a gate
-# One PRNG stream per field, ``jax.random.fold_in(key, n)``: a field's values do not depend
-# on which other fields the cell has, so lstm and lstm_variant agree on a key.
+# A PRNG stream per field, fold_in(key, n): a field's values do not depend on the others.
 STREAMS = ("w_x", "w_h", "b", "chrono", "peepholes", "w_g", "w_r")
 
 
@@ -31,8 +27,7 @@ class LSTMParams(NamedTuple):
     Attributes:
       w_x: input kernel ``[I, G*H]``.
       w_h: recurrent kernel ``[H, G*H]``, block-diagonal ``[NH, H/NH, G*H/NH]`` with heads.
-      b: bias ``[G*H]`` (PyTorch's ``b_ih + b_hh``); the forget block starts at
-        ``forget_bias``.
+      b: bias ``[G*H]`` (PyTorch's ``b_ih + b_hh``), the forget block at ``forget_bias``.
     """
 
     w_x: Array
@@ -58,10 +53,7 @@ class LSTMPParams(NamedTuple):
 
 class LSTMCarry(NamedTuple):
     """LSTM carry: the memory cell ``c [*B, H]`` and the hidden state ``h [*B, H]`` (``[*B, P]``
-    with a projection).
-
-    The order ``(c, h)`` is Flax's; access the fields by name.
-    """
+    with a projection). The order ``(c, h)`` is Flax's; access the fields by name."""
 
     c: Array
     h: Array
@@ -127,30 +119,26 @@ def shapes(spec: LSTMSpec) -> dict[str, tuple]:
     G, S = len(step.blocks), len(step.fed_back)
     w_h = (P, G * H) if P else _blocks.recurrent_shape(H, spec.num_heads, G)
     out = {"w_x": (None, G * H), "w_h": w_h, "b": (G * H,)}
-    out |= {f"p_{gate_name}": (H,) for gate_name in step.peepholes}
+    out |= {f"p_{n}": (H,) for n in step.peepholes}
     out |= ({"w_g": (S * H, S * H)} if S else {}) | ({"w_r": (H, P)} if P else {})
-    if step.layer_norm_eps is not None:
-        out |= {"ln_x": (G * H,), "ln_h": (G * H,), "ln_c": (H,), "ln_c_bias": (H,)}
-    return out
+    norms = {"ln_x": (G * H,), "ln_h": (G * H,), "ln_c": (H,), "ln_c_bias": (H,)}
+    return out | (norms if step.layer_norm_eps is not None else {})
 
 
 def carry(spec: LSTMSpec, batch_shape: tuple[int, ...], dtype: Any = None) -> Any:
     """The zero carry: :class:`LSTMCarry` ``c [*B, H]``, ``h [*B, P]`` (``P = H``
     unprojected), or :class:`FullGateCarry` with the ``S`` fed-back gates ``[*B, S*H]``."""
     H, P, S = spec.hidden_size, spec.proj_size or spec.hidden_size, len(spec.step.fed_back)
-    c, h = (_anatomy.Zeros(n, spec.param_dtype)(batch_shape, dtype) for n in (H, P))
-    if not S:
-        return LSTMCarry(c, h)
-    return FullGateCarry(c, h, _anatomy.Zeros(S * H, spec.param_dtype)(batch_shape, dtype))
+    zeros = [_anatomy.Zeros(n, spec.param_dtype)(batch_shape, dtype) for n in (H, P, S * H) if n]
+    return FullGateCarry(*zeros) if S else LSTMCarry(*zeros)
 
 
 def update(
     step: LSTMStep, params: Any, carry: Any, x_proj: Array, h_proj: Array, g_proj=None
 ) -> tuple[Any, Array, LSTMGates]:
-    """One LSTM step after its recurrent matmuls: ``x_proj = x W_x + b``, ``h_proj = h W_h``
-    and, with full gate recurrence, ``g_proj = gates W_g``, each ``[*B, G*H]``. See
-    :func:`gatedcells.lstm` and :func:`gatedcells.lstm_variant`. Returns the new carry, the
-    output ``h'`` and :class:`LSTMGates`."""
+    """One step after the recurrent matmuls ``h_proj = h W_h`` and (full gate recurrence)
+    ``g_proj = gates W_g``, with ``x_proj = x W_x + b``, each ``[*B, G*H]``. See
+    :func:`gatedcells.lstm`, :func:`gatedcells.lstm_variant`."""
     with jax.named_scope("gatedcells.lstm"):
         c, dtype = carry.c, carry.c.dtype
         h_proj = layer_norm_recurrent(step, params, h_proj.astype(dtype))
@@ -161,16 +149,13 @@ def update(
         c = f * c + i * g
         o = gate(step, params, z, "o", c)  # the output gate's peephole reads the new cell
         h = o * step.output_activation(layer_norm_memory(step, params, c))
-        gates = LSTMGates(i, f, g, o)
-    return carry_of(step, c, h, gates), h, gates
+    return LSTMCarry(c, h), h, LSTMGates(i, f, g, o)
 
 
 def gate(step: LSTMStep, params: Any, z: dict, name: str, c: Array) -> Array:
-    r"""The sigmoid gate ``name`` (with its peephole), or its clamped constant
-    (``fixed_gates``); with ``cifg`` (Greff et al. 2017) the input gate is coupled to the
-    forget gate's pre-activation, :math:`i = 1 - \sigma(s_f - \beta)`: :math:`1 - f` for
-    :math:`\beta = 0`, and JANET's :math:`\beta = 1` (van der Westhuizen & Lasenby 2018)
-    opens it a little less."""
+    r"""The sigmoid gate ``name`` (with its peephole), its constant (``fixed_gates``), or
+    Greff et al.'s (2017) CIFG input gate :math:`i = 1 - \sigma(s_f - \beta)` (JANET's
+    :math:`\beta = 1`, van der Westhuizen & Lasenby 2018)."""
     fixed = dict(step.fixed)
     if name in fixed:
         return jnp.full_like(c, fixed[name])
@@ -181,16 +166,14 @@ def gate(step: LSTMStep, params: Any, z: dict, name: str, c: Array) -> Array:
 
 
 def peephole(step: LSTMStep, params: Any, z: dict, name: str, c: Array) -> Array:
-    r"""Gate ``name``'s pre-activation, reading the memory cell through its diagonal peephole
-    weights with ``peepholes`` (Gers & Schmidhuber 2000): :math:`s + p \odot c`."""
+    r"""Gers & Schmidhuber's (2000) peephole: gate ``name``'s :math:`s + p \odot c`."""
     if name not in step.peepholes:
         return z[name]
     return z[name] + _blocks.along_last(getattr(params, f"p_{name}"), c) * c
 
 
 def full_gate_recurrence(step: LSTMStep, z: dict, g_proj: Array | None) -> dict:
-    r"""Greff et al.'s (2017) FGR: each learned gate also reads all learned gates of the
-    previous step, :math:`s \mathrel{+}= [i, f, o]_{t-1} W_g`."""
+    r"""Greff et al.'s (2017) FGR: :math:`s \mathrel{+}= [i, f, o]_{t-1} W_g`."""
     if not step.fed_back:
         return z
     fed = _blocks.split(g_proj.astype(z["g"].dtype), step.fed_back)
@@ -198,27 +181,17 @@ def full_gate_recurrence(step: LSTMStep, z: dict, g_proj: Array | None) -> dict:
 
 
 def layer_norm_recurrent(step: LSTMStep, params: Any, h_proj: Array) -> Array:
-    r"""Ba et al. (2016): the recurrent pre-activations normalised on their own,
-    :math:`\mathrm{LN}(h W_h) \odot \gamma_h` (the input's are normalised by :func:`project`)."""
+    r"""Ba et al. (2016): :math:`\mathrm{LN}(h W_h) \odot \gamma_h` (and :func:`project`)."""
     if step.layer_norm_eps is None:
         return h_proj
     return _blocks.layer_norm(h_proj, params.ln_h, None, step.layer_norm_eps)
 
 
 def layer_norm_memory(step: LSTMStep, params: Any, c: Array) -> Array:
-    r"""Ba et al. (2016): the memory cell normalised before its activation,
-    :math:`\mathrm{LN}(c') \odot \gamma_c + \beta_c` (the carried :math:`c'` is not)."""
+    r"""Ba et al. (2016): :math:`\mathrm{LN}(c') \odot \gamma_c + \beta_c` (not carried)."""
     if step.layer_norm_eps is None:
         return c
     return _blocks.layer_norm(c, params.ln_c, params.ln_c_bias, step.layer_norm_eps)
-
-
-def carry_of(step: LSTMStep, c: Array, h: Array, gates: LSTMGates) -> Any:
-    """:class:`LSTMCarry`, or with full gate recurrence :class:`FullGateCarry` holding the
-    learned gates that the next step reads."""
-    if not step.fed_back:
-        return LSTMCarry(c, h)
-    return FullGateCarry(c, h, jnp.concatenate([getattr(gates, n) for n in step.fed_back], -1))
 
 
 def project(spec: LSTMSpec, params: Any, xs: Array) -> Array:
@@ -229,13 +202,15 @@ def project(spec: LSTMSpec, params: Any, xs: Array) -> Array:
 
 
 def recur(spec: LSTMSpec, params: Any, carry: Any, x_proj: Array) -> tuple[Any, Array, LSTMGates]:
-    """A step with a second matmul, so without a :class:`~gatedcells.MatmulSplit`: full gate
-    recurrence (``gates @ w_g``) or Sak et al.'s (2014) projection (LSTMP),
-    ``h' = (o * phi(c')) W_r [*B, P]``, the new ``carry.h`` and the output."""
+    """A step with a second matmul (no :class:`~gatedcells.MatmulSplit`): full gate recurrence
+    (``gates @ w_g``, the gates kept in :class:`FullGateCarry`) or Sak et al.'s (2014)
+    projection, ``h' = (o * phi(c')) W_r [*B, P]``, the new ``carry.h`` and the output."""
     step, dtype = spec.step, spec.dtype
-    h_proj = _cell.matmul(carry.h, params.w_h, dtype)
-    g_proj = _cell.matmul(carry.gates, params.w_g, dtype) if step.fed_back else None
+    h_proj = matmul(carry.h, params.w_h, dtype)
+    g_proj = matmul(carry.gates, params.w_g, dtype) if step.fed_back else None
     new, h, gates = update(step, params, carry, x_proj, h_proj, g_proj)
+    if step.fed_back:
+        new = FullGateCarry(*new, jnp.concatenate([getattr(gates, n) for n in step.fed_back], -1))
     if spec.proj_size:
         with jax.named_scope("gatedcells.lstm_projection"):
             h = _blocks.matmul_like(h, params.w_r, dtype)

@@ -1,7 +1,6 @@
-"""The LSTM family's flags: the named variants of :func:`gatedcells.lstm_variant` as
-read-only tables (a variant is nothing but flags), their resolution and checks into the
-step's ``LSTMStep`` (also :func:`gatedcells.lstm`'s), and the variants' one params type,
-:class:`LSTMVariantParams`."""
+"""The LSTM family's flags: the named variants as read-only tables (a variant is nothing but
+flags), their resolution and checks into the step's ``LSTMStep`` (both factories'), and the
+variants' one params type, :class:`LSTMVariantParams`."""
 
 from __future__ import annotations
 
@@ -16,9 +15,8 @@ from .. import _checks
 from . import _blocks, _lstm
 from ._lstm import IFGO, LSTMStep
 
-# Greff et al. 2017 ("LSTM: A Search Space Odyssey"): "vanilla" has peepholes, and each
-# variant changes one thing of vanilla. Our default lstm() is their NP (no peepholes), as
-# PyTorch's nn.LSTM. GREFF_VARIANTS names them in the paper's order.
+# Greff et al. 2017, in the paper's order: each variant changes one thing of "vanilla" (with
+# peepholes); lstm() is their NP (no peepholes), as PyTorch's nn.LSTM.
 _GREFF = {
     "vanilla": {"peepholes": True},
     "nig": {"peepholes": True, "fixed_gates": {"i": 1.0}},
@@ -31,8 +29,7 @@ _GREFF = {
     "fgr": {"peepholes": True, "full_gate_recurrence": True},
 }
 # van der Westhuizen & Lasenby 2018: the forget gate alone, i = 1 - sigmoid(s_f - 1), h = c.
-_JANET = {"cifg": True, "cifg_shift": 1.0, "fixed_gates": {"o": 1.0}}
-_JANET["output_activation"] = jax.nn.identity
+_JANET = dict(cifg=True, cifg_shift=1.0, fixed_gates={"o": 1.0}, output_activation=jax.nn.identity)
 GREFF_VARIANTS: tuple[str, ...] = tuple(_GREFF)
 LSTM_VARIANTS: Mapping[str, Mapping[str, Any]] = types.MappingProxyType(
     {name: types.MappingProxyType(flags) for name, flags in {**_GREFF, "janet": _JANET}.items()}
@@ -40,7 +37,7 @@ LSTM_VARIANTS: Mapping[str, Mapping[str, Any]] = types.MappingProxyType(
 
 # The flags a variant may set, at the plain LSTM's values, in the order a cell's name shows
 # them. A flag left at None takes the variant's value, or this one.
-PLAIN = types.MappingProxyType(
+_PLAIN = types.MappingProxyType(
     {"forget_gate": True, "peepholes": False, "cifg": False, "cifg_shift": None}
     | {"candidate_activation": jnp.tanh, "output_activation": jnp.tanh, "fixed_gates": {}}
     | {"full_gate_recurrence": False, "layer_norm": False}
@@ -118,15 +115,15 @@ def params_of(fields: tuple[str, ...], values: tuple) -> Any:
 
 
 def resolve(
-    hidden_size: int, variant: str | None, given: dict[str, Any], proj_size: int | None
+    factory: str, H: int, variant: str | None, given: dict, proj_size: Any, num_heads: int = 1
 ) -> tuple[dict[str, Any], str]:
     """The flags of ``variant`` (its table entry over the plain LSTM's) with the flags given
     (not ``None``) over them: a flag given must agree with the entry; ``fixed_gates`` merge.
-    And the cell's name, ``lstm_variant(H, variant=..., the flags that change it)``."""
+    And the cell's name, ``factory(H, variant=..., the flags that change it)``."""
     if variant is not None and variant not in LSTM_VARIANTS:
         raise ValueError(f"variant must be one of {sorted(LSTM_VARIANTS)} or None, got {variant!r}")
     entry = LSTM_VARIANTS.get(variant, {})
-    implied = {**PLAIN, **entry}
+    implied = {**_PLAIN, **entry}
     flags = dict(implied)
     for key, value in given.items():
         if value is None:
@@ -147,24 +144,19 @@ def resolve(
     shown = {"variant": variant} if variant else {}
     shown |= {k: v for k, v in flags.items() if v is not implied[k] and v != implied[k]}
     shown |= {"proj_size": proj_size} if proj_size else {}
-    return flags, _blocks.describe("lstm_variant", hidden_size, shown)
+    shown |= {"num_heads": num_heads} if num_heads > 1 else {}
+    return flags, _blocks.describe(factory, H, shown)
 
 
-def step_from_flags(
-    hidden_size: int,
-    flags: Mapping[str, Any],
-    chrono: Any,
-    proj_size: Any,
-    num_heads: int = 1,
-    layer_norm_eps: Any = 1e-5,
-) -> LSTMStep:
+def step_from_flags(H: int, flags: Mapping, chrono: Any, P: Any, heads=1, eps=1e-5) -> LSTMStep:
     """Check ``flags`` (the plain LSTM's where not given) and the flags that shape the step
-    (``chrono`` needs a learned forget gate, ``proj_size`` is in ``[1, H)`` without heads):
-    the step's static part, also :func:`gatedcells.lstm`'s."""
-    flags, P, H, eps = {**PLAIN, **flags}, proj_size, hidden_size, layer_norm_eps
+    (``chrono`` needs a learned forget gate, ``proj_size=P`` is in ``[1, H)`` without
+    heads, the layer norm's ``eps`` is positive): the step's static part, also
+    :func:`gatedcells.lstm`'s."""
+    flags = {**_PLAIN, **flags}
     for key in ("forget_gate", "peepholes", "cifg", "full_gate_recurrence", "layer_norm"):
         _checks.check_flag(key, flags[key])
-    activations = ("candidate_activation", "output_activation")
+    activations = ("output_activation", "candidate_activation")
     _checks.check_factory_args(functions={key: flags[key] for key in activations})
     cifg, shift = flags["cifg"], flags["cifg_shift"]
     fixed = clamped_gates(flags["fixed_gates"], flags["forget_gate"])
@@ -185,20 +177,14 @@ def step_from_flags(
         raise ValueError("chrono initialises the forget-gate bias: it needs a learned forget gate")
     if P is not None and (isinstance(P, bool) or not isinstance(P, int) or not 0 < P < H):
         raise ValueError(f"proj_size must be None or an int in [1, {H}), got {P!r}")
-    if P is not None and num_heads > 1:
+    if P is not None and heads > 1:
         raise ValueError("proj_size must be None with num_heads > 1 (it mixes the heads)")
     if isinstance(eps, bool) or not isinstance(eps, int | float) or eps <= 0:
         raise ValueError(f"layer_norm_eps must be a positive number, got {eps!r}")
-    return LSTMStep(
-        blocks,
-        tuple(fixed.items()),
-        flags["output_activation"],
-        flags["candidate_activation"],
-        peepholes=gates if flags["peepholes"] else (),
-        cifg_shift=float(shift or 0.0) if cifg else None,
-        layer_norm_eps=float(eps) if flags["layer_norm"] else None,
-        fed_back=gates if flags["full_gate_recurrence"] else (),
-    )
+    peepholes, fed_back = (gates if flags[k] else () for k in ("peepholes", "full_gate_recurrence"))
+    shift, eps = float(shift or 0.0) if cifg else None, float(eps) if flags["layer_norm"] else None
+    phi = (flags[key] for key in activations)
+    return LSTMStep(blocks, tuple(fixed.items()), *phi, peepholes, shift, eps, fed_back)
 
 
 def clamped_gates(fixed_gates: Mapping[str, float] | None, forget_gate: bool) -> dict:
@@ -212,10 +198,7 @@ def clamped_gates(fixed_gates: Mapping[str, float] | None, forget_gate: bool) ->
                 "('g' is the candidate, not a gate)"
             )
         if name == "f" and not forget_gate:
-            raise ValueError(
-                "fixed_gates: this LSTM has no forget gate (forget_gate=False), so 'f' cannot "
-                "be fixed"
-            )
+            raise ValueError("fixed_gates: 'f' cannot be fixed: there is no forget gate")
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
             raise ValueError(f"fixed_gates[{name!r}] must be a number in [0, 1], got {value!r}")
         fixed[name] = float(value)

@@ -1,6 +1,5 @@
-"""The LSTM family's params and factories: :func:`gatedcells.lstm` and
-:func:`gatedcells.lstm_variant`, two factories over the one step of ``_lstm`` (their flags
-are ``_lstm_flags``'s), pinned to each other by ``tests/cells/test_variants.py``."""
+"""The LSTM family's ``init`` and factories, :func:`gatedcells.lstm` and
+:func:`gatedcells.lstm_variant` over ``_lstm``'s one step (pinned by test_variants.py)."""
 
 from __future__ import annotations
 
@@ -13,13 +12,12 @@ import jax.numpy as jnp
 from .. import _checks
 from .._cell import Array, Cell, MatmulSplit
 from . import _anatomy, _blocks, _lstm, _lstm_flags
-from ._lstm import STREAMS, LSTMSpec
+from ._lstm import STREAMS, LSTMSpec, project, recur, shapes
 
 
 def init(spec: LSTMSpec, key: Array, input_size: int) -> Any:
     """``w_x``, ``w_h``, ``b`` (the forget block at ``forget_bias``, or chrono with the input
-    block its negative) and the fields the cell has of the peepholes, ``w_g``, ``w_r`` and
-    the layer norm; each from its stream of ``key``, so both factories agree on a key."""
+    block its negative) and the variant's fields, each from its stream of ``key``."""
     H, step, P, dtype = spec.hidden_size, spec.step, spec.proj_size, spec.param_dtype
     G, k = len(step.blocks), {name: jax.random.fold_in(key, n) for n, name in enumerate(STREAMS)}
     b = _blocks.gate_biases(spec.bias_init, k["b"], H, step.blocks, {"f": spec.forget_bias}, dtype)
@@ -46,21 +44,14 @@ def init(spec: LSTMSpec, key: Array, input_size: int) -> Any:
 def lstm_cell(spec: LSTMSpec) -> Cell:
     """Either factory's cell: a :class:`~gatedcells.MatmulSplit` over the step, unless the
     step has a second matmul (a projection, full gate recurrence: ``_lstm.recur``)."""
-    split, update = None, _lstm.recur
+    split, update = None, recur
     if not (spec.step.fed_back or spec.proj_size):
         additive = spec.step.layer_norm_eps is None  # layer norm reads h_proj on its own
         pointwise = _anatomy.Bound(_lstm.update, spec.step)
         split, update = MatmulSplit(_anatomy.hidden, pointwise, spec.dtype, additive), None
     zeros, P = _anatomy.Bound(_lstm.carry, spec), spec.proj_size or spec.hidden_size
     return _anatomy.assemble(
-        spec,
-        init,
-        _lstm.project,
-        update,
-        split=split,
-        shapes=_lstm.shapes,
-        carry=zeros,
-        output_size=P,
+        spec, init, project, update, split=split, shapes=shapes, carry=zeros, output_size=P
     )
 
 
@@ -95,19 +86,16 @@ def lstm(
     with :math:`\phi` = ``output_activation`` (tanh). The memory path has
     :math:`\partial c'/\partial c = \mathrm{diag}(f)` with ``h`` held fixed, which is why the
     forget bias starts high. With ``forget_gate=False`` it is the 1997 LSTM,
-    :math:`c' = c + i \odot g`, whose memory Jacobian is the identity: three blocks of weights,
-    3x a simple RNN's parameters (4x with the forget gate).
+    :math:`c' = c + i \odot g`, whose memory Jacobian is the identity.
 
-    ``fixed_gates`` clamps gates to constants (the lecture's extreme regimes). A clamped gate
-    has no weights. With ``fixed_gates={"i": 1, "f": 0, "o": 1}`` and
-    ``output_activation=jax.nn.identity`` the LSTM *is* a simple RNN:
-    :math:`h' = c' = \tanh(x W_{xg} + h W_{hg} + b_g)`.
+    ``fixed_gates`` clamps gates to constants, without weights (the lecture's extreme
+    regimes): with ``{"i": 1, "f": 0, "o": 1}`` and ``output_activation=jax.nn.identity``
+    the LSTM *is* a simple RNN, :math:`h' = c' = \tanh(x W_{xg} + h W_{hg} + b_g)`.
 
-    ``proj_size=P`` (LSTMP, Sak et al. 2014; PyTorch's ``proj_size``):
-    :math:`h' = (o \odot \phi(c')) W_r`, so ``h`` and the output are ``[*B, P]``.
-    ``chrono=T_max`` (Tallec & Ollivier 2018): the forget bias is drawn as
-    :math:`\log \mathcal{U}(1, T_{max} - 1)` (replacing ``forget_bias``) and the input bias is
-    its negative. Peepholes, coupled gates, layer normalisation and Greff et al.'s grid are
+    ``proj_size=P`` (LSTMP, Sak et al. 2014; PyTorch's): :math:`h' = (o \odot \phi(c')) W_r`,
+    so ``h`` and the output are ``[*B, P]``. ``chrono=T_max`` (Tallec & Ollivier 2018): the
+    forget bias is drawn as :math:`\log \mathcal{U}(1, T_{max} - 1)` (replacing
+    ``forget_bias``) and the input bias is its negative. The research variants are
     :func:`gatedcells.lstm_variant`'s.
 
     Parameter count, with ``G`` learned blocks: ``G*(I*H + H*H + H)`` (4x a simple RNN's;
@@ -126,27 +114,23 @@ def lstm(
       proj_size: size ``P < H`` of the projected output, or ``None``.
       num_heads: ``NH`` heads of a block-diagonal ``w_h [NH, H/NH, G*H/NH]`` (the sLSTM's:
         head ``n``'s slice of ``h`` meets only its own block); it must divide ``H``.
-      kernel_init: initializer of each ``[I, H]`` block of ``w_x`` (default LeCun normal), and
-        of ``w_r``.
+      kernel_init: initializer of each ``[I, H]`` block of ``w_x`` (LeCun normal), and ``w_r``.
       recurrent_init: initializer of each block of ``w_h`` (default orthogonal).
       bias_init: initializer of ``b`` before the forget-bias offset (default zeros).
       param_dtype: dtype of the params and of the default carry.
-      dtype: compute dtype of the matmuls (``None``: the params' dtype). With
-        ``dtype=jnp.bfloat16`` and float32 params and carry, matmuls run in bfloat16 while
-        the gates and the memory stay float32.
+      dtype: compute dtype of the matmuls (``None``: the params'); with ``jnp.bfloat16`` and
+        float32 params and carry, the gates and the memory stay float32.
 
     Returns:
       A :class:`gatedcells.Cell` with :class:`LSTMParams` (:class:`LSTMPParams` with a
-      projection), carry :class:`LSTMCarry` and gates :class:`LSTMGates`; its output is
-      ``h`` (``output_size`` = ``H``, or ``P``). It declares its
-      :class:`~gatedcells.MatmulSplit` form, except with a projection (a second matmul).
+      projection), carry :class:`LSTMCarry`, gates :class:`LSTMGates` and output ``h`` (size
+      ``H``, or ``P``); a :class:`~gatedcells.MatmulSplit` but with a projection.
 
     Raises:
       ValueError: an unknown gate in ``fixed_gates`` (or ``"f"`` without a forget gate), a
         value outside ``[0, 1]``, ``chrono`` without a forget gate or not above 2, ``proj_size``
         not in ``[1, H)`` or with heads, ``hidden_size`` < 1, ``num_heads`` not dividing it.
-      TypeError: a flag of the wrong type (``forget_bias`` not a number, an activation or
-        initializer not a function, a dtype not floating, ``forget_gate`` not a bool).
+      TypeError: a flag of the wrong type (e.g. an initializer not a function).
 
     Examples:
       >>> import jax, jax.numpy as jnp, gatedcells as gc
@@ -173,12 +157,10 @@ def lstm(
     _checks.check_factory_args(numbers={"forget_bias": forget_bias})
     inits = _blocks.checked_inits(kernel_init, recurrent_init, bias_init, param_dtype, dtype)
     NH = _checks.check_heads(num_heads, H)
-    flags = {"forget_gate": forget_gate, "output_activation": output_activation}
-    flags |= {"fixed_gates": dict(fixed_gates or {})}
+    given = {"forget_gate": forget_gate, "output_activation": output_activation}
+    given |= {"fixed_gates": fixed_gates}
+    flags, name = _lstm_flags.resolve("lstm", H, None, given, proj_size, NH)
     step = _lstm_flags.step_from_flags(H, flags, chrono, proj_size, NH)
-    flags |= {"proj_size": proj_size, "num_heads": NH}
-    plain = _lstm_flags.PLAIN | {"num_heads": 1}
-    name = _blocks.describe("lstm", H, {k: v for k, v in flags.items() if v != plain.get(k)})
     return lstm_cell(LSTMSpec(name, H, NH, step, proj_size, float(forget_bias), chrono, *inits))
 
 
@@ -214,16 +196,14 @@ def lstm_variant(
     :func:`gatedcells.lstm`):
 
     - ``peepholes`` (Gers & Schmidhuber 2000): the gates also read the memory cell through
-      diagonal weights, :math:`i = \sigma(\cdot + p_i \odot c)`,
-      :math:`f = \sigma(\cdot + p_f \odot c)` (the old cell) and
-      :math:`o = \sigma(\cdot + p_o \odot c')` (the new one).
+      diagonal weights, :math:`i = \sigma(\cdot + p_i \odot c)`, :math:`f` likewise (the old
+      cell) and :math:`o = \sigma(\cdot + p_o \odot c')` (the new one).
     - ``cifg`` (coupled input and forget gate): :math:`i = 1 - \sigma(s_f - \beta)` with
       :math:`s_f` the forget gate's pre-activation and :math:`\beta` = ``cifg_shift`` (0:
       :math:`i = 1 - f`; JANET uses 1). The input block is not learned.
     - ``candidate_activation``: the block input's activation (Greff's NIAF: identity).
-    - ``full_gate_recurrence`` (Greff's FGR): the learned gates at :math:`t` also read all
-      learned gates at :math:`t-1`, :math:`s \mathrel{+}= [i, f, o]_{t-1} W_g`; the carry is
-      :class:`FullGateCarry`.
+    - ``full_gate_recurrence`` (Greff's FGR): the learned gates also read those of the step
+      before, :math:`s \mathrel{+}= [i, f, o]_{t-1} W_g`, kept in :class:`FullGateCarry`.
     - ``layer_norm`` (Ba et al. 2016): the input and recurrent pre-activations are normalised
       separately (each over its ``G*H`` entries) and the memory cell before its activation,
       :math:`[\cdot] = \mathrm{LN}(x W_x) \odot \gamma_x + \mathrm{LN}(h W_h) \odot \gamma_h
@@ -232,15 +212,13 @@ def lstm_variant(
 
     A flag left at ``None`` takes the variant's value, or the plain LSTM's; a flag given must
     agree with the variant (``fixed_gates`` merge). With no research flag this is
-    :func:`gatedcells.lstm`: the same params from the same key, outputs and gradients.
+    :func:`gatedcells.lstm`: the same step, and the same params from the same key.
 
-    Parameter count, with ``n = I*H + H*H + H``: :func:`gatedcells.lstm`'s (``G*n`` with
-    ``G`` learned blocks; 3n with CIFG), plus ``H`` per peephole (vanilla: 4n + 3H),
-    ``(S*H)**2`` with full gate recurrence over ``S`` gates (FGR: 4n + 3H + 9H²), and
-    ``2*G*H + 2*H`` with layer norm (4n + 10H).
+    Parameter count, with ``n = I*H + H*H + H``: :func:`gatedcells.lstm`'s (``G*n``; 3n with
+    CIFG), plus ``H`` per peephole (vanilla: 4n + 3H), ``(S*H)**2`` with full gate recurrence
+    over ``S`` gates (FGR: 4n + 3H + 9H²), and ``2*G*H + 2*H`` with layer norm (4n + 10H).
 
     Args:
-      hidden_size: size ``H`` of ``c`` (and of ``h`` without a projection).
       variant: a name of :data:`gatedcells.LSTM_VARIANTS` that sets its flags, or ``None``.
       peepholes, cifg, full_gate_recurrence, layer_norm: the changes above (``False``).
       cifg_shift: :math:`\beta` of the coupling (``cifg=True`` only; ``0``).
@@ -248,17 +226,14 @@ def lstm_variant(
       layer_norm_eps: the :math:`\epsilon` of the layer norms.
       forget_gate, fixed_gates, output_activation: as :func:`gatedcells.lstm`'s (``None``:
         the variant's, or ``True``, none, ``jnp.tanh``).
-      forget_bias, chrono, proj_size, kernel_init, recurrent_init, bias_init, param_dtype, dtype:
-        as :func:`gatedcells.lstm`'s; ``recurrent_init`` also initialises ``w_g``.
-      peephole_init: initializer of the peephole weights (default zeros: the LSTM starts as
-        if it had none).
+      hidden_size, forget_bias, chrono, proj_size, kernel_init, recurrent_init, bias_init,
+        param_dtype, dtype: as :func:`gatedcells.lstm`'s (``recurrent_init`` also of ``w_g``).
+      peephole_init: initializer of the peepholes (zeros: the LSTM starts as if without).
 
     Returns:
-      A :class:`gatedcells.Cell` with :class:`LSTMVariantParams` holding only the variant's
-      fields (:class:`gatedcells.LSTMParams` or :class:`gatedcells.LSTMPParams` when those
-      are all it has), carry :class:`gatedcells.LSTMCarry` (or :class:`FullGateCarry`) and
-      gates :class:`gatedcells.LSTMGates`; no :class:`~gatedcells.MatmulSplit` with a second
-      matmul in the step (full gate recurrence, projection).
+      As :func:`gatedcells.lstm`'s, with :class:`LSTMVariantParams` of only the variant's
+      fields (the plain LSTM's types when those are all), and with full gate recurrence the
+      carry :class:`FullGateCarry` and no :class:`~gatedcells.MatmulSplit`.
 
     Raises:
       ValueError: an unknown ``variant`` or a flag that contradicts it, ``cifg`` without a
@@ -292,7 +267,7 @@ def lstm_variant(
     given |= {"cifg_shift": cifg_shift, "candidate_activation": candidate_activation}
     given |= {"output_activation": output_activation, "fixed_gates": fixed_gates}
     given |= {"full_gate_recurrence": full_gate_recurrence, "layer_norm": layer_norm}
-    flags, name = _lstm_flags.resolve(H, variant, given, proj_size)
+    flags, name = _lstm_flags.resolve("lstm_variant", H, variant, given, proj_size)
     _checks.check_factory_args(numbers={"forget_bias": forget_bias})
     inits = _blocks.checked_inits(kernel_init, recurrent_init, bias_init, param_dtype, dtype)
     _checks.check_factory_args(functions={"peephole_init": peephole_init})
