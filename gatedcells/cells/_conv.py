@@ -128,12 +128,8 @@ def gru_init(spec: ConvSpec, key: Array, input_size: int) -> ConvGRUParams:
 
 
 def project(spec: ConvSpec, params: Any, xs: Array) -> Array:
-    """The identity: ``update`` runs both convolutions, the input one inside the loop.
-
-    Measured on XLA:CPU at the benchmark shape (``benchmarks/conv.py ops --T 20``), hoisting
-    the input convolution before the loop (a ``[T, *B, *S, G*H]`` buffer, 84 MB) made the
-    forward pass 1.65x slower and forward+backward 1.18x.
-    """
+    """The identity: ``update`` runs both convolutions, the input one inside the loop (on
+    XLA:CPU, hoisting it was 1.65x slower forward, 1.18x forward+backward: conv-cpu.md)."""
     del spec, params
     return xs
 
