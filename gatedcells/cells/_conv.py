@@ -134,7 +134,7 @@ def project(spec: ConvSpec, params: Any, xs: Array) -> Array:
     return xs
 
 
-def conv_lstm_update(
+def lstm_update(
     spec: ConvSpec, params: ConvLSTMParams, carry: LSTMCarry, x: Array
 ) -> tuple[LSTMCarry, Array, LSTMGates]:
     """One ConvLSTM step (Shi et al. 2015, eq. 3, without peepholes): the LSTM's step on
@@ -145,7 +145,7 @@ def conv_lstm_update(
         return _lstm.update(spec.step, params, carry, x_proj, spec.conv(carry.h, params.w_h))
 
 
-def conv_gru_update(
+def gru_update(
     spec: ConvSpec, params: ConvGRUParams, h: Array, x: Array
 ) -> tuple[Array, Array, GRUGates]:
     """One ConvGRU step (Ballas et al. 2016): the GRU's step (:func:`gatedcells.gru`, either
@@ -246,13 +246,7 @@ def conv_lstm(
     check = ConvCheck(name, len(K), ConvLSTMParams, _anatomy.frozen(shapes))
     carry = _anatomy.Bound(_lstm.carry, spec)
     return _anatomy.assemble(
-        spec,
-        lstm_init,
-        project,
-        conv_lstm_update,
-        check=check,
-        carry=carry,
-        feature_ndim=1 + len(K),
+        spec, lstm_init, project, lstm_update, check=check, carry=carry, feature_ndim=1 + len(K)
     )
 
 
@@ -336,5 +330,5 @@ def conv_gru(
     shapes.update({"b_hn": (H,)} if reset_after else {})
     check = ConvCheck(name, len(K), ConvGRUParams, _anatomy.frozen(shapes))
     return _anatomy.assemble(
-        spec, gru_init, project, conv_gru_update, check=check, feature_ndim=1 + len(K)
+        spec, gru_init, project, gru_update, check=check, feature_ndim=1 + len(K)
     )

@@ -136,9 +136,8 @@ def carry(spec: LSTMSpec, batch_shape: tuple[int, ...], dtype: Any = None) -> An
 def update(
     step: LSTMStep, params: Any, carry: Any, x_proj: Array, h_proj: Array, g_proj=None
 ) -> tuple[Any, Array, LSTMGates]:
-    """One step after the recurrent matmuls ``h_proj = h W_h`` and (full gate recurrence)
-    ``g_proj = gates W_g``, with ``x_proj = x W_x + b``, each ``[*B, G*H]``. See
-    :func:`gatedcells.lstm`, :func:`gatedcells.lstm_variant`."""
+    """One step from ``x_proj = x W_x + b``, ``h_proj = h W_h`` and (full gate recurrence)
+    ``g_proj = gates W_g``, each ``[*B, G*H]``; see :func:`gatedcells.lstm_variant`."""
     with jax.named_scope("gatedcells.lstm"):
         c, dtype = carry.c, carry.c.dtype
         h_proj = layer_norm_recurrent(step, params, h_proj.astype(dtype))

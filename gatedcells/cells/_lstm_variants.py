@@ -219,6 +219,7 @@ def lstm_variant(
     over ``S`` gates (FGR: 4n + 3H + 9H²), and ``2*G*H + 2*H`` with layer norm (4n + 10H).
 
     Args:
+      hidden_size: size ``H`` of ``c`` (and of ``h`` without a projection).
       variant: a name of :data:`gatedcells.LSTM_VARIANTS` that sets its flags, or ``None``.
       peepholes, cifg, full_gate_recurrence, layer_norm: the changes above (``False``).
       cifg_shift: :math:`\beta` of the coupling (``cifg=True`` only; ``0``).
@@ -226,8 +227,8 @@ def lstm_variant(
       layer_norm_eps: the :math:`\epsilon` of the layer norms.
       forget_gate, fixed_gates, output_activation: as :func:`gatedcells.lstm`'s (``None``:
         the variant's, or ``True``, none, ``jnp.tanh``).
-      hidden_size, forget_bias, chrono, proj_size, kernel_init, recurrent_init, bias_init,
-        param_dtype, dtype: as :func:`gatedcells.lstm`'s (``recurrent_init`` also of ``w_g``).
+      forget_bias, chrono, proj_size, kernel_init, recurrent_init, bias_init, param_dtype, dtype:
+        as :func:`gatedcells.lstm`'s; ``recurrent_init`` also initialises ``w_g``.
       peephole_init: initializer of the peepholes (zeros: the LSTM starts as if without).
 
     Returns:
