@@ -19,15 +19,15 @@ from ._indrnn import indrnn as indrnn
 from ._lru import LRUGates as LRUGates
 from ._lru import LRUParams as LRUParams
 from ._lru import lru as lru
+from ._lstm import FullGateCarry as FullGateCarry
 from ._lstm import LSTMCarry as LSTMCarry
 from ._lstm import LSTMGates as LSTMGates
 from ._lstm import LSTMParams as LSTMParams
 from ._lstm import LSTMPParams as LSTMPParams
-from ._lstm import lstm as lstm
 from ._lstm_flags import GREFF_VARIANTS as GREFF_VARIANTS
 from ._lstm_flags import LSTM_VARIANTS as LSTM_VARIANTS
 from ._lstm_flags import LSTMVariantParams as LSTMVariantParams
-from ._lstm_variants import FullGateCarry as FullGateCarry
+from ._lstm_variants import lstm as lstm
 from ._lstm_variants import lstm_variant as lstm_variant
 from ._mgu import MGUGates as MGUGates
 from ._mgu import MGUParams as MGUParams

@@ -87,10 +87,8 @@ def recurrent_shape(hidden_size: int, num_heads: int, n: int) -> tuple[int, ...]
 
 
 def init_param(init: Callable, key: Array, shape: tuple[int, ...], dtype) -> Array:
-    """``init(key, shape)`` computed in at least float32, then cast to ``dtype``.
-
-    Some initializers (orthogonal needs a QR decomposition) have no bfloat16 kernel on CPU.
-    """
+    """``init(key, shape)`` computed in at least float32, then cast to ``dtype`` (some
+    initializers, orthogonal's QR decomposition, have no bfloat16 kernel on CPU)."""
     return init(key, shape, wide(dtype)).astype(dtype)
 
 
@@ -155,11 +153,7 @@ def layer_norm(z: Array, scale: Array, bias: Array | None, eps: float) -> Array:
 
 
 def chrono_bias(key: Array, size: int, t_max: float, dtype: Any) -> Array:
-    r"""Chrono initialisation (Tallec & Ollivier 2018): :math:`\log \mathcal{U}(1, T_{max}-1)`.
-
-    A gate bias drawn so that the characteristic forgetting times
-    :math:`1/(1-\sigma(b))` of the units spread up to ``t_max``, the longest dependency
-    expected.
-    """
+    r"""Chrono initialisation (Tallec & Ollivier 2018): :math:`\log \mathcal{U}(1, T_{max}-1)`,
+    a gate bias whose forgetting times :math:`1/(1-\sigma(b))` spread up to ``t_max``."""
     u = jax.random.uniform(key, (size,), jnp.float32, 1.0, t_max - 1.0)
     return jnp.log(u).astype(dtype)

@@ -49,9 +49,7 @@ from .._cell import Array, Cell
 from . import _anatomy, _blocks, _gru, _lstm
 from ._convolution import Conv, ConvCheck, convolve_like, factory_args, input_half
 from ._gru import RZN, GRUGates
-from ._lstm import IFGO, LSTMCarry, LSTMGates, LSTMStep, lstm_update  # IFGO: not Flax's i, g, f, o
-
-_LSTM = LSTMStep(IFGO, (), jnp.tanh)  # the plain LSTM's pointwise step, shared with gc.lstm
+from ._lstm import IFGO, LSTMCarry, LSTMGates, LSTMStep  # IFGO: not Flax's i, g, f, o
 
 
 class ConvLSTMParams(NamedTuple):
@@ -100,6 +98,7 @@ class ConvSpec(NamedTuple):
     dtype: Any
     layer_norm_eps: None = None  # read by the GRU's step: no layer normalisation
     proj_size: None = None  # read by the LSTM's carry: no projection
+    step: LSTMStep = LSTMStep(IFGO, (), jnp.tanh)  # the plain LSTM's step, shared with gc.lstm
 
 
 def lstm_init(spec: ConvSpec, key: Array, input_size: int) -> ConvLSTMParams:
@@ -129,17 +128,13 @@ def gru_init(spec: ConvSpec, key: Array, input_size: int) -> ConvGRUParams:
 
 
 def project(spec: ConvSpec, params: Any, xs: Array) -> Array:
-    """The identity: ``update`` runs both convolutions, the input one inside the loop.
-
-    Measured on XLA:CPU at the benchmark shape (``benchmarks/conv.py ops --T 20``), hoisting
-    the input convolution before the loop (a ``[T, *B, *S, G*H]`` buffer, 84 MB) made the
-    forward pass 1.65x slower and forward+backward 1.18x.
-    """
+    """The identity: ``update`` runs both convolutions, the input one inside the loop (on
+    XLA:CPU, hoisting it was 1.65x slower forward, 1.18x forward+backward: conv-cpu.md)."""
     del spec, params
     return xs
 
 
-def conv_lstm_update(
+def lstm_update(
     spec: ConvSpec, params: ConvLSTMParams, carry: LSTMCarry, x: Array
 ) -> tuple[LSTMCarry, Array, LSTMGates]:
     """One ConvLSTM step (Shi et al. 2015, eq. 3, without peepholes): the LSTM's step on
@@ -147,10 +142,10 @@ def conv_lstm_update(
     [*B, *S, H]``. See :func:`conv_lstm`."""
     with jax.named_scope("gatedcells.conv_lstm"):
         x_proj = input_half(spec.conv, params, x, carry.c.dtype)
-        return lstm_update(_LSTM, params, carry, x_proj, spec.conv(carry.h, params.w_h))
+        return _lstm.update(spec.step, params, carry, x_proj, spec.conv(carry.h, params.w_h))
 
 
-def conv_gru_update(
+def gru_update(
     spec: ConvSpec, params: ConvGRUParams, h: Array, x: Array
 ) -> tuple[Array, Array, GRUGates]:
     """One ConvGRU step (Ballas et al. 2016): the GRU's step (:func:`gatedcells.gru`, either
@@ -251,13 +246,7 @@ def conv_lstm(
     check = ConvCheck(name, len(K), ConvLSTMParams, _anatomy.frozen(shapes))
     carry = _anatomy.Bound(_lstm.carry, spec)
     return _anatomy.assemble(
-        spec,
-        lstm_init,
-        project,
-        conv_lstm_update,
-        check=check,
-        carry=carry,
-        feature_ndim=1 + len(K),
+        spec, lstm_init, project, lstm_update, check=check, carry=carry, feature_ndim=1 + len(K)
     )
 
 
@@ -341,5 +330,5 @@ def conv_gru(
     shapes.update({"b_hn": (H,)} if reset_after else {})
     check = ConvCheck(name, len(K), ConvGRUParams, _anatomy.frozen(shapes))
     return _anatomy.assemble(
-        spec, gru_init, project, conv_gru_update, check=check, feature_ndim=1 + len(K)
+        spec, gru_init, project, gru_update, check=check, feature_ndim=1 + len(K)
     )

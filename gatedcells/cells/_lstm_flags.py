@@ -1,24 +1,22 @@
-"""The flags of :func:`gatedcells.lstm_variant`: the named variants as read-only tables (a
-variant is nothing but flags), their resolution into the step's :class:`LSTMVariantStep`, and
-the variants' one params type, :class:`LSTMVariantParams`."""
+"""The LSTM family's flags: the named variants as read-only tables (a variant is nothing but
+flags), their resolution and checks into the step's ``LSTMStep`` (both factories'), and the
+variants' one params type, :class:`LSTMVariantParams`."""
 
 from __future__ import annotations
 
 import types
-from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from .. import _checks
-from .._cell import Array
-from . import _blocks
-from ._lstm import IFGO, LSTMParams, LSTMPParams, check_chrono, check_proj_size, clamped_gates
+from . import _blocks, _lstm
+from ._lstm import IFGO, LSTMStep
 
-# Greff et al. 2017 ("LSTM: A Search Space Odyssey"): "vanilla" has peepholes, and each
-# variant changes one thing of vanilla. Our default lstm() is their NP (no peepholes), as
-# PyTorch's nn.LSTM. GREFF_VARIANTS names them in the paper's order.
+# Greff et al. 2017, in the paper's order: each variant changes one thing of "vanilla" (with
+# peepholes); lstm() is their NP (no peepholes), as PyTorch's nn.LSTM.
 _GREFF = {
     "vanilla": {"peepholes": True},
     "nig": {"peepholes": True, "fixed_gates": {"i": 1.0}},
@@ -31,8 +29,7 @@ _GREFF = {
     "fgr": {"peepholes": True, "full_gate_recurrence": True},
 }
 # van der Westhuizen & Lasenby 2018: the forget gate alone, i = 1 - sigmoid(s_f - 1), h = c.
-_JANET = {"cifg": True, "cifg_shift": 1.0, "fixed_gates": {"o": 1.0}}
-_JANET["output_activation"] = jax.nn.identity
+_JANET = dict(cifg=True, cifg_shift=1.0, fixed_gates={"o": 1.0}, output_activation=jax.nn.identity)
 GREFF_VARIANTS: tuple[str, ...] = tuple(_GREFF)
 LSTM_VARIANTS: Mapping[str, Mapping[str, Any]] = types.MappingProxyType(
     {name: types.MappingProxyType(flags) for name, flags in {**_GREFF, "janet": _JANET}.items()}
@@ -111,31 +108,18 @@ jax.tree_util.register_pytree_with_keys(
 def params_of(fields: tuple[str, ...], values: tuple) -> Any:
     """Params holding ``values`` by ``fields``: the plain LSTM's type for its fields, else
     :class:`LSTMVariantParams` (pickled params name this function)."""
-    for plain in (LSTMParams, LSTMPParams):
+    for plain in (_lstm.LSTMParams, _lstm.LSTMPParams):
         if tuple(fields) == plain._fields:
             return plain(*values)
     return LSTMVariantParams(**dict(zip(fields, values, strict=True)))
 
 
-class LSTMVariantStep(NamedTuple):
-    """The static part of an LSTM variant's step."""
-
-    blocks: tuple[str, ...]  # learned blocks, in (i, f, g, o) order
-    fixed: tuple[tuple[str, float], ...]  # clamped gates and their values
-    candidate_activation: Callable[[Array], Array]
-    output_activation: Callable[[Array], Array]
-    peepholes: tuple[str, ...]  # learned gates with a peephole
-    cifg_shift: float | None  # CIFG: i = 1 - sigmoid(s_f - shift); None: no coupling
-    layer_norm_eps: float | None  # None: no layer normalisation
-    fed_back: tuple[str, ...]  # full gate recurrence: the gates fed back
-
-
 def resolve(
-    hidden_size: int, variant: str | None, given: dict[str, Any], proj_size: int | None
+    factory: str, H: int, variant: str | None, given: dict, proj_size: Any, num_heads: int = 1
 ) -> tuple[dict[str, Any], str]:
     """The flags of ``variant`` (its table entry over the plain LSTM's) with the flags given
     (not ``None``) over them: a flag given must agree with the entry; ``fixed_gates`` merge.
-    And the cell's name, ``lstm_variant(H, variant=..., the flags that change it)``."""
+    And the cell's name, ``factory(H, variant=..., the flags that change it)``."""
     if variant is not None and variant not in LSTM_VARIANTS:
         raise ValueError(f"variant must be one of {sorted(LSTM_VARIANTS)} or None, got {variant!r}")
     entry = LSTM_VARIANTS.get(variant, {})
@@ -160,16 +144,19 @@ def resolve(
     shown = {"variant": variant} if variant else {}
     shown |= {k: v for k, v in flags.items() if v is not implied[k] and v != implied[k]}
     shown |= {"proj_size": proj_size} if proj_size else {}
-    return flags, _blocks.describe("lstm_variant", hidden_size, shown)
+    shown |= {"num_heads": num_heads} if num_heads > 1 else {}
+    return flags, _blocks.describe(factory, H, shown)
 
 
-def step_from_flags(
-    hidden_size: int, flags: dict[str, Any], chrono: Any, layer_norm_eps: Any, proj_size: Any
-) -> LSTMVariantStep:
-    """Check the resolved ``flags`` (and the flags that shape the step); the step's spec."""
+def step_from_flags(H: int, flags: Mapping, chrono: Any, P: Any, heads=1, eps=1e-5) -> LSTMStep:
+    """Check ``flags`` (the plain LSTM's where not given) and the flags that shape the step
+    (``chrono`` needs a learned forget gate, ``proj_size=P`` is in ``[1, H)`` without
+    heads, the layer norm's ``eps`` is positive): the step's static part, also
+    :func:`gatedcells.lstm`'s."""
+    flags = {**_PLAIN, **flags}
     for key in ("forget_gate", "peepholes", "cifg", "full_gate_recurrence", "layer_norm"):
         _checks.check_flag(key, flags[key])
-    activations = ("candidate_activation", "output_activation")
+    activations = ("output_activation", "candidate_activation")
     _checks.check_factory_args(functions={key: flags[key] for key in activations})
     cifg, shift = flags["cifg"], flags["cifg_shift"]
     fixed = clamped_gates(flags["fixed_gates"], flags["forget_gate"])
@@ -185,18 +172,34 @@ def step_from_flags(
     gates = tuple(n for n in blocks if n != "g")
     if flags["full_gate_recurrence"] and not gates:
         raise ValueError("full_gate_recurrence needs at least one learned gate")
-    check_chrono(chrono, blocks)
-    check_proj_size(proj_size, hidden_size)
-    eps = layer_norm_eps
+    _checks.check_t_max(chrono)
+    if chrono is not None and "f" not in blocks:
+        raise ValueError("chrono initialises the forget-gate bias: it needs a learned forget gate")
+    if P is not None and (isinstance(P, bool) or not isinstance(P, int) or not 0 < P < H):
+        raise ValueError(f"proj_size must be None or an int in [1, {H}), got {P!r}")
+    if P is not None and heads > 1:
+        raise ValueError("proj_size must be None with num_heads > 1 (it mixes the heads)")
     if isinstance(eps, bool) or not isinstance(eps, int | float) or eps <= 0:
         raise ValueError(f"layer_norm_eps must be a positive number, got {eps!r}")
-    return LSTMVariantStep(
-        blocks,
-        tuple(fixed.items()),
-        flags["candidate_activation"],
-        flags["output_activation"],
-        peepholes=gates if flags["peepholes"] else (),
-        cifg_shift=float(shift or 0.0) if cifg else None,
-        layer_norm_eps=float(eps) if flags["layer_norm"] else None,
-        fed_back=gates if flags["full_gate_recurrence"] else (),
-    )
+    peepholes, fed_back = (gates if flags[k] else () for k in ("peepholes", "full_gate_recurrence"))
+    shift, eps = float(shift or 0.0) if cifg else None, float(eps) if flags["layer_norm"] else None
+    phi = (flags[key] for key in activations)
+    return LSTMStep(blocks, tuple(fixed.items()), *phi, peepholes, shift, eps, fed_back)
+
+
+def clamped_gates(fixed_gates: Mapping[str, float] | None, forget_gate: bool) -> dict:
+    """``{gate: constant}`` of the gates without weights: ``fixed_gates``, checked, and
+    ``f = 1`` without a forget gate."""
+    fixed = {}
+    for name, value in dict(fixed_gates or {}).items():
+        if name not in ("i", "f", "o"):
+            raise ValueError(
+                f"fixed_gates: unknown gate {name!r}; an LSTM's gates are 'i', 'f', 'o' "
+                "('g' is the candidate, not a gate)"
+            )
+        if name == "f" and not forget_gate:
+            raise ValueError("fixed_gates: 'f' cannot be fixed: there is no forget gate")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise ValueError(f"fixed_gates[{name!r}] must be a number in [0, 1], got {value!r}")
+        fixed[name] = float(value)
+    return fixed if forget_gate else {**fixed, "f": 1.0}

@@ -1,167 +1,167 @@
-"""Research variants of the LSTM (their flags are ``_lstm_flags``'s): the step as in the
-papers, one helper per variant, written apart from :func:`gatedcells.lstm`'s and pinned to it
-by ``tests/cells/test_variants.py``."""
+"""The LSTM family's ``init`` and factories, :func:`gatedcells.lstm` and
+:func:`gatedcells.lstm_variant` over ``_lstm``'s one step (pinned by test_variants.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from .. import _cell, _checks
+from .. import _checks
 from .._cell import Array, Cell, MatmulSplit
 from . import _anatomy, _blocks, _lstm, _lstm_flags
-from ._lstm import LSTMCarry, LSTMGates, LSTMSpec
-from ._lstm_flags import LSTMVariantStep
-
-
-class FullGateCarry(NamedTuple):
-    """Carry of an LSTM with full gate recurrence: ``c``, ``h`` and ``gates [*B, S*H]``, the
-    learned sigmoid gates of the previous step (in ``(i, f, o)`` order), zeros at first."""
-
-    c: Array
-    h: Array
-    gates: Array
-
-
-# --------------------------------------------------------------------------------------
-# The step: the paper's lines, one named helper per variant.
-
-
-def lstm_variant_update(
-    step: LSTMVariantStep, params: Any, carry: Any, x_proj: Array, h_proj: Array, g_proj=None
-) -> tuple[Any, Array, LSTMGates]:
-    """One step of an LSTM variant after its recurrent matmuls: ``x_proj`` the projection,
-    ``h_proj = h W_h`` and (full gate recurrence) ``g_proj = gates W_g``, each ``[*B, G*H]``.
-    See :func:`gatedcells.lstm_variant`."""
-    with jax.named_scope("gatedcells.lstm_variant"):
-        c, dtype = carry.c, carry.c.dtype
-        h_proj = layer_norm_recurrent(step, params, h_proj.astype(dtype))
-        z = _blocks.split(x_proj.astype(dtype) + h_proj, step.blocks)
-        z = full_gate_recurrence(step, z, g_proj)
-        f, i = (gate(step, params, z, name, c) for name in "fi")
-        g = step.candidate_activation(z["g"])
-        c = f * c + i * g
-        o = gate(step, params, z, "o", c)  # the output gate's peephole reads the new cell
-        h = o * step.output_activation(layer_norm_memory(step, params, c))
-        gates = LSTMGates(i, f, g, o)
-    return carry_of(step, c, h, gates), h, gates
-
-
-def peephole(step: LSTMVariantStep, params: Any, z: dict, name: str, c: Array) -> Array:
-    r"""Gate ``name``'s pre-activation, reading the memory cell through its diagonal peephole
-    weights with ``peepholes`` (Gers & Schmidhuber 2000): :math:`s + p \odot c`."""
-    if name not in step.peepholes:
-        return z[name]
-    return z[name] + _blocks.along_last(getattr(params, f"p_{name}"), c) * c
-
-
-def gate(step: LSTMVariantStep, params: Any, z: dict, name: str, c: Array) -> Array:
-    r"""A sigmoid gate (with its peephole), or its clamped constant (``fixed_gates``); with
-    ``cifg`` (Greff et al. 2017) the input gate is coupled to the forget gate's pre-activation,
-    :math:`i = 1 - \sigma(s_f - \beta)`: :math:`1 - f` for :math:`\beta = 0`, and JANET's
-    :math:`\beta = 1` (van der Westhuizen & Lasenby 2018) opens it a little less."""
-    fixed = dict(step.fixed)
-    if name in fixed:
-        return jnp.full_like(c, fixed[name])
-    if name == "i" and step.cifg_shift is not None:
-        shift = jnp.asarray(step.cifg_shift, c.dtype)
-        return 1 - jax.nn.sigmoid(peephole(step, params, z, "f", c) - shift)
-    return jax.nn.sigmoid(peephole(step, params, z, name, c))
-
-
-def full_gate_recurrence(step: LSTMVariantStep, z: dict, g_proj: Array | None) -> dict:
-    r"""Greff et al.'s (2017) FGR: each learned gate also reads all learned gates of the
-    previous step, :math:`s \mathrel{+}= [i, f, o]_{t-1} W_g`."""
-    if not step.fed_back:
-        return z
-    fed = _blocks.split(g_proj.astype(z["g"].dtype), step.fed_back)
-    return {name: z[name] + fed[name] if name in fed else z[name] for name in z}
-
-
-def layer_norm_recurrent(step: LSTMVariantStep, params: Any, h_proj: Array) -> Array:
-    r"""Ba et al. (2016): the recurrent pre-activations normalised on their own,
-    :math:`\mathrm{LN}(h W_h) \odot \gamma_h` (the input's are normalised by the projection)."""
-    if step.layer_norm_eps is None:
-        return h_proj
-    return _blocks.layer_norm(h_proj, params.ln_h, None, step.layer_norm_eps)
-
-
-def layer_norm_memory(step: LSTMVariantStep, params: Any, c: Array) -> Array:
-    r"""Ba et al. (2016): the memory cell normalised before its activation,
-    :math:`\mathrm{LN}(c') \odot \gamma_c + \beta_c` (the carried :math:`c'` is not)."""
-    if step.layer_norm_eps is None:
-        return c
-    return _blocks.layer_norm(c, params.ln_c, params.ln_c_bias, step.layer_norm_eps)
-
-
-def carry_of(step: LSTMVariantStep, c: Array, h: Array, gates: LSTMGates) -> Any:
-    """:class:`LSTMCarry`, or with full gate recurrence :class:`FullGateCarry` holding the
-    learned gates that the next step reads."""
-    if not step.fed_back:
-        return LSTMCarry(c, h)
-    return FullGateCarry(c, h, jnp.concatenate([getattr(gates, n) for n in step.fed_back], -1))
-
-
-def project(spec: LSTMSpec, params: Any, xs: Array) -> Array:
-    """The input half: ``xs @ w_x + b``, or ``LN(xs @ w_x) * ln_x + b`` with layer norm."""
-    if spec.step.layer_norm_eps is None:
-        return _blocks.project(spec, params, xs)
-    return _blocks.normalized_projection(params, xs, spec.step.layer_norm_eps, spec.dtype)
-
-
-def recur(spec: LSTMSpec, params: Any, carry: Any, x_proj: Array):
-    """A step with a second matmul, so without a :class:`~gatedcells.MatmulSplit`: full gate
-    recurrence (``gates @ w_g``) or the projection of LSTMP (:func:`_lstm.projection`)."""
-    step, dtype = spec.step, spec.dtype
-    h_proj = _cell.matmul(carry.h, params.w_h, dtype)
-    g_proj = _cell.matmul(carry.gates, params.w_g, dtype) if step.fed_back else None
-    out = lstm_variant_update(step, params, carry, x_proj, h_proj, g_proj)
-    return _lstm.projection(spec, params, *out) if spec.proj_size else out
-
-
-# --------------------------------------------------------------------------------------
-# The params and the factory (the spec is the LSTM's, with peephole_init).
+from ._lstm import STREAMS, LSTMSpec, project, recur, shapes
 
 
 def init(spec: LSTMSpec, key: Array, input_size: int) -> Any:
-    """:func:`gatedcells.lstm`'s weights from the same streams of ``key``, and the variant's
-    own: peepholes, ``w_g`` and the layer-norm gains."""
-    H, step, dtype = spec.hidden_size, spec.step, spec.param_dtype
-    out, stream = _lstm.init(spec, key, input_size)._asdict(), _lstm.STREAMS.index
-    keys = jax.random.split(jax.random.fold_in(key, stream("peepholes")), 3)
-    for gate_name, k in zip(step.peepholes, keys, strict=False):
-        out[f"p_{gate_name}"] = _blocks.init_param(spec.peephole_init, k, (H,), dtype)
-    if step.fed_back:
-        k, S = jax.random.fold_in(key, stream("w_g")), len(step.fed_back)
-        out["w_g"] = _blocks.init_blocks(spec.recurrent_init, k, S * H, H, S, dtype)
+    """``w_x``, ``w_h``, ``b`` (the forget block at ``forget_bias``, or chrono with the input
+    block its negative) and the variant's fields, each from its stream of ``key``."""
+    H, step, P, dtype = spec.hidden_size, spec.step, spec.proj_size, spec.param_dtype
+    G, k = len(step.blocks), {name: jax.random.fold_in(key, n) for n, name in enumerate(STREAMS)}
+    b = _blocks.gate_biases(spec.bias_init, k["b"], H, step.blocks, {"f": spec.forget_bias}, dtype)
+    if spec.chrono is not None:
+        b_f = _blocks.chrono_bias(k["chrono"], H, spec.chrono, dtype)
+        b = _blocks.set_block(b, step.blocks.index("f"), H, b_f)
+        if "i" in step.blocks:
+            b = _blocks.set_block(b, step.blocks.index("i"), H, -b_f)
+    w_x = _blocks.init_blocks(spec.kernel_init, k["w_x"], input_size, H, G, dtype)
+    w_h = _blocks.init_recurrent(spec.recurrent_init, k["w_h"], P or H, H, spec.num_heads, G, dtype)
+    out = {"w_x": w_x, "w_h": w_h, "b": b}
+    for gate_name, kp in zip(step.peepholes, jax.random.split(k["peepholes"], 3), strict=False):
+        out[f"p_{gate_name}"] = _blocks.init_param(spec.peephole_init, kp, (H,), dtype)
+    if S := len(step.fed_back):
+        out["w_g"] = _blocks.init_blocks(spec.recurrent_init, k["w_g"], S * H, H, S, dtype)
+    if P:
+        out["w_r"] = _blocks.init_param(spec.kernel_init, k["w_r"], (H, P), dtype)
     if step.layer_norm_eps is not None:
-        G = len(step.blocks)
         out |= {"ln_x": jnp.ones((G * H,), dtype), "ln_h": jnp.ones((G * H,), dtype)}
         out |= {"ln_c": jnp.ones((H,), dtype), "ln_c_bias": jnp.zeros((H,), dtype)}
     return _lstm_flags.params_of(tuple(out), tuple(out.values()))
 
 
-def shapes(spec: LSTMSpec) -> dict[str, tuple]:
-    """The shapes of :func:`init`'s fields (``None``: the input size)."""
-    H, step = spec.hidden_size, spec.step
-    G, S = len(step.blocks), len(step.fed_back)
-    out = _lstm.shapes(spec) | {f"p_{gate_name}": (H,) for gate_name in step.peepholes}
-    out |= {"w_g": (S * H, S * H)} if S else {}
-    if step.layer_norm_eps is not None:
-        out |= {"ln_x": (G * H,), "ln_h": (G * H,), "ln_c": (H,), "ln_c_bias": (H,)}
-    return out
+def lstm_cell(spec: LSTMSpec) -> Cell:
+    """Either factory's cell: a :class:`~gatedcells.MatmulSplit` over the step, unless the
+    step has a second matmul (a projection, full gate recurrence: ``_lstm.recur``)."""
+    split, update = None, recur
+    if not (spec.step.fed_back or spec.proj_size):
+        additive = spec.step.layer_norm_eps is None  # layer norm reads h_proj on its own
+        pointwise = _anatomy.Bound(_lstm.update, spec.step)
+        split, update = MatmulSplit(_anatomy.hidden, pointwise, spec.dtype, additive), None
+    zeros, P = _anatomy.Bound(_lstm.carry, spec), spec.proj_size or spec.hidden_size
+    return _anatomy.assemble(
+        spec, init, project, update, split=split, shapes=shapes, carry=zeros, output_size=P
+    )
 
 
-def carry(spec: LSTMSpec, batch_shape: tuple[int, ...], dtype: Any = None) -> Any:
-    """:func:`gatedcells.lstm`'s zero carry, and the fed-back gates' with full gate recurrence."""
-    c, h = _lstm.carry(spec, batch_shape, dtype)
-    if not spec.step.fed_back:
-        return LSTMCarry(c, h)
-    gates = _anatomy.Zeros(len(spec.step.fed_back) * spec.hidden_size, spec.param_dtype)
-    return FullGateCarry(c, h, gates(batch_shape, dtype))
+def lstm(
+    hidden_size: int,
+    *,
+    forget_gate: bool = True,
+    forget_bias: float = 1.0,
+    chrono: float | None = None,
+    fixed_gates: Mapping[str, float] | None = None,
+    output_activation: Callable[[Array], Array] = jnp.tanh,
+    proj_size: int | None = None,
+    num_heads: int = 1,
+    kernel_init: Callable = jax.nn.initializers.lecun_normal(),
+    recurrent_init: Callable = jax.nn.initializers.orthogonal(),
+    bias_init: Callable = jax.nn.initializers.zeros,
+    param_dtype: Any = jnp.float32,
+    dtype: Any = None,
+) -> Cell:
+    r"""Long short-term memory cell (Hochreiter & Schmidhuber 1997; Gers et al. 2000).
+
+    With its forget gate (the default), as in PyTorch's ``nn.LSTM``:
+
+    .. math::
+
+       i &= \sigma(x W_{xi} + h W_{hi} + b_i) \qquad
+       f  = \sigma(x W_{xf} + h W_{hf} + b_f) \\
+       g &= \tanh(x W_{xg} + h W_{hg} + b_g) \qquad
+       o  = \sigma(x W_{xo} + h W_{ho} + b_o) \\
+       c' &= f \odot c + i \odot g \qquad h' = o \odot \phi(c')
+
+    with :math:`\phi` = ``output_activation`` (tanh). The memory path has
+    :math:`\partial c'/\partial c = \mathrm{diag}(f)` with ``h`` held fixed, which is why the
+    forget bias starts high. With ``forget_gate=False`` it is the 1997 LSTM,
+    :math:`c' = c + i \odot g`, whose memory Jacobian is the identity.
+
+    ``fixed_gates`` clamps gates to constants, without weights (the lecture's extreme
+    regimes): with ``{"i": 1, "f": 0, "o": 1}`` and ``output_activation=jax.nn.identity``
+    the LSTM *is* a simple RNN, :math:`h' = c' = \tanh(x W_{xg} + h W_{hg} + b_g)`.
+
+    ``proj_size=P`` (LSTMP, Sak et al. 2014; PyTorch's): :math:`h' = (o \odot \phi(c')) W_r`,
+    so ``h`` and the output are ``[*B, P]``. ``chrono=T_max`` (Tallec & Ollivier 2018): the
+    forget bias is drawn as :math:`\log \mathcal{U}(1, T_{max} - 1)` (replacing
+    ``forget_bias``) and the input bias is its negative. The research variants are
+    :func:`gatedcells.lstm_variant`'s.
+
+    Parameter count, with ``G`` learned blocks: ``G*(I*H + H*H + H)`` (4x a simple RNN's;
+    3x without the forget gate; one block less per clamped gate), and with ``proj_size=P``
+    ``G*(I*H + P*H + H) + H*P``; ``num_heads=NH`` divides the ``H*H`` of each block by ``NH``.
+
+    Args:
+      hidden_size: size ``H`` of ``c`` (and of ``h`` without a projection).
+      forget_gate: ``False`` for the 1997 LSTM without a forget gate (``f = 1``).
+      forget_bias: added to the forget-gate bias at init, visible in ``params.b``. The lecture
+        suggests large values such as 5 (the LSTM starts by remembering); Jozefowicz et al.
+        (2015) recommend 1. Ignored when there is no learned forget gate.
+      chrono: ``T_max`` for chrono initialisation of the forget (and input) bias, or ``None``.
+      fixed_gates: ``{"i" | "f" | "o": value in [0, 1]}`` gates clamped to constants.
+      output_activation: :math:`\phi`, ``jnp.tanh`` or ``jax.nn.identity`` (``h = o*c``).
+      proj_size: size ``P < H`` of the projected output, or ``None``.
+      num_heads: ``NH`` heads of a block-diagonal ``w_h [NH, H/NH, G*H/NH]`` (the sLSTM's:
+        head ``n``'s slice of ``h`` meets only its own block); it must divide ``H``.
+      kernel_init: initializer of each ``[I, H]`` block of ``w_x`` (LeCun normal), and ``w_r``.
+      recurrent_init: initializer of each block of ``w_h`` (default orthogonal).
+      bias_init: initializer of ``b`` before the forget-bias offset (default zeros).
+      param_dtype: dtype of the params and of the default carry.
+      dtype: compute dtype of the matmuls (``None``: the params'); with ``jnp.bfloat16`` and
+        float32 params and carry, the gates and the memory stay float32.
+
+    Returns:
+      A :class:`gatedcells.Cell` with :class:`LSTMParams` (:class:`LSTMPParams` with a
+      projection), carry :class:`LSTMCarry`, gates :class:`LSTMGates` and output ``h`` (size
+      ``H``, or ``P``); a :class:`~gatedcells.MatmulSplit` but with a projection.
+
+    Raises:
+      ValueError: an unknown gate in ``fixed_gates`` (or ``"f"`` without a forget gate), a
+        value outside ``[0, 1]``, ``chrono`` without a forget gate or not above 2, ``proj_size``
+        not in ``[1, H)`` or with heads, ``hidden_size`` < 1, ``num_heads`` not dividing it.
+      TypeError: a flag of the wrong type (e.g. an initializer not a function).
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, gatedcells as gc
+      >>> cell = gc.lstm(8, forget_bias=5.0)
+      >>> params = cell.init(jax.random.key(0), 3)
+      >>> params.w_x.shape, params.w_h.shape, float(params.b[8])
+      ((3, 32), (8, 32), 5.0)
+      >>> carry, ys = gc.unroll(cell, params, jnp.ones((2, 5, 3)))
+      >>> ys.shape, carry.c.shape
+      ((2, 5, 8), (2, 8))
+      >>> gc.count_params(gc.lstm(8, forget_gate=False).init(jax.random.key(0), 3))
+      288
+
+    References:
+      Hochreiter & Schmidhuber, "Long Short-Term Memory", Neural Computation 1997.
+      Gers, Schmidhuber & Cummins, "Learning to Forget", Neural Computation 2000.
+      Jozefowicz, Zaremba & Sutskever, "An Empirical Exploration of Recurrent Network
+      Architectures", ICML 2015.
+      Sak, Senior & Beaufays, "Long Short-Term Memory Recurrent Neural Network Architectures
+      for Large Scale Acoustic Modeling", Interspeech 2014 (projection).
+      Tallec & Ollivier, "Can Recurrent Neural Networks Warp Time?", ICLR 2018 (chrono).
+    """
+    H = _checks.check_positive_int("hidden_size", hidden_size)
+    _checks.check_factory_args(numbers={"forget_bias": forget_bias})
+    inits = _blocks.checked_inits(kernel_init, recurrent_init, bias_init, param_dtype, dtype)
+    NH = _checks.check_heads(num_heads, H)
+    given = {"forget_gate": forget_gate, "output_activation": output_activation}
+    given |= {"fixed_gates": fixed_gates}
+    flags, name = _lstm_flags.resolve("lstm", H, None, given, proj_size, NH)
+    step = _lstm_flags.step_from_flags(H, flags, chrono, proj_size, NH)
+    return lstm_cell(LSTMSpec(name, H, NH, step, proj_size, float(forget_bias), chrono, *inits))
 
 
 def lstm_variant(
@@ -196,16 +196,14 @@ def lstm_variant(
     :func:`gatedcells.lstm`):
 
     - ``peepholes`` (Gers & Schmidhuber 2000): the gates also read the memory cell through
-      diagonal weights, :math:`i = \sigma(\cdot + p_i \odot c)`,
-      :math:`f = \sigma(\cdot + p_f \odot c)` (the old cell) and
-      :math:`o = \sigma(\cdot + p_o \odot c')` (the new one).
+      diagonal weights, :math:`i = \sigma(\cdot + p_i \odot c)`, :math:`f` likewise (the old
+      cell) and :math:`o = \sigma(\cdot + p_o \odot c')` (the new one).
     - ``cifg`` (coupled input and forget gate): :math:`i = 1 - \sigma(s_f - \beta)` with
       :math:`s_f` the forget gate's pre-activation and :math:`\beta` = ``cifg_shift`` (0:
       :math:`i = 1 - f`; JANET uses 1). The input block is not learned.
     - ``candidate_activation``: the block input's activation (Greff's NIAF: identity).
-    - ``full_gate_recurrence`` (Greff's FGR): the learned gates at :math:`t` also read all
-      learned gates at :math:`t-1`, :math:`s \mathrel{+}= [i, f, o]_{t-1} W_g`; the carry is
-      :class:`FullGateCarry`.
+    - ``full_gate_recurrence`` (Greff's FGR): the learned gates also read those of the step
+      before, :math:`s \mathrel{+}= [i, f, o]_{t-1} W_g`, kept in :class:`FullGateCarry`.
     - ``layer_norm`` (Ba et al. 2016): the input and recurrent pre-activations are normalised
       separately (each over its ``G*H`` entries) and the memory cell before its activation,
       :math:`[\cdot] = \mathrm{LN}(x W_x) \odot \gamma_x + \mathrm{LN}(h W_h) \odot \gamma_h
@@ -214,12 +212,11 @@ def lstm_variant(
 
     A flag left at ``None`` takes the variant's value, or the plain LSTM's; a flag given must
     agree with the variant (``fixed_gates`` merge). With no research flag this is
-    :func:`gatedcells.lstm`: the same params from the same key, outputs and gradients.
+    :func:`gatedcells.lstm`: the same step, and the same params from the same key.
 
-    Parameter count, with ``n = I*H + H*H + H``: :func:`gatedcells.lstm`'s (``G*n`` with
-    ``G`` learned blocks; 3n with CIFG), plus ``H`` per peephole (vanilla: 4n + 3H),
-    ``(S*H)**2`` with full gate recurrence over ``S`` gates (FGR: 4n + 3H + 9H²), and
-    ``2*G*H + 2*H`` with layer norm (4n + 10H).
+    Parameter count, with ``n = I*H + H*H + H``: :func:`gatedcells.lstm`'s (``G*n``; 3n with
+    CIFG), plus ``H`` per peephole (vanilla: 4n + 3H), ``(S*H)**2`` with full gate recurrence
+    over ``S`` gates (FGR: 4n + 3H + 9H²), and ``2*G*H + 2*H`` with layer norm (4n + 10H).
 
     Args:
       hidden_size: size ``H`` of ``c`` (and of ``h`` without a projection).
@@ -232,15 +229,12 @@ def lstm_variant(
         the variant's, or ``True``, none, ``jnp.tanh``).
       forget_bias, chrono, proj_size, kernel_init, recurrent_init, bias_init, param_dtype, dtype:
         as :func:`gatedcells.lstm`'s; ``recurrent_init`` also initialises ``w_g``.
-      peephole_init: initializer of the peephole weights (default zeros: the LSTM starts as
-        if it had none).
+      peephole_init: initializer of the peepholes (zeros: the LSTM starts as if without).
 
     Returns:
-      A :class:`gatedcells.Cell` with :class:`LSTMVariantParams` holding only the variant's
-      fields (:class:`gatedcells.LSTMParams` or :class:`gatedcells.LSTMPParams` when those
-      are all it has), carry :class:`gatedcells.LSTMCarry` (or :class:`FullGateCarry`) and
-      gates :class:`gatedcells.LSTMGates`; no :class:`~gatedcells.MatmulSplit` with a second
-      matmul in the step (full gate recurrence, projection).
+      As :func:`gatedcells.lstm`'s, with :class:`LSTMVariantParams` of only the variant's
+      fields (the plain LSTM's types when those are all), and with full gate recurrence the
+      carry :class:`FullGateCarry` and no :class:`~gatedcells.MatmulSplit`.
 
     Raises:
       ValueError: an unknown ``variant`` or a flag that contradicts it, ``cifg`` without a
@@ -274,18 +268,10 @@ def lstm_variant(
     given |= {"cifg_shift": cifg_shift, "candidate_activation": candidate_activation}
     given |= {"output_activation": output_activation, "fixed_gates": fixed_gates}
     given |= {"full_gate_recurrence": full_gate_recurrence, "layer_norm": layer_norm}
-    flags, name = _lstm_flags.resolve(H, variant, given, proj_size)
+    flags, name = _lstm_flags.resolve("lstm_variant", H, variant, given, proj_size)
     _checks.check_factory_args(numbers={"forget_bias": forget_bias})
     inits = _blocks.checked_inits(kernel_init, recurrent_init, bias_init, param_dtype, dtype)
     _checks.check_factory_args(functions={"peephole_init": peephole_init})
-    step = _lstm_flags.step_from_flags(H, flags, chrono, layer_norm_eps, proj_size)
+    step = _lstm_flags.step_from_flags(H, flags, chrono, proj_size, 1, layer_norm_eps)
     spec = LSTMSpec(name, H, 1, step, proj_size, float(forget_bias), chrono, *inits, peephole_init)
-    split, update = None, recur  # a second matmul in the step (FGR, projection): no split
-    if not (step.fed_back or proj_size):
-        additive = step.layer_norm_eps is None  # layer norm reads h_proj on its own
-        pointwise = _anatomy.Bound(lstm_variant_update, step)
-        split, update = MatmulSplit(_anatomy.hidden, pointwise, dtype, additive), None
-    zeros, P = _anatomy.Bound(carry, spec), proj_size or H
-    return _anatomy.assemble(
-        spec, init, project, update, split=split, shapes=shapes, carry=zeros, output_size=P
-    )
+    return lstm_cell(spec)

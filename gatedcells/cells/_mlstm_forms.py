@@ -173,21 +173,13 @@ def default_form(steps: int, chunk_size: int = CHUNK_SIZE, backend: str | None =
     ``"chunkwise"`` (``backend``: ``jax.default_backend()`` if ``None``). A symbolic
     ``steps`` (``jax.export``) runs ``"chunkwise"``, right for any length.
 
-    Measured forward+backward with ``python benchmarks/mlstm.py forms`` and ``... chunks``
-    (B=8, 4 heads, ``qk_dim = v_dim = 64``, float32; ``benchmarks/results/mlstm-cpu.md``,
-    a 2-core CPU shared with other jobs): the chunkwise form (``L = 32``) was the fastest
-    from 256 steps on, 1.5-3.7x faster than the recurrent form and 5.6-35x faster than the
-    parallel one at 256-2048 steps (also with 64 per head: 4-6x and 1.1-11x), with
-    XLA temp memory linear in ``T`` (118 MiB at 2048 steps, 472 MiB at 8192) where the
-    parallel form's is quadratic (2.6 GiB at 2048, 40 GiB at 8192). Below one chunk the
-    chunkwise form is the parallel form plus a loop of one step, and the recurrent form,
-    a loop of ``T`` small steps that each save a ``[DV, DK]`` memory per head for the
-    backward pass, was 2x slower than the parallel form at 16 steps already (these
-    figures predate both forms' own gradients; the chunk size by head size is
-    :func:`chunk_size_for`'s, measured with them).
-    GPU and TPU are not measured yet: they follow the same rule, the reference kernels'
-    (parallel for short sequences, chunkwise for training). The recurrent form remains
-    the step's, for streaming.
+    Measured forward+backward on a shared 2-core CPU (``python benchmarks/mlstm.py forms``,
+    ``benchmarks/results/mlstm-cpu.md``): from 256 steps on, the chunkwise form (``L = 32``)
+    was 1.5-3.7x faster than the recurrent form and 5.6-35x faster than the parallel one, its
+    memory linear in ``T`` where the parallel form's is quadratic; below one chunk the
+    parallel form wins (the recurrent one was 2x slower at 16 steps already); figures from
+    before the forms' own gradients. GPU and TPU, unmeasured, follow the reference kernels'
+    same rule; the recurrent form remains the step's, for streaming.
     """
     del backend  # one rule on every backend measured so far (the CPU)
     return "parallel" if is_known(steps) and steps <= chunk_size else "chunkwise"

@@ -185,11 +185,7 @@ def mut1(
       hidden_size: size ``H`` of the state.
       raw_input: use ``x`` itself in the candidate, as the paper's :math:`\tanh(x)`
         (needs ``I == H``); ``False`` (default) substitutes a learned ``[I, H]`` block.
-      kernel_init: initializer of each ``[I, H]`` block of ``w_x``.
-      recurrent_init: initializer of each ``[H, H]`` block of ``w_h``.
-      bias_init: initializer of ``b``.
-      param_dtype: dtype of the params and of the default carry.
-      dtype: compute dtype of the matmuls (``None``: the params' dtype).
+      kernel_init, recurrent_init, bias_init, param_dtype, dtype: as :func:`gatedcells.lstm`'s.
 
     Returns:
       A :class:`gatedcells.Cell` with :class:`MUTParams`, carry ``h [*B, H]`` and gates

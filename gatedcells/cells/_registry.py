@@ -17,9 +17,8 @@ from ._delta_net import delta_net, gated_delta_net
 from ._gru import gru
 from ._indrnn import indrnn
 from ._lru import lru
-from ._lstm import lstm
 from ._lstm_flags import GREFF_VARIANTS
-from ._lstm_variants import lstm_variant
+from ._lstm_variants import lstm, lstm_variant
 from ._mgu import mgu
 from ._minimal import min_gru, min_lstm
 from ._mlstm import mlstm

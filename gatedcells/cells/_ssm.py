@@ -157,14 +157,9 @@ def selection(params: SSMParams, x_proj: Array) -> tuple[Array, Array, Array, Ar
 
 
 def default_method() -> str:
-    """The path ``method=None`` runs: ``"sequential"`` on CPU, ``"chunked"`` elsewhere.
-
-    Measured forward+backward with ``python benchmarks/linear_cells.py``
-    (``benchmarks/results/linear-cells-cpu.md``): on the project's 2-core CPU the fused
-    sequential loop is the fastest path. Other backends get the chunked path, unmeasured
-    here: parallel within each chunk, and like the sequential one it holds the states
-    ``[T, *B, H, N]`` at most once (the associative path holds several).
-    """
+    """The path ``method=None`` runs: ``"sequential"`` on CPU, the fastest there
+    (``benchmarks/results/linear-cells-cpu.md``); ``"chunked"`` elsewhere, unmeasured: it holds
+    the states ``[T, *B, H, N]`` at most once, as the sequential one (the associative: more)."""
     return "sequential" if jax.default_backend() == "cpu" else "chunked"
 
 
