@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from .. import _checks
 from .._cell import Array, Cell
 from . import _anatomy, _blocks
+from ._simple import SimpleRNNSpec as IndRNNSpec  # the same flags
 
 _UNIFORM_0_1 = jax.nn.initializers.uniform(1.0)  # U[0, 1), the paper's recurrent init
 
@@ -31,19 +32,6 @@ class IndRNNParams(NamedTuple):
 
 class IndRNNGates(NamedTuple):
     """An IndRNN has no gates: its gates are an empty NamedTuple."""
-
-
-class IndRNNSpec(NamedTuple):
-    """The static flags of an IndRNN (:func:`indrnn`)."""
-
-    name: str
-    hidden_size: int
-    activation: Callable[[Array], Array]
-    kernel_init: Callable
-    recurrent_init: Callable
-    bias_init: Callable
-    param_dtype: Any
-    dtype: Any
 
 
 def init(spec: IndRNNSpec, key: Array, input_size: int) -> IndRNNParams:

@@ -14,6 +14,8 @@ from .._cell import Array, Cell, MatmulSplit
 from . import _anatomy, _blocks, _lstm, _lstm_flags
 from ._lstm import STREAMS, LSTMSpec, project, recur, shapes
 
+FullGateCarry = _lstm.FullGateCarry  # carries pickled before it moved to _lstm name it here
+
 
 def init(spec: LSTMSpec, key: Array, input_size: int) -> Any:
     """``w_x``, ``w_h``, ``b`` (the forget block at ``forget_bias``, or chrono with the input

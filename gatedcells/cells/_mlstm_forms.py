@@ -53,14 +53,9 @@ CHUNK_SIZE = 32  # steps per chunk of the chunkwise form at 32 per head: see chu
 
 def chunk_size_for(qk: int) -> int:
     """The chunk size ``chunk_size=None`` means for ``qk`` query/key dims per head: the head
-    size rounded up to a power of two, between 16 and 64.
-
-    Measured forward+backward of the chunkwise form on a 2-core CPU shared with other jobs
-    (B=8, 4 heads, T=1024, float32, interleaved runs): with 16 per head, L=16 took 0.69x the
-    time of L=32; with 32, L=32 was the fastest (L=16 1.19x, 64 1.08x; at T=4096 1.27x and
-    1.11x); with 64, L=64 took 0.89x of L=32 (L=16 1.59x). ``L x L`` matrices cost
-    ``L^2 (2 DK + DV)`` per chunk, the state ``DK DV`` per chunk: the balance moves with
-    the head size.
+    size rounded up to a power of two, between 16 and 64: ``L x L`` matrices cost
+    ``L^2 (2 DK + DV)`` per chunk, the state ``DK DV``, so the balance moves with the head
+    size (measured: ``benchmarks/results/mlstm-cpu.md``, "Chunk size by head size").
     """
     return min(max(16, 1 << max(qk - 1, 0).bit_length()), 64)
 
@@ -173,13 +168,10 @@ def default_form(steps: int, chunk_size: int = CHUNK_SIZE, backend: str | None =
     ``"chunkwise"`` (``backend``: ``jax.default_backend()`` if ``None``). A symbolic
     ``steps`` (``jax.export``) runs ``"chunkwise"``, right for any length.
 
-    Measured forward+backward on a shared 2-core CPU (``python benchmarks/mlstm.py forms``,
-    ``benchmarks/results/mlstm-cpu.md``): from 256 steps on, the chunkwise form (``L = 32``)
-    was 1.5-3.7x faster than the recurrent form and 5.6-35x faster than the parallel one, its
-    memory linear in ``T`` where the parallel form's is quadratic; below one chunk the
-    parallel form wins (the recurrent one was 2x slower at 16 steps already); figures from
-    before the forms' own gradients. GPU and TPU, unmeasured, follow the reference kernels'
-    same rule; the recurrent form remains the step's, for streaming.
+    Measured on the CPU (``benchmarks/results/mlstm-cpu.md``): from 256 steps on, the
+    chunkwise form was 1.5-3.7x faster than the recurrent one and 5.6-35x than the parallel
+    one (whose memory is quadratic in ``T``); below one chunk the parallel form wins. GPU and
+    TPU, unmeasured, follow the reference kernels' same rule; the recurrent form is the step's.
     """
     del backend  # one rule on every backend measured so far (the CPU)
     return "parallel" if is_known(steps) and steps <= chunk_size else "chunkwise"
