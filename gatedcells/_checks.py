@@ -302,7 +302,7 @@ def check_step_input(cell: Any, params: Any, carry: Any, x: Any) -> Any:
     return check_carry(cell, carry, x.shape[:-1])
 
 
-def check_lengths(
+def checked_lengths(
     lengths: Any, steps: Any, name: str = "lengths", batch_shape: tuple[int, ...] | None = None
 ) -> Array:
     """``lengths`` must be integer (``[*B]`` when ``batch_shape`` is given) with concrete values

@@ -114,7 +114,7 @@ def check_lengths(lengths: Any, steps: int, name: str = "lengths") -> Any:
       >>> err.get()
       'lengths must lie in [0, T] = [0, 5], got values from 3 to 7...'
     """
-    lengths = _checks.check_lengths(lengths, steps, name)  # dtype, and concrete values
+    lengths = _checks.checked_lengths(lengths, steps, name)  # dtype, and concrete values
     if isinstance(lengths, jax.core.Tracer) and np.size(lengths):
         low, high = jnp.min(lengths), jnp.max(lengths)
         message = _checks.lengths_out_of_range(name, steps)

@@ -36,7 +36,7 @@ def valid_mask(
 ) -> Array:
     """``[T, *B]`` booleans ``t < lengths``, after checking ``lengths`` (called ``name`` in
     the messages: Flax modules call it ``seq_lengths``)."""
-    lengths = _checks.check_lengths(lengths, steps, name, batch_shape)
+    lengths = _checks.checked_lengths(lengths, steps, name, batch_shape)
     t = jnp.arange(steps).reshape((steps,) + (1,) * len(batch_shape))
     return t < jnp.asarray(lengths).astype(t.dtype)[None]
 

@@ -8,7 +8,7 @@ from jax.sharding import PartitionSpec as P
 
 from .._cell import Array, Carry, Cell, Params
 from ._layout import check_sequence
-from ._time_shards import check_cell
+from ._time_shards import check_time_shardable
 from ._unroll import unroll as unroll_
 
 
@@ -79,7 +79,7 @@ def sharded_unroll(
                 f"{name} must be one of the mesh's axes {mesh.axis_names}, got {axis!r}"
             )
     xs, carry, layout = check_sequence(cell, params, xs, carry, time_major)
-    check_cell(cell)
+    check_time_shardable(cell)
     batch_shape = layout.batch_shape
     time, batch = (0, 1) if time_major else (len(batch_shape), 0)
     _divides(mesh, axis_name, xs.shape[time], "T (xs's time axis)")

@@ -91,7 +91,7 @@ def current() -> str | None:
     return frames[-1][0] if frames else None
 
 
-def check_cell(cell) -> None:
+def check_time_shardable(cell) -> None:
     """Refuse, in one line, a ``cell`` a time-sharded run cannot serve."""
     if "learned_initial_carry(" in cell.name:
         raise ValueError(
@@ -140,7 +140,7 @@ def valid_mask(
     if lengths is None or axis_name is None:
         return None if lengths is None else masks.valid_mask(lengths, steps, batch_shape, name)
     size = jax.lax.axis_size(axis_name)
-    lengths = _checks.check_lengths(lengths, size * steps, name, batch_shape)
+    lengths = _checks.checked_lengths(lengths, size * steps, name, batch_shape)
     t = jnp.arange(steps) + jax.lax.axis_index(axis_name) * steps
     t = t.reshape((steps,) + (1,) * len(batch_shape))
     return t < jnp.asarray(lengths).astype(t.dtype)[None]

@@ -215,7 +215,7 @@ def unroll_time_major(
     carry = shard_like_batch(carry, xs)  # Explicit mesh axes: split over the batch as xs
     axis_name = axis_name or shards.current()
     if axis_name is not None:  # time sharded: the linear recurrences inside take the axis
-        shards.check_cell(cell)
+        shards.check_time_shardable(cell)
         with shards.sharded(axis_name, cell.name):
             return cell.scan(
                 params,
