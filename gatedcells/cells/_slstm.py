@@ -75,8 +75,10 @@ class SLSTMResiduals(NamedTuple):
     Attributes:
       c: the cell state before the step, :math:`c_{t-1}` (the carry's dtype).
       n: the normaliser before the step, :math:`n_{t-1}` (the carry's dtype).
-      log_f_m: :math:`\log f_t + m_{t-1}`, what the stabiliser compares with :math:`\tilde i_t`.
-      i: the input gate's pre-activation :math:`\tilde i_t`.
+      lead: :math:`\tilde i_t - (\log f_t + m_{t-1})`, how far the input gate leads the
+        forget gate: all the stabiliser's work hangs on it. A memory that is not empty
+        takes :math:`m_t = \tilde i_t` where it is positive, and the stabilised gates are
+        :math:`i'_t = e^{\min(lead, 0)}` and :math:`f'_t = e^{\min(-lead, 0)}`.
       f: the forget gate's pre-activation :math:`\tilde f_t` (the slope of the sigmoid forget
         gate's logarithm); ``None`` for the exponential one.
       z: the cell input :math:`\tanh(\tilde z_t)`.
@@ -85,8 +87,7 @@ class SLSTMResiduals(NamedTuple):
 
     c: Array
     n: Array
-    log_f_m: Array
-    i: Array
+    lead: Array
     f: Array | None
     z: Array
     o: Array
@@ -172,11 +173,9 @@ def residuals(spec: SLSTMSpec, params: SLSTMParams, carry: SLSTMCarry, z: Array)
     ``[*B, 4H]`` (the fused scan computes it next to :func:`pointwise`, which XLA merges)."""
     del params
     g = _blocks.split(z.astype(_blocks.wide(z.dtype)), _IFZO)
-    log_f_m = log_forget(spec, g["f"]) + carry.m.astype(g["f"].dtype)
+    lead = g["i"] - (log_forget(spec, g["f"]) + carry.m.astype(g["f"].dtype))
     f = None if spec.forget_gate == "exp" else g["f"]
-    return SLSTMResiduals(
-        carry.c, carry.n, log_f_m, g["i"], f, jnp.tanh(g["z"]), jax.nn.sigmoid(g["o"])
-    )
+    return SLSTMResiduals(carry.c, carry.n, lead, f, jnp.tanh(g["z"]), jax.nn.sigmoid(g["o"]))
 
 
 def backward(
@@ -187,10 +186,13 @@ def backward(
     by term in the same order (a tie of ``max`` or ``min`` splits the gradient in halves,
     as JAX's does), with nothing transcendental left but the stabilised gates and the
     forget gate's slope. Returns ``(d params, d carry, d z)``."""
-    dtype, wide = d_y.dtype, res.i.dtype
+    dtype, wide = d_y.dtype, res.lead.dtype
     c_prev, n_prev = res.c.astype(wide), res.n.astype(wide)
     empty = n_prev == 0
-    m, i, f = stabilised(res.log_f_m, res.i, empty)
+    # ĩ - m and log f + m_prev - m, bit for bit as stabilised() computed them
+    i_m = jnp.where(empty, 0.0, jnp.minimum(res.lead, 0.0))
+    f_m = jnp.where(empty, -res.lead, jnp.minimum(-res.lead, 0.0))
+    i, f = jnp.exp(i_m), jnp.exp(jnp.minimum(f_m, 0.0))
     c = f * c_prev + i * res.z
     n = f * n_prev + i
     # h = o c / n, and the carry's own cotangents
@@ -200,14 +202,14 @@ def backward(
     d_n = d_carry.n.astype(wide) - d_h * n**-2 * (res.o * c)
     # c = f c_prev + i z, n = f n_prev + i; i = exp(ĩ - m), f = exp(min(log f + m_prev - m, 0))
     d_i = (d_n + d_c * res.z) * i
-    d_f = (d_n * n_prev + d_c * c_prev) * f * _slope(0.0, res.log_f_m - m)
+    d_f = (d_n * n_prev + d_c * c_prev) * f * _slope(0.0, f_m)
     d_m = d_carry.m.astype(wide) - d_f - d_i
     # m = max(log f + m_prev, ĩ), or ĩ for an empty memory
     d_m_max = jnp.where(empty, 0.0, d_m)
-    d_log_f_m = d_f + d_m_max * _slope(res.log_f_m, res.i)
+    d_log_f_m = d_f + d_m_max * _slope(0.0, res.lead)
     d_z = i * d_c * (1 - res.z)
     d_pre = (
-        d_i + jnp.where(empty, d_m, 0.0) + d_m_max * _slope(res.i, res.log_f_m),
+        d_i + jnp.where(empty, d_m, 0.0) + d_m_max * _slope(res.lead, 0.0),
         d_log_f_m if res.f is None else d_log_f_m * jax.nn.sigmoid(-res.f),
         d_z + d_z * res.z,  # tanh' = (1 + z)(1 - z)
         d_oc * c * (res.o * (1 - res.o)),
