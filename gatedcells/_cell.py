@@ -113,12 +113,13 @@ class MatmulSplit(NamedTuple):
         simple RNN; not the GRU, whose reset multiplies ``h_proj``'s candidate block). The
         backward pass then keeps one pre-activation per step instead of two.
 
-    An additive ``pointwise`` may also hold its own backward, a :class:`PointwiseVJP` as its
-    attribute ``vjp`` (the sLSTM's): the fused scan then saves its residuals for each step
-    instead of the carry and the pre-activations, and runs its backward instead of autodiff
-    of ``pointwise`` (``grad="autodiff"`` still differentiates ``pointwise`` itself). A
-    function that wraps ``pointwise`` (a combinator's) holds none, so it falls back to
-    autodiff. With one, ``hidden`` must select a part of the carry (``carry.h``).
+    An additive ``pointwise`` may also hold its own backward, a ``PointwiseVJP`` (in
+    ``gatedcells/_cell.py``) as its attribute ``vjp`` (the sLSTM's): the fused scan then
+    saves its residuals for each step instead of the carry and the pre-activations, and runs
+    its backward instead of autodiff of ``pointwise`` (``grad="autodiff"`` still
+    differentiates ``pointwise`` itself). A function that wraps ``pointwise`` (a
+    combinator's) holds none, so it falls back to autodiff. With one, ``hidden`` must
+    select a part of the carry (``carry.h``).
     """
 
     hidden: Callable[[Carry], Array]
