@@ -77,8 +77,9 @@ class SLSTMResiduals(NamedTuple):
       n: the normaliser before the step, :math:`n_{t-1}` (the carry's dtype).
       lead: :math:`\tilde i_t - (\log f_t + m_{t-1})`, how far the input gate leads the
         forget gate: all the stabiliser's work hangs on it. A memory that is not empty
-        takes :math:`m_t = \tilde i_t` where it is positive, and the stabilised gates are
-        :math:`i'_t = e^{\min(lead, 0)}` and :math:`f'_t = e^{\min(-lead, 0)}`.
+        takes :math:`m_t = \tilde i_t` where it is positive, and its stabilised gates are
+        :math:`i'_t = e^{\min(lead, 0)}` and :math:`f'_t = e^{\min(-lead, 0)}` (an empty
+        one's are :math:`1` and the latter).
       f: the forget gate's pre-activation :math:`\tilde f_t` (the slope of the sigmoid forget
         gate's logarithm); ``None`` for the exponential one.
       z: the cell input :math:`\tanh(\tilde z_t)`.

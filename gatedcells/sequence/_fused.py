@@ -304,7 +304,7 @@ def _scan_bwd(cell, reverse, unroll, residuals, cotangents):
             _, vjp_t = jax.vjp(update, pointwise_v, carry_t, x_proj_t, h_proj_t)
             d_p, d_prev, d_x_proj, d_h_proj = vjp_t((d_carry, d_y))
         d_h = _recurrent_matmul_t(d_h_proj, w_h_t, split.dtype)
-        through_h = hidden_vjp if vjp else jax.vjp(split.hidden, carry_t)[1]
+        through_h = hidden_vjp if vjp is not None else jax.vjp(split.hidden, carry_t)[1]
         (d_through_h,) = through_h(d_h.astype(split.hidden(carry0).dtype))
         d_prev = jax.tree.map(jnp.add, d_prev, d_through_h)
         if d_skip is not None:
@@ -317,14 +317,14 @@ def _scan_bwd(cell, reverse, unroll, residuals, cotangents):
     (d_carry0, d_pointwise), (d_x_proj, d_h_proj) = jax.lax.scan(
         body,
         acc,
-        (() if vjp else carries, x_proj, h_proj, d_ys, valid),
+        (() if vjp is not None else carries, x_proj, h_proj, d_ys, valid),
         reverse=not reverse,
         unroll=unroll,
     )
     if split.additive:
         d_h_proj = d_x_proj
     # Weight and input gradients after the loop, as single large matmuls.
-    h_prev = carries if vjp else split.hidden(carries)  # [T, *B, H]: the h each step read
+    h_prev = carries if vjp is not None else split.hidden(carries)  # [T, *B, H]: each step read
     d_w_h = _recurrent_weight_grad(h_prev, d_h_proj, params.w_h)
     # project's VJP on flattened leading axes: a matmul contracting two axes at once (T and
     # B) lowers to a slow loop on XLA:CPU (2.7x slower at the base shape).
