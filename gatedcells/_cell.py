@@ -112,12 +112,39 @@ class MatmulSplit(NamedTuple):
       additive: ``pointwise`` reads ``x_proj`` and ``h_proj`` only through their sum (LSTM,
         simple RNN; not the GRU, whose reset multiplies ``h_proj``'s candidate block). The
         backward pass then keeps one pre-activation per step instead of two.
+
+    An additive ``pointwise`` may also hold its own backward, a ``PointwiseVJP`` (in
+    ``gatedcells/_cell.py``) as its attribute ``vjp`` (the sLSTM's): the fused scan then
+    saves its residuals for each step instead of the carry and the pre-activations, and runs
+    its backward instead of autodiff of ``pointwise`` (``grad="autodiff"`` still
+    differentiates ``pointwise`` itself). A function that wraps ``pointwise`` (a
+    combinator's) holds none, so it falls back to autodiff. With one, ``hidden`` must
+    select a part of the carry (``carry.h``).
     """
 
     hidden: Callable[[Carry], Array]
     pointwise: Callable[[Params, Carry, Array, Array], tuple[Carry, Array, Gates]]
     dtype: Any = None
     additive: bool = False
+
+
+class PointwiseVJP(NamedTuple):
+    """A hand-written backward of an additive :class:`MatmulSplit`'s ``pointwise``, for the
+    fused scan: the attribute ``vjp`` of the ``pointwise`` it differentiates.
+
+    Attributes:
+      residuals: ``(params, carry, z) -> res``: what the backward of a step reads, from the
+        carry before it and its pre-activations ``z = x_proj + h_proj`` (summed in the
+        carry's dtype); a pytree of ``[*B, ...]`` arrays that the forward loop saves for
+        every step. Computed next to ``pointwise``, it shares its work (XLA merges the two).
+      backward: ``(params, res, d_carry, d_y) -> (d_params, d_carry, d_z)``: the VJP of
+        ``pointwise`` at that step, equal to autodiff's up to float rounding, without the
+        path through ``hidden(carry) @ w_h`` (the scan adds it); ``d_params`` has the
+        structure of ``params``.
+    """
+
+    residuals: Callable[[Params, Carry, Array], Any]
+    backward: Callable[[Params, Any, Carry, Array], tuple[Params, Carry, Array]]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,17 +12,19 @@ from typing import Any
 import jax.numpy as jnp
 
 from .. import _checks
-from .._cell import Array, Cell, MatmulSplit, split_update
+from .._cell import Array, Cell, MatmulSplit, PointwiseVJP, split_update
 
 
 @dataclasses.dataclass(frozen=True)
 class Bound:
     """``fn(spec, *args, **kwargs)``: a module-level function bound to a static spec, equal
     to another when both ``fn`` and ``spec`` are (``functools.partial`` is equal only to
-    itself)."""
+    itself). A ``pointwise`` may hold its own backward as ``vjp``
+    (:class:`~gatedcells._cell.PointwiseVJP`)."""
 
     fn: Callable
     spec: Hashable
+    vjp: PointwiseVJP | None = None
 
     def __call__(self, *args, **kwargs):
         return self.fn(self.spec, *args, **kwargs)

@@ -13,6 +13,11 @@ backward pass needs much less:
 3. ``dw_h = sum_t h_{t-1}^T d h_proj_t`` and the input-side gradients (``w_x``, ``b``, ``xs``,
    through ``cell.project``'s VJP) are single large matmuls after the loop.
 
+A cell whose ``pointwise`` holds a backward of its own (:class:`~gatedcells._cell.PointwiseVJP`,
+the sLSTM's) has the forward loop save what that backward reads instead of the state and
+``z``, and the backward loop run it instead of autodiff's VJP of ``pointwise``: the
+sLSTM's recomputed ``log sigmoid``, ``tanh`` and ``sigmoid`` then leave the backward loop.
+
 A block-diagonal ``w_h [NH, H/NH, G*H/NH]`` (one block per head, the sLSTM) runs the same
 recipe with per-head products: ``d h_proj_t @ w_h^T`` per step and ``dw_h`` after the loop
 are each one matmul batched over the heads.
@@ -34,7 +39,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from .._cell import Array, Carry, Cell, Params, matmul, recurrent_matmul
+from .._cell import Array, Carry, Cell, Params, PointwiseVJP, matmul, recurrent_matmul
 from ._dims import is_known
 from ._masks import mask_step
 from ._vma import explicit, match_vma, sum_to_vma
@@ -111,7 +116,8 @@ def _recurrent_matmul_t(d_h_proj: Array, w_h: Array, dtype) -> Array:
 
 def _recurrent_weight_grad(h_prev: Array, d_h_proj: Array, w_h: Array) -> Array:
     """``dw_h = sum h_prev^T d_h_proj`` over all steps and batch rows: one matmul, batched
-    over the heads for a block-diagonal ``w_h``; in ``w_h``'s dtype."""
+    over the heads for a block-diagonal ``w_h`` (dense where the loops multiply by it
+    dense, :func:`_dense`); in ``w_h``'s dtype."""
     if _in_place(h_prev):  # T and *B contracted in place (see _rows)
         heads = 1 if w_h.ndim == 2 else w_h.shape[0]
         h_prev = h_prev.reshape(*h_prev.shape[:-1], heads, -1).astype(d_h_proj.dtype)
@@ -124,8 +130,11 @@ def _recurrent_weight_grad(h_prev: Array, d_h_proj: Array, w_h: Array) -> Array:
         d_w_h = jnp.einsum("...nj,...nk->njk", h_prev, d, **kw)
         return d_w_h.reshape(w_h.shape).astype(w_h.dtype)
     h_prev = h_prev.reshape(-1, h_prev.shape[-1])  # [T*B, H]
-    if w_h.ndim == 2 or w_h.shape[0] == 1:  # [H, T*B] @ [T*B, G*H]
+    dense = _dense(w_h)
+    if dense.ndim == 2 or dense.shape[0] == 1:  # [H, T*B] @ [T*B, G*H]
         d_w_h = matmul(h_prev.T, d_h_proj.reshape(-1, d_h_proj.shape[-1]), None)
+        if dense is not w_h:  # the heads' blocks on the diagonal (see _dense)
+            d_w_h = _diagonal_blocks(d_w_h, w_h.shape)
         return d_w_h.reshape(w_h.shape).astype(w_h.dtype)
     heads, rows, _ = w_h.shape
     h_prev = h_prev.reshape(-1, heads, rows).astype(d_h_proj.dtype)  # [T*B, NH, H/NH]
@@ -163,8 +172,10 @@ def _dense(w_h: Array) -> Array:
     On XLA:CPU one plain matmul a step beats the batched matmul over the heads and the
     transposes around it, though it multiplies by the zeros: the sLSTM with 4 heads at B=8,
     T=1024, H=128 (256 KiB dense) runs forward and backward 1.3x faster (102.6 -> 80.7 ms,
-    benchmarks/xlstm.py speed --B 8 --T 1024). The weight gradient stays per head
-    (:func:`_recurrent_weight_grad`, after the loop). Only in a process of one device:
+    benchmarks/xlstm.py speed --B 8 --T 1024). So does the weight gradient after the loop:
+    one dense product, whose diagonal blocks are kept (:func:`_diagonal_blocks`), beats
+    the batched product over the heads and the transposes of its ``[T*B, G*H]`` operand
+    (2 ms of 94 there). Only in a process of one device:
     params sharded over their heads (tensor parallelism, :mod:`gatedcells.sharding`) keep
     the blocks, which need no communication per step.
     """
@@ -176,6 +187,14 @@ def _dense(w_h: Array) -> Array:
     blocks = w_h.reshape(heads, rows, cols // rows, rows)  # [n, j, g, k]
     dense = jnp.einsum("njgk,nm->njgmk", blocks, jnp.eye(heads, dtype=w_h.dtype))
     return dense.reshape(heads * rows, heads * cols)
+
+
+def _diagonal_blocks(dense: Array, shape: tuple[int, int, int]) -> Array:
+    """The blocks ``[NH, H/NH, G*H/NH]`` of shape ``shape`` on the diagonal of a dense
+    ``[H, G*H]`` (gate-major columns): the inverse of :func:`_dense`."""
+    heads, rows, cols = shape
+    dense = dense.reshape(heads, rows, cols // rows, heads, rows)  # [n, j, g, m, k]
+    return jnp.einsum("njgnk->njgk", dense).reshape(shape)
 
 
 def _hoist(params, xs) -> bool:
@@ -193,7 +212,7 @@ def _hoist(params, xs) -> bool:
 
 
 def _loop(cell, reverse, unroll, params, carry, xs, valid, save):
-    split, n = cell.split, _n_slabs(params)
+    split, n, vjp = cell.split, _n_slabs(params), _own_vjp(cell.split)
     hoist = _hoist(params, xs)
     if hoist:  # fed as per-gate slabs: XLA:CPU slices a split scanned array slowly
         xs = _slabs(cell.project(params, xs), n)
@@ -210,12 +229,20 @@ def _loop(cell, reverse, unroll, params, carry, xs, valid, save):
         if not save:
             return new_carry, y
         if split.additive:  # summed in the carry's dtype, as `update` does
-            dtype = split.hidden(carry).dtype
-            z = x_proj.astype(dtype) + h_proj.astype(dtype)
+            h = split.hidden(carry)
+            z = x_proj.astype(h.dtype) + h_proj.astype(h.dtype)
+            if vjp is not None:  # the cell's own residuals; h for the weight gradient
+                return new_carry, (y, h, vjp.residuals(params, carry, z), ())
             return new_carry, (y, carry, _slabs(z, n), ())
         return new_carry, (y, carry, _slabs(x_proj, n), _slabs(h_proj, n))
 
     return jax.lax.scan(body, carry, (xs, valid), reverse=reverse, unroll=unroll)
+
+
+def _own_vjp(split) -> PointwiseVJP | None:
+    """The backward ``split.pointwise`` holds (:class:`~gatedcells._cell.PointwiseVJP`), if
+    any: then the loops save its residuals and run it, not autodiff of ``pointwise``."""
+    return getattr(split.pointwise, "vjp", None) if split.additive else None
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
@@ -227,13 +254,15 @@ def _scan_fwd(cell, reverse, unroll, params, carry, xs, valid):
     carry_T, (ys, carries, x_proj, h_proj) = _loop(
         cell, reverse, unroll, params, carry, xs, valid, save=True
     )
-    return (carry_T, ys), (params, xs, valid, carries, x_proj, h_proj)
+    return (carry_T, ys), (params, carry, xs, valid, carries, x_proj, h_proj)
 
 
 def _scan_bwd(cell, reverse, unroll, residuals, cotangents):
-    params, xs, valid, carries, x_proj, h_proj = residuals
+    # carries: the carry before each step, or its hidden part h where the cell's own
+    # backward (`vjp`) reads its residuals (in x_proj) instead
+    params, carry0, xs, valid, carries, x_proj, h_proj = residuals
     d_carry, d_ys = cotangents
-    split = cell.split
+    split, vjp = cell.split, _own_vjp(cell.split)
     # What `update` may read: everything but the two kernels (the Fused contract).
     pointwise = params._replace(w_x=None, w_h=None)
     # Inside shard_map: read as varying, so that the loop accumulates each device's own
@@ -248,6 +277,9 @@ def _scan_bwd(cell, reverse, unroll, residuals, cotangents):
     def additive_update(p, c, z_t):
         return update(p, c, z_t, jnp.zeros_like(z_t))
 
+    if vjp is not None:  # d h -> d carry: hidden selects a part of the carry (any serves)
+        hidden_vjp = jax.vjp(split.hidden, match_vma(carry0, carries))[1]
+
     def body(acc, inputs):
         d_carry, d_pointwise = acc
         carry_t, x_proj_t, h_proj_t, d_y, valid_t = inputs
@@ -258,17 +290,22 @@ def _scan_bwd(cell, reverse, unroll, residuals, cotangents):
             d_skip = jax.tree.map(lambda d: jnp.where(keep, jnp.zeros_like(d), d), d_carry)
             d_carry = jax.tree.map(lambda d: jnp.where(keep, d, jnp.zeros_like(d)), d_carry)
             d_y = jnp.where(keep, d_y, jnp.zeros_like(d_y))
-        if split.additive:  # x_proj_t holds the sum; one cotangent serves both halves
-            _, vjp = jax.vjp(additive_update, pointwise_v, carry_t, jnp.concatenate(x_proj_t, -1))
-            d_p, d_prev, d_x_proj = vjp((d_carry, d_y))
+        if vjp is not None:  # x_proj_t holds the residuals of the cell's own backward
+            d_p, d_prev, d_x_proj = vjp.backward(pointwise_v, x_proj_t, d_carry, d_y)
+            d_h_proj = d_x_proj
+        elif split.additive:  # x_proj_t holds the sum; one cotangent serves both halves
+            z_t = jnp.concatenate(x_proj_t, -1)
+            d_p, d_prev, d_x_proj = jax.vjp(additive_update, pointwise_v, carry_t, z_t)[1](
+                (d_carry, d_y)
+            )
             d_h_proj = d_x_proj
         else:
             x_proj_t, h_proj_t = (jnp.concatenate(a, axis=-1) for a in (x_proj_t, h_proj_t))
-            _, vjp = jax.vjp(update, pointwise_v, carry_t, x_proj_t, h_proj_t)
-            d_p, d_prev, d_x_proj, d_h_proj = vjp((d_carry, d_y))
+            _, vjp_t = jax.vjp(update, pointwise_v, carry_t, x_proj_t, h_proj_t)
+            d_p, d_prev, d_x_proj, d_h_proj = vjp_t((d_carry, d_y))
         d_h = _recurrent_matmul_t(d_h_proj, w_h_t, split.dtype)
-        _, vjp_hidden = jax.vjp(split.hidden, carry_t)
-        (d_through_h,) = vjp_hidden(d_h.astype(split.hidden(carry_t).dtype))
+        through_h = hidden_vjp if vjp is not None else jax.vjp(split.hidden, carry_t)[1]
+        (d_through_h,) = through_h(d_h.astype(split.hidden(carry0).dtype))
         d_prev = jax.tree.map(jnp.add, d_prev, d_through_h)
         if d_skip is not None:
             d_prev = jax.tree.map(jnp.add, d_prev, d_skip)
@@ -280,14 +317,14 @@ def _scan_bwd(cell, reverse, unroll, residuals, cotangents):
     (d_carry0, d_pointwise), (d_x_proj, d_h_proj) = jax.lax.scan(
         body,
         acc,
-        (carries, x_proj, h_proj, d_ys, valid),
+        (() if vjp is not None else carries, x_proj, h_proj, d_ys, valid),
         reverse=not reverse,
         unroll=unroll,
     )
     if split.additive:
         d_h_proj = d_x_proj
     # Weight and input gradients after the loop, as single large matmuls.
-    h_prev = split.hidden(carries)  # [T, *B, H]: the state each step read
+    h_prev = carries if vjp is not None else split.hidden(carries)  # [T, *B, H]: each step read
     d_w_h = _recurrent_weight_grad(h_prev, d_h_proj, params.w_h)
     # project's VJP on flattened leading axes: a matmul contracting two axes at once (T and
     # B) lowers to a slow loop on XLA:CPU (2.7x slower at the base shape).
@@ -300,7 +337,7 @@ def _scan_bwd(cell, reverse, unroll, residuals, cotangents):
     d_params = jax.tree.map(
         jnp.add, d_params, d_pointwise._replace(w_x=jnp.zeros_like(params.w_x), w_h=d_w_h)
     )
-    d_carry0 = sum_to_vma(d_carry0, jax.tree.map(lambda c: c[0], carries))
+    d_carry0 = sum_to_vma(d_carry0, carry0)
     return d_params, d_carry0, d_xs, None
 
 

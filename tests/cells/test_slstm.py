@@ -241,3 +241,50 @@ def test_fused_gradient_with_compute_dtype_and_heads():
 
     auto, fused = (jax.grad(loss)(params, g) for g in ("autodiff", "auto"))
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-2, atol=2e-2), auto, fused)
+
+
+@pytest.mark.parametrize("forget_gate", ["sigmoid", "exp"])
+def test_own_backward_equals_autodiff_ties_included(forget_gate):
+    """The fused scan runs the sLSTM's own backward (``backward`` over the ``residuals`` the
+    forward loop saves): autodiff's gradient to float rounding, for a loss of every output
+    and of the final c, n, m and h, padded and reversed, from the zero carry (an empty
+    memory) and at exact ties of the stabiliser's max and min, which JAX splits in halves:
+    zero weights and inputs give ĩ = log f = m = 0 with the exponential forget gate."""
+    zeros = jax.nn.initializers.zeros
+    tied = dict(kernel_init=zeros, recurrent_init=zeros, forget_bias=0.0)
+    drawn = dict(bias_init=jax.nn.initializers.normal(1.0))
+    xs = jax.random.normal(jax.random.key(1), (3, 12, 4)).at[:, ::3].set(0)
+    lengths = jnp.array([12, 7, 0])
+    for kw in (tied, drawn):
+        cell = gc.slstm(6, num_heads=2, forget_gate=forget_gate, **kw)
+        assert cell.split.pointwise.vjp is not None
+        params = cell.init(jax.random.key(0), 4)
+        for reverse in (False, True):
+
+            def loss(params, xs, grad, cell=cell, reverse=reverse):
+                new, ys = gc.unroll(cell, params, xs, lengths=lengths, reverse=reverse, grad=grad)
+                weights = jnp.linspace(-1, 1, ys.size).reshape(ys.shape)
+                scales = (1.0, -0.7, 0.3, 2.0)  # c, n, m, h
+                return jnp.sum(weights * ys) + sum(
+                    s * jnp.sum(c) for s, c in zip(scales, new, strict=True)
+                )
+
+            grad = jax.jit(jax.grad(loss, argnums=(0, 1)), static_argnums=2)
+            own, auto = grad(params, xs, "auto"), grad(params, xs, "autodiff")
+            for a, b in zip(jax.tree.leaves(own), jax.tree.leaves(auto), strict=True):
+                np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_wrapped_step_falls_back_to_autodiff():
+    """A combinator that wraps the step (zoneout's expectation) keeps the fused scan but not
+    the step's own backward, which differentiates the step alone: autodiff runs instead."""
+    cell = gc.zoneout(gc.slstm(6, forget_gate="exp"), 0.3, deterministic=True)
+    assert cell.split is not None and getattr(cell.split.pointwise, "vjp", None) is None
+    params = cell.init(jax.random.key(0), 4)
+    xs = jax.random.normal(jax.random.key(1), (3, 12, 4))
+
+    def loss(params, grad):
+        return jnp.sum(jnp.sin(gc.unroll(cell, params, xs, grad=grad)[1]))
+
+    own, auto = (jax.grad(loss)(params, g) for g in ("auto", "autodiff"))
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), own, auto)

@@ -126,3 +126,5 @@ def test_block_diagonal_w_h_as_one_dense_matmul_equals_the_heads():
     assert dense.shape == (12, 48) and jnp.count_nonzero(dense) == w_h.size
     np.testing.assert_allclose(h @ dense, recurrent_matmul(h, w_h), rtol=1e-6, atol=1e-6)
     assert _fused._dense(jnp.zeros((1, 3, 12))).shape == (1, 3, 12)  # one head: a plain matmul
+    # the weight gradient takes the blocks back off the diagonal of a dense product
+    np.testing.assert_array_equal(_fused._diagonal_blocks(dense, w_h.shape), w_h)
