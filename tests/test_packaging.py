@@ -47,6 +47,7 @@ def test_cli_version(capsys):
     assert capsys.readouterr().out.strip() == f"gatedcells {gatedcells.__version__}"
 
 
+@pytest.mark.slow  # a fresh interpreter each
 @pytest.mark.parametrize("module", ["gatedcells.linen", "gatedcells.nnx"])
 def test_flax_modules_name_the_extra(module):
     result = run_python(
@@ -64,6 +65,7 @@ else:
     assert result.stdout.strip() == f"{module} needs flax: pip install 'gatedcells[flax]'"
 
 
+@pytest.mark.slow
 def test_training_names_the_extra():
     result = run_python(
         """
@@ -81,6 +83,7 @@ else:
     assert result.stdout.strip() == expected
 
 
+@pytest.mark.slow
 def test_core_needs_only_jax():
     blocked = ("flax", "optax", "orbax", "torch", "equinox", "sklearn", "matplotlib", "tqdm")
     blocked += ("mlxtend", "pandas")

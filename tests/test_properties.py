@@ -1,15 +1,19 @@
 """Property-based tests (hypothesis) of the sequence semantics, over random cells, batch
 shapes (ranks 0 to 2), lengths, directions and layouts. The examples per property come from
 the hypothesis profile in ``conftest.py`` (few and tiny by default; ``HYPOTHESIS_PROFILE=
-thorough`` for many)."""
+thorough`` for many). They explore what the contract, padding and unroll suites check on
+fixed cases, over shapes drawn anew: each example compiles, so they run in ``make test``."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import gatedcells as gc
+
+pytestmark = pytest.mark.slow  # random shapes: every example compiles anew
 
 I, H = 3, 6
 # One of each sequence path: fused additive (LSTM), fused with a reset (Cho GRU), plain

@@ -9,6 +9,7 @@ T = 1,000 for the saturating ones (sigmoid and tanh gates bound every value of t
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 import registry
 from registry import NAMES, OVERFLOW_PRONE, build, rebuild
@@ -31,8 +32,8 @@ def inputs(name, dtype, T=10_000):
     return xs.astype(dtype)
 
 
-def finite(tree):
-    return all(bool(jnp.isfinite(leaf.astype(jnp.float32)).all()) for leaf in jax.tree.leaves(tree))
+def finite(tree):  # in NumPy: eagerly, each leaf's check would be programs of its own
+    return all(np.isfinite(np.asarray(leaf, np.float32)).all() for leaf in jax.tree.leaves(tree))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -68,12 +69,20 @@ def test_associative_linear_recurrence_finite(dtype):
     assert finite(ys) and finite(carry)
 
 
-@pytest.mark.parametrize("name", NAMES)
+# bfloat16 keeps float32's range: only the cells whose numbers can grow (registry.
+# OVERFLOW_PRONE) can overflow it; the others' bfloat16 runs are in `make test`, and the
+# plumbing representatives' in both tiers.
+BF16_FAST = registry.OVERFLOW_PRONE | registry.PLUMBING
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=[pytest.mark.slow] * (n not in BF16_FAST)) for n in NAMES]
+)
 def test_long_large_inputs_bfloat16_finite(name):
     """bfloat16 params (cells the registry can rebuild so) and bfloat16 inputs."""
     cell = rebuild(name, param_dtype=jnp.bfloat16) or build(name)
     xs = inputs(name, jnp.bfloat16, steps(name))
-    params = cell.init(jax.random.key(0), xs.shape[-1])
+    params = jax.jit(cell.init, static_argnums=1)(jax.random.key(0), xs.shape[-1])
     carry, ys = jax.jit(lambda p, xs: gc.unroll(cell, p, xs, reverse=True))(params, xs)
     assert finite(ys) and finite(carry), name
 

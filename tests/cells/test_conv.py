@@ -64,7 +64,15 @@ def built(name):
     return name, cell, params, xs, random_carry(cell, (B, *S), kc), run
 
 
-@pytest.fixture(params=sorted(CASES))
+# Cases whose tests run in `make test` only, each beside a fast one that runs its code: the
+# convolution of any rank (1-D and 2-D run fast), the GRU's reset-before update (the registry's
+# gru_reset_before), a stack of cells (stack_conv_lstm_dense_lstm).
+FULL_ONLY = {"conv_lstm_3d", "conv_gru_2d_reset_before", "stack_conv_gru_conv_lstm"}
+
+
+@pytest.fixture(
+    params=[pytest.param(n, marks=[pytest.mark.slow] * (n in FULL_ONLY)) for n in sorted(CASES)]
+)
 def case(request):
     return built(request.param)
 
