@@ -223,7 +223,8 @@ def test_lstm_runs_in_a_fresh_process_without_gatedcells(tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ran (3, 9, 6)"
-    out = np.load(files[2])
+    with np.load(files[2]) as saved:
+        out = dict(saved)
     want_carry, want_ys = gc.unroll(cell, params, xs)
     close(out["ys"], want_ys)
     close([out["carry_0"], out["carry_1"]], jax.tree.leaves(want_carry))

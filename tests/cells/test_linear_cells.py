@@ -32,7 +32,8 @@ def close(got, want, tol=1e-5):
 
 @pytest.fixture(scope="module")
 def golden():
-    return dict(np.load(FIXTURE))
+    with np.load(FIXTURE) as saved:
+        return dict(saved)
 
 
 def _rg_params(g):

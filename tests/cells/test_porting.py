@@ -36,7 +36,8 @@ def close(got, want, tol=1e-5):
 
 @pytest.mark.parametrize("case", ["reset", "carry"])
 def test_the_pages_recurrentgemma_recipe_matches_recurrentgemma(case):
-    g = dict(np.load(FIXTURE))
+    with np.load(FIXTURE) as saved:
+        g = dict(saved)
     heads, d = g["w_a"].shape[:2]
     p = {
         "a_gate": {"w": g["w_a"], "b": g["b_a"].reshape(heads, d)},

@@ -136,7 +136,8 @@ def test_save_and_load_params(tmp_path):
     params = model.init(jax.random.key(0))
     path = tmp_path / "params.npz"
     training.save_params(path, params)
-    assert "cell/0/w_x" in np.load(path).files
+    with np.load(path) as saved:
+        assert "cell/0/w_x" in saved.files
     back = training.load_params(path, params)
     assert jax.tree.structure(back) == jax.tree.structure(params)
     for x, y in zip(jax.tree.leaves(back), jax.tree.leaves(params), strict=True):
