@@ -129,7 +129,7 @@ def pytest_collection_modifyitems(config, items):
             ("tests/test_docs.py::test_docs_example", "tests/test_readme.py::test_readme_block")
         )
         params = getattr(item, "callspec", None) and item.callspec.params
-        entry = params and (params.get("name") or params.get("case"))
+        entry = params and (params.get("name") or params.get("case") or params.get("setup"))
         if item.get_closest_marker("plumbing") and entry not in PLUMBING:
             item.add_marker(pytest.mark.slow)
         if documentation or "run_script" in getattr(item, "fixturenames", ()):

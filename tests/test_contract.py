@@ -207,6 +207,7 @@ def test_gradients_equal_autodiff_of_the_steps_which_check_grads_checks(name):
 
 
 @cases
+@pytest.mark.plumbing
 def test_bfloat16_end_to_end(name):
     c = case(name)
     cell = rebuild(name, param_dtype=jnp.bfloat16)

@@ -81,6 +81,7 @@ def test_golden(name):
     assert err < ATOL, f"{name}: max abs difference {err:.2e}"
 
 
+@pytest.mark.slow  # the fast tier checks the same cases against the golden fixtures
 @pytest.mark.skipif(not HAS_TORCH, reason="torch not installed (golden fixtures still checked)")
 @pytest.mark.parametrize("name", sorted(golden.CASES))
 def test_live_torch(name):

@@ -79,11 +79,13 @@ def test_time_major_with_lengths(setup):
 
 
 @pytest.mark.parametrize("n", [2, 4, True])
+@pytest.mark.plumbing
 def test_scan_unroll_factor_does_not_change_results(setup, n):
     cell, params, xs = setup
     close(unroll(cell, params, xs, unroll=n), unroll(cell, params, xs))
 
 
+@pytest.mark.plumbing
 def test_default_unroll_follows_the_backend(setup, monkeypatch):
     assert gc.default_unroll() == (1 if jax.default_backend() == "cpu" else 8)
     cell, params, xs = setup
