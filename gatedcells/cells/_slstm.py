@@ -117,7 +117,11 @@ def pointwise(
         pre = (x_proj.astype(dtype) + h_proj.astype(dtype)).astype(wide)
         g = _blocks.split(pre, _IFZO)
         c, n, m = (a.astype(wide) for a in carry[:3])
-        m, i, f = stabilised(log_forget(spec, g["f"]) + m, g["i"], n == 0)
+        log_f_m = log_forget(spec, g["f"]) + m
+        # an empty memory (n = 0) takes the input's scale, as the xlstm package does
+        m = jnp.where(n == 0, g["i"], jnp.maximum(log_f_m, g["i"]))
+        i = jnp.exp(g["i"] - m)
+        f = jnp.exp(jnp.minimum(log_f_m - m, 0.0))  # <= 1; only an empty memory caps it
         z = jnp.tanh(g["z"])
         o = jax.nn.sigmoid(g["o"])
         c = f * c + i * z
@@ -126,16 +130,6 @@ def pointwise(
     new = SLSTMCarry(c, n, m, h)
     new, gates = jax.tree.map(lambda a: a.astype(dtype), (new, SLSTMGates(i, f, z, o, m)))
     return new, new.h, gates
-
-
-def stabilised(log_f_m: Array, i: Array, empty: Array) -> tuple[Array, Array, Array]:
-    r"""The stabiliser :math:`m_t = \max(\log f_t + m_{t-1}, \tilde i_t)` and the gates it
-    scales, :math:`(m_t, e^{\tilde i_t - m_t}, e^{\log f_t + m_{t-1} - m_t})`, from
-    ``log_f_m`` :math:`= \log f_t + m_{t-1}` and ``i`` :math:`= \tilde i_t`. An ``empty``
-    memory (:math:`n_{t-1} = 0`) takes the input's scale, :math:`m_t = \tilde i_t`, as the
-    xlstm package does; only there can the forget gate exceed 1, and it is capped."""
-    m = jnp.where(empty, i, jnp.maximum(log_f_m, i))
-    return m, jnp.exp(i - m), jnp.exp(jnp.minimum(log_f_m - m, 0.0))
 
 
 def powerlaw_forget_bias(head_size: int, num_heads: int) -> Array:

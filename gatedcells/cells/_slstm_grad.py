@@ -68,7 +68,7 @@ def backward(
     dtype, wide = d_y.dtype, res.lead.dtype
     c_prev, n_prev = res.c.astype(wide), res.n.astype(wide)
     empty = n_prev == 0
-    # ĩ - m and log f + m_prev - m, bit for bit as stabilised() computed them
+    # ĩ - m and log f + m_prev - m, bit for bit as pointwise computed them
     i_m = jnp.where(empty, 0.0, jnp.minimum(res.lead, 0.0))
     f_m = jnp.where(empty, -res.lead, jnp.minimum(-res.lead, 0.0))
     i, f = jnp.exp(i_m), jnp.exp(jnp.minimum(f_m, 0.0))
