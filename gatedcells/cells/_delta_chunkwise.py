@@ -156,7 +156,7 @@ def convolve(spec, params, window: Array, raw: Array, lengths: Array, seg: Array
     return out, new
 
 
-def sequence(spec, stepper, params, carry, xs, *, valid, reverse, **options):
+def sequence(spec, stepper, params, carry, xs, *, valid, reverse, unroll, grad, remat):
     """The delta rule's sequence driver, a :class:`gatedcells.ScanFn` once ``spec`` and
     ``stepper`` (the cell without a driver) are bound: the recurrent form runs the generic
     driver over the step, the chunkwise form runs here on the projected sequence."""
@@ -165,6 +165,7 @@ def sequence(spec, stepper, params, carry, xs, *, valid, reverse, **options):
         starts = reset_flags(xs[..., -1] > 0.5, valid, reverse)
         xs = jnp.concatenate([xs[..., :-1], starts[..., None].astype(xs.dtype)], axis=-1)
     if spec.form == "recurrent" or steps == 0:
+        options = {"unroll": unroll, "grad": grad, "remat": remat}
         return unroll_time_major(
             stepper, params, carry, xs, valid=valid, reverse=reverse, **options
         )

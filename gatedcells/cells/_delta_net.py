@@ -315,6 +315,7 @@ def stepper(spec: _delta.DeltaSpec) -> Cell:
     )
 
 
-def scan(spec: _delta.DeltaSpec, *args, **kwargs):
+def scan(spec: _delta.DeltaSpec, params, carry, xs, *, valid, reverse, unroll, grad, remat):
     """The family's sequence driver (:func:`._delta_chunkwise.sequence`, either form)."""
-    return _delta_chunkwise.sequence(spec, stepper(spec), *args, **kwargs)
+    options = {"valid": valid, "reverse": reverse, "unroll": unroll, "grad": grad}
+    return _delta_chunkwise.sequence(spec, stepper(spec), params, carry, xs, remat=remat, **options)

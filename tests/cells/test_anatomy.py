@@ -2,6 +2,7 @@
 so two calls with the same flags give equal, hashable cells; params pickled by older code
 still load."""
 
+import inspect
 import pickle
 from pathlib import Path
 
@@ -83,3 +84,14 @@ def test_variant_params_are_one_fixed_pytree_type():
         _ = p.p_i
     with pytest.raises(TypeError, match="no field 'p_x'"):
         gc.LSTMVariantParams(p_x=p.b)
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(cells.CELLS) if cells.CELLS[n](6).scan])
+def test_sequence_drivers_take_the_keywords_scanfn_declares(name):
+    """Each ``Cell.scan`` takes exactly :class:`gatedcells.ScanFn`'s keywords (no ``**``)."""
+    declared = inspect.signature(gc.ScanFn.__call__).parameters
+    want = {n for n, p in declared.items() if p.kind is p.KEYWORD_ONLY}
+    scan = cells.CELLS[name](6).scan
+    got = inspect.signature(getattr(scan, "fn", scan)).parameters
+    assert {n for n, p in got.items() if p.kind is p.KEYWORD_ONLY} == want
+    assert not any(p.kind is p.VAR_KEYWORD for p in got.values())
