@@ -19,12 +19,11 @@ from .._cell import Array, Cell, MatmulSplit, PointwiseVJP, split_update
 class Bound:
     """``fn(spec, *args, **kwargs)``: a module-level function bound to a static spec, equal
     to another when both ``fn`` and ``spec`` are (``functools.partial`` is equal only to
-    itself). A ``pointwise`` may hold its own backward as ``vjp``
-    (:class:`~gatedcells._cell.PointwiseVJP`)."""
+    itself)."""
 
     fn: Callable
     spec: Hashable
-    vjp: PointwiseVJP | None = None
+    vjp: PointwiseVJP | None = None  # a pointwise's own backward (sequence/_fused.py)
 
     def __call__(self, *args, **kwargs):
         return self.fn(self.spec, *args, **kwargs)

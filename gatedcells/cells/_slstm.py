@@ -10,9 +10,9 @@ import jax
 import jax.numpy as jnp
 
 from .. import _checks
-from .._cell import Array, Cell, MatmulSplit, PointwiseVJP
+from .._cell import Array, Cell, MatmulSplit
 from . import _anatomy, _blocks
-from ._slstm_grad import backward, log_forget, residuals
+from ._slstm_grad import log_forget, own_vjp
 
 _IFZO = ("i", "f", "z", "o")
 FORGET_GATES = ("sigmoid", "exp")
@@ -245,8 +245,7 @@ def slstm(
     flags.update({"forget_gate": forget_gate} if forget_gate != "sigmoid" else {})
     name = _blocks.describe("slstm", H, flags)
     spec = SLSTMSpec(name, H, NH, forget_gate, forget_bias, *inits)
-    vjp = PointwiseVJP(_anatomy.Bound(residuals, spec), _anatomy.Bound(backward, spec))
-    step = _anatomy.Bound(pointwise, spec, vjp=vjp)
+    step = _anatomy.Bound(pointwise, spec, vjp=own_vjp(spec))
     split = MatmulSplit(_anatomy.hidden, step, dtype, additive=True)
     shapes = {"w_x": (None, 4 * H), "w_h": (NH, H // NH, 4 * H // NH), "b": (4 * H,)}
     return _anatomy.assemble(

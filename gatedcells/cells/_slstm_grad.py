@@ -11,7 +11,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._cell import Array
+from .._cell import Array, PointwiseVJP
+from . import _anatomy
 from ._blocks import wide
 
 
@@ -103,3 +104,9 @@ def _slope(x: Array, y: Array) -> Array:
     """``d max(x, y) / dx`` as JAX takes it: 1 where ``x > y``, 1/2 at a tie, else 0 (also
     ``d min(y, x) / dy``)."""
     return jnp.where(x > y, 1.0, jnp.where(x == y, 0.5, 0.0))
+
+
+def own_vjp(spec: Any) -> PointwiseVJP:
+    """The sLSTM's :class:`~gatedcells._cell.PointwiseVJP`: :func:`residuals` and
+    :func:`backward` bound to ``spec``."""
+    return PointwiseVJP(_anatomy.Bound(residuals, spec), _anatomy.Bound(backward, spec))
