@@ -13,8 +13,7 @@ from .. import _checks
 from .._cell import Array, Cell, MatmulSplit
 from . import _anatomy, _blocks, _lstm, _lstm_flags
 from ._lstm import STREAMS, LSTMSpec, project, recur, shapes
-
-FullGateCarry = _lstm.FullGateCarry  # carries pickled before it moved to _lstm name it here
+from ._lstm import FullGateCarry as FullGateCarry  # where carries pickled before the move look
 
 
 def init(spec: LSTMSpec, key: Array, input_size: int) -> Any:

@@ -11,8 +11,7 @@ import jax.numpy as jnp
 
 from .. import _checks
 from .._cell import Array, Cell, MatmulSplit
-from . import _anatomy, _blocks
-from ._slstm_grad import log_forget, own_vjp
+from . import _anatomy, _blocks, _slstm_grad
 
 _IFZO = ("i", "f", "z", "o")
 FORGET_GATES = ("sigmoid", "exp")
@@ -117,7 +116,7 @@ def pointwise(
         pre = (x_proj.astype(dtype) + h_proj.astype(dtype)).astype(wide)
         g = _blocks.split(pre, _IFZO)
         c, n, m = (a.astype(wide) for a in carry[:3])
-        log_f_m = log_forget(spec, g["f"]) + m
+        log_f_m = _slstm_grad.log_forget(spec, g["f"]) + m
         # an empty memory (n = 0) takes the input's scale, as the xlstm package does
         m = jnp.where(n == 0, g["i"], jnp.maximum(log_f_m, g["i"]))
         i = jnp.exp(g["i"] - m)
@@ -245,7 +244,7 @@ def slstm(
     flags.update({"forget_gate": forget_gate} if forget_gate != "sigmoid" else {})
     name = _blocks.describe("slstm", H, flags)
     spec = SLSTMSpec(name, H, NH, forget_gate, forget_bias, *inits)
-    step = _anatomy.Bound(pointwise, spec, vjp=own_vjp(spec))
+    step = _anatomy.Bound(pointwise, spec, vjp=_slstm_grad.own_vjp(spec))
     split = MatmulSplit(_anatomy.hidden, step, dtype, additive=True)
     shapes = {"w_x": (None, 4 * H), "w_h": (NH, H // NH, 4 * H // NH), "b": (4 * H,)}
     return _anatomy.assemble(
