@@ -153,6 +153,13 @@ def _in_place(a: Array) -> bool:
     return explicit(a) or jax.device_count() > 1
 
 
+def _per_row_zeros(rows: Array, p: Array) -> Array:
+    """Zeros ``[*B, *p.shape]`` in ``p``'s dtype: one gradient of ``p`` per batch row, the
+    rows ``[*B]`` (zeros) lending their axes and their sharding."""
+    rows = rows.reshape(*rows.shape, *(1,) * p.ndim).astype(p.dtype)
+    return rows * jnp.zeros(p.shape, p.dtype)
+
+
 def _rows(a: Array) -> Array:
     """``a [T, *B, K]`` as rows ``[T*B, K]``, or as it is (:func:`_in_place`)."""
     return a if _in_place(a) else a.reshape(-1, a.shape[-1])
@@ -280,6 +287,27 @@ def _scan_bwd(cell, reverse, unroll, residuals, cotangents):
     if vjp is not None:  # d h -> d carry: hidden selects a part of the carry (any serves)
         hidden_vjp = jax.vjp(split.hidden, match_vma(carry0, carries))[1]
 
+    def step_vjp(carry_t, x_proj_t, h_proj_t, d_carry, d_y):
+        """One step's ``(d pointwise, d carry, d x_proj, d h_proj)``, ``d h`` aside."""
+        if vjp is not None:  # x_proj_t holds the residuals of the cell's own backward
+            d_p, d_prev, d_x_proj = vjp.backward(pointwise_v, x_proj_t, d_carry, d_y)
+            return d_p, d_prev, d_x_proj, d_x_proj
+        if split.additive:  # x_proj_t holds the sum; one cotangent serves both halves
+            z_t = jnp.concatenate(x_proj_t, -1)
+            d_p, d_prev, d_x_proj = jax.vjp(additive_update, pointwise_v, carry_t, z_t)[1](
+                (d_carry, d_y)
+            )
+            return d_p, d_prev, d_x_proj, d_x_proj
+        x_proj_t, h_proj_t = (jnp.concatenate(a, axis=-1) for a in (x_proj_t, h_proj_t))
+        _, vjp_t = jax.vjp(update, pointwise_v, carry_t, x_proj_t, h_proj_t)
+        return vjp_t((d_carry, d_y))
+
+    batch_axes = d_ys.ndim - 2  # d_ys [T, *B, H]
+    per_row = _in_place(d_ys) and bool(jax.tree.leaves(pointwise))
+    if per_row:  # each row's gradient of the pointwise params, summed after the loop
+        for _ in range(batch_axes):
+            step_vjp = jax.vmap(step_vjp)
+
     def body(acc, inputs):
         d_carry, d_pointwise = acc
         carry_t, x_proj_t, h_proj_t, d_y, valid_t = inputs
@@ -290,19 +318,7 @@ def _scan_bwd(cell, reverse, unroll, residuals, cotangents):
             d_skip = jax.tree.map(lambda d: jnp.where(keep, jnp.zeros_like(d), d), d_carry)
             d_carry = jax.tree.map(lambda d: jnp.where(keep, d, jnp.zeros_like(d)), d_carry)
             d_y = jnp.where(keep, d_y, jnp.zeros_like(d_y))
-        if vjp is not None:  # x_proj_t holds the residuals of the cell's own backward
-            d_p, d_prev, d_x_proj = vjp.backward(pointwise_v, x_proj_t, d_carry, d_y)
-            d_h_proj = d_x_proj
-        elif split.additive:  # x_proj_t holds the sum; one cotangent serves both halves
-            z_t = jnp.concatenate(x_proj_t, -1)
-            d_p, d_prev, d_x_proj = jax.vjp(additive_update, pointwise_v, carry_t, z_t)[1](
-                (d_carry, d_y)
-            )
-            d_h_proj = d_x_proj
-        else:
-            x_proj_t, h_proj_t = (jnp.concatenate(a, axis=-1) for a in (x_proj_t, h_proj_t))
-            _, vjp_t = jax.vjp(update, pointwise_v, carry_t, x_proj_t, h_proj_t)
-            d_p, d_prev, d_x_proj, d_h_proj = vjp_t((d_carry, d_y))
+        d_p, d_prev, d_x_proj, d_h_proj = step_vjp(carry_t, x_proj_t, h_proj_t, d_carry, d_y)
         d_h = _recurrent_matmul_t(d_h_proj, w_h_t, split.dtype)
         through_h = hidden_vjp if vjp is not None else jax.vjp(split.hidden, carry_t)[1]
         (d_through_h,) = through_h(d_h.astype(split.hidden(carry0).dtype))
@@ -312,7 +328,11 @@ def _scan_bwd(cell, reverse, unroll, residuals, cotangents):
         d_pointwise = jax.tree.map(jnp.add, d_pointwise, d_p)
         return (d_prev, d_pointwise), (d_x_proj, () if split.additive else d_h_proj)
 
-    zeros = jax.tree.map(jnp.zeros_like, pointwise_v)
+    if per_row:
+        rows = jnp.zeros_like(d_ys[0, ..., 0])  # [*B], split over devices as the batch is
+        zeros = jax.tree.map(lambda p: _per_row_zeros(rows, p), pointwise_v)
+    else:
+        zeros = jax.tree.map(jnp.zeros_like, pointwise_v)
     acc = (match_vma(d_carry, carries, d_ys), zeros)
     (d_carry0, d_pointwise), (d_x_proj, d_h_proj) = jax.lax.scan(
         body,
@@ -321,6 +341,8 @@ def _scan_bwd(cell, reverse, unroll, residuals, cotangents):
         reverse=not reverse,
         unroll=unroll,
     )
+    if per_row:
+        d_pointwise = jax.tree.map(lambda d: d.sum(tuple(range(batch_axes))), d_pointwise)
     if split.additive:
         d_h_proj = d_x_proj
     # Weight and input gradients after the loop, as single large matmuls.

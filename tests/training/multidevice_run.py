@@ -13,10 +13,41 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh
+from jax.sharding import AxisType, Mesh
 
 import gatedcells as gc
 from gatedcells import tasks, training
+
+COLLECTIVES = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all", "collective-permute")
+
+
+def split_gradients(cell) -> tuple[float, list[str]]:
+    """A cell's forward+backward over a batch split on every device, against one device:
+    the largest gradient difference (relative to the largest gradient), and the collectives XLA placed inside a computation
+    other than the entry one (a loop's body, run every step: a per-step exchange)."""
+    params = cell.init(jax.random.key(0), 6)
+    xs = jax.random.normal(jax.random.key(1), (4 * jax.device_count(), 10, 6))
+
+    def loss(params, xs):
+        return jnp.sum(gc.unroll(cell, params, xs)[1] ** 2)
+
+    grad = jax.jit(jax.grad(loss))
+    mesh = jax.make_mesh((jax.device_count(),), ("data",), axis_types=(AxisType.Auto,))
+    split = jax.device_put(xs, jax.NamedSharding(mesh, jax.P("data")))
+    compiled, inside, entry = grad.lower(params, split).compile().as_text(), [], True
+    for line in compiled.splitlines():
+        if line and not line.startswith(" ") and line.rstrip().endswith("{"):
+            entry = line.startswith("ENTRY")
+        elif not entry and any(f" {op}(" in line or f" {op}-start(" in line for op in COLLECTIVES):
+            inside.append(line.split("=")[0].strip())
+    one = grad(params, xs)
+    scale = max(1.0, max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(one)))
+    return diff(one, grad(params, split)) / scale, inside
+
+
+def diff(a, b):
+    return max(float(jnp.max(jnp.abs(x - y))) for x, y in
+               zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))  # fmt: skip
 
 
 def main() -> None:
@@ -55,10 +86,9 @@ def main() -> None:
     except ValueError as err:
         uneven = str(err)
 
-    def diff(a, b):
-        return max(float(jnp.max(jnp.abs(x - y))) for x, y in
-                   zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))  # fmt: skip
-
+    cells = {"lstm": gc.lstm(8), "gru": gc.gru(8), "slstm": gc.slstm(8, num_heads=2),
+             "peepholes": gc.lstm_variant(8, peepholes=True)}  # fmt: skip
+    split = {name: split_gradients(cell) for name, cell in cells.items()}
     print(json.dumps({
         "devices": jax.device_count(),
         "one_layout": str(one_layout),
@@ -74,6 +104,8 @@ def main() -> None:
         "uneven_batch_error": uneven,
         "uneven_batch_warning": " ".join(str(w.message) for w in caught),
         "uneven_max_abs_diff": diff(uneven_auto, uneven_one),
+        "split_grad_max_rel_diff": {name: d for name, (d, _) in split.items()},
+        "split_loop_collectives": {name: ops for name, (_, ops) in split.items()},
     }))  # fmt: skip
 
 
