@@ -11,6 +11,7 @@ operation.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import jax
 
@@ -96,3 +97,15 @@ def splits(batch_size: int, devices: int) -> bool:
     machine (load average 7-9 on 2 cores) every split measured slower, 0.4-0.65x: the
     second core is not free there."""
     return devices > 1 and batch_size % devices == 0 and batch_size >= MIN_ROWS_PER_DEVICE * devices
+
+
+def under_mesh(mesh: jax.sharding.Mesh, fn: Callable) -> Callable:
+    """``fn`` called (and so traced) under ``jax.set_mesh(mesh)``: the library's code then
+    knows that jit may split its batch (the fused gradient keeps a split batch where it is,
+    ``gatedcells.sequence._fused._in_place``)."""
+
+    def run(*args):
+        with jax.set_mesh(mesh):
+            return fn(*args)
+
+    return run

@@ -17,7 +17,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import gatedcells as gc
-from gatedcells._cores import splits
+from gatedcells._cores import splits, under_mesh
 from gatedcells.cells._registry import CELLS
 
 
@@ -37,11 +37,15 @@ def gatedcells_system(cell: str, B, T, I, H, *, grad: str = "auto", **factory):
     c = CELLS[cell](H, **factory)
     params = c.init(jax.random.key(0), I)
     xs = jax.random.normal(jax.random.key(1), (B, T, I))
+    mesh = None
     if splits(B, jax.device_count()):
         mesh = Mesh(np.asarray(jax.devices()), ("data",))
         params = jax.device_put(params, NamedSharding(mesh, P()))
         xs = jax.device_put(xs, NamedSharding(mesh, P("data")))
-    return _jax_thunks(lambda p, x: gc.unroll(c, p, x, grad=grad)[1], params, xs)
+    thunks = _jax_thunks(lambda p, x: gc.unroll(c, p, x, grad=grad)[1], params, xs)
+    if mesh is None:
+        return thunks
+    return {mode: under_mesh(mesh, thunk) for mode, thunk in thunks.items()}
 
 
 def flax_system(kind: str):

@@ -42,7 +42,7 @@ import jax.numpy as jnp
 from .._cell import Array, Carry, Cell, Params, PointwiseVJP, matmul, recurrent_matmul
 from ._dims import is_known
 from ._masks import mask_step
-from ._vma import explicit, match_vma, sum_to_vma
+from ._vma import explicit, match_vma, partitioned, sum_to_vma
 
 
 def fused_scan(
@@ -143,21 +143,13 @@ def _recurrent_weight_grad(h_prev: Array, d_h_proj: Array, w_h: Array) -> Array:
 
 
 def _in_place(a: Array) -> bool:
-    """Whether the time and batch axes of ``a [T, *B, K]`` are contracted where they are
-    rather than merged into rows: under a mesh with ``Explicit`` axes, where merging a
-    sharded batch axis with time has no sharding to name, and in any process of several
-    devices, where the batch may be split (jit's partitioner gathers a merged one onto every
-    device: the base LSTM's forward+backward over 2 CPU devices took 29.8 ms merged, 14.9 ms
-    in place, 23.7 ms on one device; ``benchmarks/cores.py``). On one device merging pays:
-    XLA:CPU contracts two axes at once in a slow loop (see ``_scan_bwd``)."""
-    return explicit(a) or jax.device_count() > 1
-
-
-def _per_row_zeros(rows: Array, p: Array) -> Array:
-    """Zeros ``[*B, *p.shape]`` in ``p``'s dtype: one gradient of ``p`` per batch row, the
-    rows ``[*B]`` (zeros) lending their axes and their sharding."""
-    rows = rows.reshape(*rows.shape, *(1,) * p.ndim).astype(p.dtype)
-    return rows * jnp.zeros(p.shape, p.dtype)
+    """Whether the time and batch axes of ``a [T, *B, K]`` are contracted where they are,
+    not merged into rows: under a mesh with ``Explicit`` axes (a merged sharded axis has no
+    sharding to name) and under ``jax.set_mesh`` of a mesh jit may split the batch over
+    (jit gathers a merged one: base LSTM f+b over 2 CPU devices 29.8 ms merged, 14.9 ms in
+    place, 23.7 ms on one). Elsewhere merging pays: XLA:CPU contracts two axes at once in a
+    slow loop (an unsplit batch in place took 1.25x one device's time at B=256, H=512)."""
+    return explicit(a) or partitioned()
 
 
 def _rows(a: Array) -> Array:
@@ -264,6 +256,32 @@ def _scan_fwd(cell, reverse, unroll, params, carry, xs, valid):
     return (carry_T, ys), (params, carry, xs, valid, carries, x_proj, h_proj)
 
 
+def _step_vjp(split, vjp: PointwiseVJP | None, pointwise: Params, rows: int):
+    """``(carry_t, x_proj_t, h_proj_t, d_carry, d_y) -> (d pointwise, d carry, d x_proj,
+    d h_proj)``, one backward step but ``d h``; vmapped over ``rows`` batch axes, whose
+    gradient of ``pointwise`` is then one per row."""
+
+    def update(p, c, x_proj_t, h_proj_t):
+        new_carry, y, _ = split.pointwise(p, c, x_proj_t, h_proj_t)
+        return new_carry, y
+
+    def step_vjp(carry_t, x_proj_t, h_proj_t, d_carry, d_y):
+        if vjp is not None:  # x_proj_t holds the residuals of the cell's own backward
+            d_p, d_prev, d_x_proj = vjp.backward(pointwise, x_proj_t, d_carry, d_y)
+            return d_p, d_prev, d_x_proj, d_x_proj
+        if split.additive:  # x_proj_t holds the sum; one cotangent serves both halves
+            z_t = jnp.concatenate(x_proj_t, -1)
+            additive = lambda p, c, z: update(p, c, z, jnp.zeros_like(z))  # noqa: E731
+            d_p, d_prev, d_x_proj = jax.vjp(additive, pointwise, carry_t, z_t)[1]((d_carry, d_y))
+            return d_p, d_prev, d_x_proj, d_x_proj
+        x_proj_t, h_proj_t = (jnp.concatenate(a, axis=-1) for a in (x_proj_t, h_proj_t))
+        return jax.vjp(update, pointwise, carry_t, x_proj_t, h_proj_t)[1]((d_carry, d_y))
+
+    for _ in range(rows):
+        step_vjp = jax.vmap(step_vjp)
+    return step_vjp
+
+
 def _scan_bwd(cell, reverse, unroll, residuals, cotangents):
     # carries: the carry before each step, or its hidden part h where the cell's own
     # backward (`vjp`) reads its residuals (in x_proj) instead
@@ -276,37 +294,12 @@ def _scan_bwd(cell, reverse, unroll, residuals, cotangents):
     # gradient (no psum per step) and one psum after it sums them.
     pointwise_v = match_vma(pointwise, xs, carries)
     w_h_t = jnp.swapaxes(_dense(params.w_h), -1, -2)  # per head if it stays block-diagonal
-
-    def update(p, c, x_proj_t, h_proj_t):
-        new_carry, y, _ = split.pointwise(p, c, x_proj_t, h_proj_t)
-        return new_carry, y
-
-    def additive_update(p, c, z_t):
-        return update(p, c, z_t, jnp.zeros_like(z_t))
-
     if vjp is not None:  # d h -> d carry: hidden selects a part of the carry (any serves)
         hidden_vjp = jax.vjp(split.hidden, match_vma(carry0, carries))[1]
-
-    def step_vjp(carry_t, x_proj_t, h_proj_t, d_carry, d_y):
-        """One step's ``(d pointwise, d carry, d x_proj, d h_proj)``, ``d h`` aside."""
-        if vjp is not None:  # x_proj_t holds the residuals of the cell's own backward
-            d_p, d_prev, d_x_proj = vjp.backward(pointwise_v, x_proj_t, d_carry, d_y)
-            return d_p, d_prev, d_x_proj, d_x_proj
-        if split.additive:  # x_proj_t holds the sum; one cotangent serves both halves
-            z_t = jnp.concatenate(x_proj_t, -1)
-            d_p, d_prev, d_x_proj = jax.vjp(additive_update, pointwise_v, carry_t, z_t)[1](
-                (d_carry, d_y)
-            )
-            return d_p, d_prev, d_x_proj, d_x_proj
-        x_proj_t, h_proj_t = (jnp.concatenate(a, axis=-1) for a in (x_proj_t, h_proj_t))
-        _, vjp_t = jax.vjp(update, pointwise_v, carry_t, x_proj_t, h_proj_t)
-        return vjp_t((d_carry, d_y))
-
-    batch_axes = d_ys.ndim - 2  # d_ys [T, *B, H]
-    per_row = _in_place(d_ys) and bool(jax.tree.leaves(pointwise))
-    if per_row:  # each row's gradient of the pointwise params, summed after the loop
-        for _ in range(batch_axes):
-            step_vjp = jax.vmap(step_vjp)
+    # Under jit's partitioner, the gradient of `pointwise` is one per row, summed after the
+    # loop: a sum over a split batch at every step would be an exchange at every step.
+    rows = d_ys.ndim - 2 if _in_place(d_ys) and jax.tree.leaves(pointwise) else 0
+    step_vjp = _step_vjp(split, vjp, pointwise_v, rows)
 
     def body(acc, inputs):
         d_carry, d_pointwise = acc
@@ -328,11 +321,12 @@ def _scan_bwd(cell, reverse, unroll, residuals, cotangents):
         d_pointwise = jax.tree.map(jnp.add, d_pointwise, d_p)
         return (d_prev, d_pointwise), (d_x_proj, () if split.additive else d_h_proj)
 
-    if per_row:
-        rows = jnp.zeros_like(d_ys[0, ..., 0])  # [*B], split over devices as the batch is
-        zeros = jax.tree.map(lambda p: _per_row_zeros(rows, p), pointwise_v)
-    else:
-        zeros = jax.tree.map(jnp.zeros_like, pointwise_v)
+    row = jnp.zeros_like(d_ys[0, ..., 0])  # [*B]: gives its axes and their sharding
+
+    def per_row(p):  # zeros [*B, *p.shape]
+        return row.reshape(*row.shape, *(1,) * p.ndim).astype(p.dtype) * jnp.zeros(p.shape, p.dtype)
+
+    zeros = jax.tree.map(per_row if rows else jnp.zeros_like, pointwise_v)
     acc = (match_vma(d_carry, carries, d_ys), zeros)
     (d_carry0, d_pointwise), (d_x_proj, d_h_proj) = jax.lax.scan(
         body,
@@ -341,8 +335,7 @@ def _scan_bwd(cell, reverse, unroll, residuals, cotangents):
         reverse=not reverse,
         unroll=unroll,
     )
-    if per_row:
-        d_pointwise = jax.tree.map(lambda d: d.sum(tuple(range(batch_axes))), d_pointwise)
+    d_pointwise = jax.tree.map(lambda d: d.sum(tuple(range(rows))), d_pointwise)
     if split.additive:
         d_h_proj = d_x_proj
     # Weight and input gradients after the loop, as single large matmuls.

@@ -108,6 +108,15 @@ def like(x: Any, ref: Any) -> Any:
     return jax.sharding.reshard(x, jax.typeof(ref).sharding)
 
 
+def partitioned() -> bool:
+    """Whether code traced now may see arrays split over devices by jit's partitioner: the
+    mesh of ``jax.set_mesh`` has an axis of several devices that is not manual (inside
+    ``shard_map`` each device holds its own rows, as a single device does)."""
+    mesh = jax.sharding.get_abstract_mesh()
+    manual = jax.sharding.AxisType.Manual
+    return any(n > 1 and t != manual for n, t in zip(mesh.axis_sizes, mesh.axis_types, strict=True))
+
+
 def explicit(*trees) -> bool:
     """Whether a leaf of ``trees`` lives on a mesh with ``Explicit`` axes."""
     for leaf in jax.tree.leaves(trees):

@@ -12,7 +12,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from .._cores import splits
+from .._cores import splits, under_mesh
 from ._state import Batch, TrainState
 
 
@@ -89,7 +89,7 @@ def chunk_runner(step: Callable, data: Any, mesh: Mesh | None) -> Callable:
     if mesh is None:
         return jax.jit(run, static_argnums=2)
     replicated = NamedSharding(mesh, PartitionSpec())
-    return jax.jit(run, static_argnums=2, out_shardings=replicated)
+    return under_mesh(mesh, jax.jit(run, static_argnums=2, out_shardings=replicated))
 
 
 def batch_rows(data: Any, key) -> tuple[int | None, Any]:

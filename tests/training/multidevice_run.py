@@ -22,27 +22,30 @@ COLLECTIVES = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all", "coll
 
 
 def split_gradients(cell) -> tuple[float, list[str]]:
-    """A cell's forward+backward over a batch split on every device, against one device:
-    the largest gradient difference (relative to the largest gradient), and the collectives XLA placed inside a computation
-    other than the entry one (a loop's body, run every step: a per-step exchange)."""
+    """A cell's gradient over a batch split on every device under ``jax.set_mesh`` (as
+    ``fit`` runs it), against one device: the largest difference (relative to the largest
+    gradient), and the collectives XLA placed inside a computation other than the entry
+    one (a loop's body, run every step: a per-step exchange)."""
     params = cell.init(jax.random.key(0), 6)
     xs = jax.random.normal(jax.random.key(1), (4 * jax.device_count(), 10, 6))
 
     def loss(params, xs):
         return jnp.sum(gc.unroll(cell, params, xs)[1] ** 2)
 
-    grad = jax.jit(jax.grad(loss))
+    one = jax.jit(jax.grad(loss))(params, xs)
     mesh = jax.make_mesh((jax.device_count(),), ("data",), axis_types=(AxisType.Auto,))
     split = jax.device_put(xs, jax.NamedSharding(mesh, jax.P("data")))
-    compiled, inside, entry = grad.lower(params, split).compile().as_text(), [], True
+    grad = jax.jit(jax.grad(loss))
+    with jax.set_mesh(mesh):  # as fit and the bench split a batch
+        compiled, inside, entry = grad.lower(params, split).compile().as_text(), [], True
+        many = grad(params, split)
     for line in compiled.splitlines():
         if line and not line.startswith(" ") and line.rstrip().endswith("{"):
             entry = line.startswith("ENTRY")
         elif not entry and any(f" {op}(" in line or f" {op}-start(" in line for op in COLLECTIVES):
             inside.append(line.split("=")[0].strip())
-    one = grad(params, xs)
     scale = max(1.0, max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(one)))
-    return diff(one, grad(params, split)) / scale, inside
+    return diff(one, many) / scale, inside
 
 
 def diff(a, b):
