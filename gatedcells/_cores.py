@@ -20,8 +20,8 @@ import jax
 #: asks for ``N``, ``1`` keeps JAX's single CPU device.
 ENV = "GATEDCELLS_CPU_DEVICES"
 
-#: The fewest batch rows per device worth a split (see :func:`splits`).
-MIN_ROWS_PER_DEVICE = 8
+#: The fewest and the most batch rows per device worth a split (see :func:`splits`).
+MIN_ROWS_PER_DEVICE, MAX_ROWS_PER_DEVICE = 8, 64
 
 
 def use_cpu_cores(n: int | None = None) -> str:
@@ -41,10 +41,9 @@ def use_cpu_cores(n: int | None = None) -> str:
 
     Only the CPU backend's count changes: on a GPU or TPU host ``jax.devices()`` still
     lists the accelerators. The ``gatedcells`` command calls this first for ``train``,
-    ``demo``, ``zoo`` and ``bench`` when ``GATEDCELLS_CPU_DEVICES`` is set (not by default:
-    see docs/training.md for what it measured); in a script or notebook, call it yourself
-    right after the imports. :func:`gatedcells.training.fit` then splits each batch over
-    the devices.
+    ``demo``, ``zoo`` and ``bench`` (``GATEDCELLS_CPU_DEVICES=1`` opts out); in a script
+    or notebook, call it yourself right after the imports. :func:`gatedcells.training.fit`
+    then splits each batch over the devices where it pays (8 to 64 rows a device).
 
     Args:
       n: the number of CPU devices; ``None``: ``os.cpu_count()``.
@@ -89,14 +88,19 @@ def use_cpu_cores(n: int | None = None) -> str:
 
 def splits(batch_size: int, devices: int) -> bool:
     """Whether a batch of ``batch_size`` rows is worth splitting over ``devices`` devices:
-    they divide it, and each gets at least :data:`MIN_ROWS_PER_DEVICE` rows.
+    they divide it, and each gets 8 to 64 rows (:data:`MIN_ROWS_PER_DEVICE`,
+    :data:`MAX_ROWS_PER_DEVICE`).
 
-    Measured on an idle 2-core machine (``python benchmarks/cores.py``): 16 rows per device
-    ran the base LSTM's forward+backward 1.59x faster than one device's 32. The floor of 8
-    is a guess between that and B=1 (nothing to split), not a measurement. On a loaded
-    machine (load average 7-9 on 2 cores) every split measured slower, 0.4-0.65x: the
-    second core is not free there."""
-    return devices > 1 and batch_size % devices == 0 and batch_size >= MIN_ROWS_PER_DEVICE * devices
+    Measured on an idle 2-core machine, forward+backward, 2 devices against one
+    (``python benchmarks/cores.py``, T=64 to 1024, I=64 or 128): 16 rows per device
+    1.25-1.6x faster (B=32, H=128 to 512), 32 rows 1.68-1.77x (B=64, H=128) but 1.0x at
+    H=512, 64 rows 1.34-1.83x (B=128, H=128) and 1.04-1.12x (H=256), 128 rows 0.92-1.16x
+    (B=256): there one device's matmuls already use both cores. The floor of 8 is a guess
+    between 16 and B=1 (nothing to split). On a loaded machine (load average 7-9 on 2
+    cores) every split measured slower, 0.4-0.65x: the second core is not free there."""
+    if devices < 2 or batch_size % devices:
+        return False
+    return MIN_ROWS_PER_DEVICE <= batch_size // devices <= MAX_ROWS_PER_DEVICE
 
 
 def under_mesh(mesh: jax.sharding.Mesh, fn: Callable) -> Callable:

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._cores import ENV, use_cpu_cores
+from .._cores import use_cpu_cores
 from ._systems import SYSTEMS, available, missing_reason
 
 SHAPES = {
@@ -272,12 +272,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark with ``argv`` (default: ``sys.argv[1:]``); return the exit status.
 
-    With ``GATEDCELLS_CPU_DEVICES=N``, :func:`gatedcells.use_cpu_cores` first asks for
-    ``N`` CPU devices, and gatedcells splits each batch over them where it pays; the other
-    JAX systems run on the first device, as they would."""
-    cores = (
-        use_cpu_cores() if os.environ.get(ENV) else "one CPU device (GATEDCELLS_CPU_DEVICES unset)"
-    )
+    :func:`gatedcells.use_cpu_cores` first asks for one CPU device per core (``N`` with
+    ``GATEDCELLS_CPU_DEVICES=N``, one with ``1``), and gatedcells splits each batch over
+    them where it pays; the other JAX systems run on the first device, as they would."""
+    cores = use_cpu_cores()
     parser = _parser()
     args = parser.parse_args(argv)
     shapes, cells = args.shapes.split(","), args.cells.split(",")

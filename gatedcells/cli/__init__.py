@@ -10,10 +10,10 @@
 
 Run 'gatedcells COMMAND --help' for the options of each command.
 
-On a CPU, GATEDCELLS_CPU_DEVICES=N makes train, demo, zoo and bench present the host as N
-JAX devices and split every batch over them (gatedcells.use_cpu_cores; a batch of fewer
-than 8 rows per device stays on one). Not the default: with jit's automatic split, training
-measured slower than one device (docs/training.md).
+On a CPU, train, demo, zoo and bench present the host as one JAX device per core and split
+a batch over them where it pays, 8 to 64 rows per device (gatedcells.use_cpu_cores;
+docs/training.md has the measurements). GATEDCELLS_CPU_DEVICES=N asks for N devices, and
+GATEDCELLS_CPU_DEVICES=1 keeps JAX's single CPU device.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import os
 import sys
 
 from .. import __version__
-from .._cores import ENV, use_cpu_cores
+from .._cores import use_cpu_cores
 from ._numbers import clip_norm as _clip_norm
 from ._numbers import positive as _positive
 from ._numbers import positive_float as _positive_float
@@ -303,7 +303,7 @@ def _bench(argv: list[str]) -> int:
     return bench_main(argv)
 
 
-# The commands that take GATEDCELLS_CPU_DEVICES (the device count is fixed when JAX starts).
+# The commands that use the CPU's cores as devices (the count is fixed when JAX starts).
 CORES = ("train", "demo", "zoo", "bench")
 
 # Subcommands whose options (--help included) belong to a module of their own.
@@ -330,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        if argv[:1] and argv[0] in CORES and os.environ.get(ENV):  # before any JAX operation
+        if argv[:1] and argv[0] in CORES:  # before any JAX operation
             use_cpu_cores()
         if argv[:1] and argv[0] in PASSTHROUGH:
             return PASSTHROUGH[argv[0]][0](argv[1:])

@@ -323,8 +323,9 @@ def _scan_bwd(cell, reverse, unroll, residuals, cotangents):
 
     row = jnp.zeros_like(d_ys[0, ..., 0])  # [*B]: gives its axes and their sharding
 
-    def per_row(p):  # zeros [*B, *p.shape]
-        return row.reshape(*row.shape, *(1,) * p.ndim).astype(p.dtype) * jnp.zeros(p.shape, p.dtype)
+    def per_row(p):  # zeros [*B, *p.shape] in p's dtype
+        zero = jnp.zeros(row.ndim * (1,) + p.shape, p.dtype)
+        return row[(..., *[None] * p.ndim)].astype(p.dtype) * zero
 
     zeros = jax.tree.map(per_row if rows else jnp.zeros_like, pointwise_v)
     acc = (match_vma(d_carry, carries, d_ys), zeros)

@@ -2,7 +2,8 @@
 fresh process), then ``fit_task`` over the devices it chose and on one, and prints what
 ``tests/cli/test_cores.py`` checks, as one JSON line:
 
-    python tests/cli/cores_run.py                            # one CPU device (the default)
+    python tests/cli/cores_run.py                            # a device per core (the default)
+    GATEDCELLS_CPU_DEVICES=1 python tests/cli/cores_run.py   # JAX's one CPU device
     GATEDCELLS_CPU_DEVICES=2 python tests/cli/cores_run.py   # two, the batch split over them
 """
 

@@ -1,5 +1,5 @@
-"""The command's CPU devices (issue #24): JAX's one by default, ``N`` with
-``GATEDCELLS_CPU_DEVICES=N``; ``fit_task`` over them equals one device. Subprocesses: the
+"""The command's CPU devices: one per core by default, ``N`` with
+``GATEDCELLS_CPU_DEVICES=N``, JAX's one with ``1``; ``fit_task`` over them equals one device. Subprocesses: the
 device count is fixed when jax starts."""
 
 import os
@@ -7,6 +7,7 @@ import os
 import pytest
 
 import gatedcells as gc
+from gatedcells._cores import splits
 
 # one worker runs the module: its subprocess fixtures once, no worker waiting on another
 pytestmark = pytest.mark.xdist_group("test_cores")
@@ -24,14 +25,26 @@ def default(run_script):
     return run_script(RUN, devices=None, timeout=600)
 
 
+@pytest.fixture(scope="module")
+def opted_out(run_script):
+    return run_script(RUN, devices=None, timeout=600, env={"GATEDCELLS_CPU_DEVICES": "1"})
+
+
 def test_the_variable_asks_the_command_for_devices(cores):
     assert cores["status"] == 0
     assert cores["devices"] == 2
 
 
-def test_by_default_the_command_keeps_one_device(default):
-    assert default["status"] == 0 and default["devices"] == 1
-    assert default["params_devices"] == 1 and default["odd_batch_warnings"] == []
+def test_by_default_the_command_uses_a_device_per_core(default):
+    assert default["status"] == 0
+    assert default["devices"] == default["cpu_count"]
+    split = splits(16, default["devices"])  # on 2 cores: 8 rows each, split
+    assert default["params_devices"] == (default["devices"] if split else 1)
+
+
+def test_the_variable_set_to_1_keeps_one_device(opted_out):
+    assert opted_out["status"] == 0 and opted_out["devices"] == 1
+    assert opted_out["params_devices"] == 1 and opted_out["odd_batch_warnings"] == []
 
 
 def test_fit_over_the_cores_equals_one_device(cores):
