@@ -91,12 +91,12 @@ def splits(batch_size: int, devices: int) -> bool:
     they divide it, and each gets 8 to 64 rows (:data:`MIN_ROWS_PER_DEVICE`,
     :data:`MAX_ROWS_PER_DEVICE`).
 
-    Measured on an idle 2-core machine, forward+backward, 2 devices against one
-    (``python benchmarks/cores.py``, T=64 to 1024, I=64 or 128): 16 rows per device
-    1.25-1.6x faster (B=32, H=128 to 512), 32 rows 1.68-1.77x (B=64, H=128) but 1.0x at
-    H=512, 64 rows 1.34-1.83x (B=128, H=128) and 1.04-1.12x (H=256), 128 rows 0.92-1.16x
-    (B=256): there one device's matmuls already use both cores. The floor of 8 is a guess
-    between 16 and B=1 (nothing to split). On a loaded machine (load average 7-9 on 2
+    Measured on an idle 2-core machine, forward+backward of the LSTM and the GRU, 2 devices
+    against one (``python benchmarks/split_sweep.py``, T=64, I=128): 32 and 64 rows a device
+    at H=128 1.6-2.1x faster, 16 rows 1.03-1.09x; at H=256-512, or 128 rows, 0.99-1.25x;
+    128 rows at H=512 0.94-0.98x, where one device's matmuls already use both cores. The base shape (B=32,
+    T=128) is 1.5-1.75x (``benchmarks/cores.py``). The floor of 8 is a guess between 16
+    rows and B=1 (nothing to split). On a loaded machine (load average 7-9 on 2
     cores) every split measured slower, 0.4-0.65x: the second core is not free there."""
     if devices < 2 or batch_size % devices:
         return False

@@ -1,6 +1,6 @@
 """The command's CPU devices: one per core by default, ``N`` with
-``GATEDCELLS_CPU_DEVICES=N``, JAX's one with ``1``; ``fit_task`` over them equals one device. Subprocesses: the
-device count is fixed when jax starts."""
+``GATEDCELLS_CPU_DEVICES=N``, JAX's one with ``1``; ``fit_task`` over them equals one
+device. Subprocesses: the device count is fixed when jax starts."""
 
 import os
 
