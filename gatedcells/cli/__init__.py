@@ -215,7 +215,7 @@ def _add_demo(sub) -> None:
             "Trains a simple RNN, an LSTM and a GRU of similar parameter counts on the adding "
             "problem at a length where the simple RNN fails, prints a table (model, "
             "parameters, final test MSE, chance level, time) and saves the learning curves "
-            "to OUT/demo.png (and every number to OUT/demo.json). About 2 to 3 minutes on 2 "
+            "to OUT/demo.png (and every number to OUT/demo.json). About 1 to 3 minutes on 2 "
             "CPU cores; --quick runs a reduced version in about a minute."
         ),
     )
