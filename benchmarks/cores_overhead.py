@@ -101,7 +101,11 @@ def main() -> int:
     if args.child:
         print(json.dumps(child(args.child, args)))
         return 0
+    if not hasattr(os, "sched_setaffinity"):
+        sys.exit("this benchmark pins processes to cores: it needs Linux (os.sched_setaffinity)")
     cores = os.cpu_count() or 1
+    if args.B % cores:
+        sys.exit(f"--B {args.B} does not split evenly over {cores} cores")
     configs = {
         f"{cores} devices in one process, batch split": ["split"],
         "one device's share, alone, pinned to a core": ["share 0"],
