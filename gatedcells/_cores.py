@@ -92,12 +92,14 @@ def splits(batch_size: int, devices: int) -> bool:
     :data:`MAX_ROWS_PER_DEVICE`).
 
     Measured on an idle 2-core machine, forward+backward of the LSTM and the GRU, 2 devices
-    against one (``python benchmarks/split_sweep.py``, T=64, I=128): 32 and 64 rows a device
-    at H=128 1.6-2.1x faster, 16 rows 1.03-1.09x; at H=256-512, or 128 rows, 0.99-1.25x;
-    128 rows at H=512 0.94-0.98x, where one device's matmuls already use both cores. The base shape (B=32,
-    T=128) is 1.5-1.75x (``benchmarks/cores.py``). The floor of 8 is a guess between 16
-    rows and B=1 (nothing to split). On a loaded machine (load average 7-9 on 2
-    cores) every split measured slower, 0.4-0.65x: the second core is not free there."""
+    against one (``python benchmarks/split_sweep.py``, T=64, I=128; two runs in
+    benchmarks/results/split-sweep-cpu.md): 32 and 64 rows a device at H=128 1.24-2.48x
+    faster, 16 rows 1.07-1.29x; 32-64 rows at H=256-512, or 128 rows at H=128,
+    0.97-1.15x; 128 rows at H=512 0.94-0.97x, where one device's matmuls already use both
+    cores. The base shape (B=32, T=128) is 1.4-1.75x (``benchmarks/cores.py``). The floor
+    of 8 is a guess between 16 rows and B=1 (nothing to split). On a loaded machine (load
+    average 7-9 on 2 cores) every split measured slower, 0.4-0.65x: the second core is not
+    free there."""
     if devices < 2 or batch_size % devices:
         return False
     return MIN_ROWS_PER_DEVICE <= batch_size // devices <= MAX_ROWS_PER_DEVICE
